@@ -1,0 +1,26 @@
+//! coachgraph's schema: tables and keys (SQLite and PostgreSQL), then PostgreSQL's
+//! application role, tenant-context functions and row-level security.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_schema;
+mod m20261122_000002_postgres_security;
+mod m20261122_000003_audit_chain;
+
+/// Table names in creation order (parents first).
+pub use m20261122_000001_schema::TABLES;
+/// The PostgreSQL role the server's queries run as.
+pub use m20261122_000002_postgres_security::APP_ROLE;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_schema::Migration),
+            Box::new(m20261122_000002_postgres_security::Migration),
+            Box::new(m20261122_000003_audit_chain::Migration),
+        ]
+    }
+}

@@ -1,0 +1,84 @@
+//! Application state and start-up: configuration in, a router out.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::RngCore;
+
+use crate::clock::SharedClock;
+use crate::config::{Config, Mode};
+use crate::db::Db;
+use crate::error::{AppError, AppResult};
+use crate::graphql::{self, Schemas};
+use crate::identity::token::TokenKeys;
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: Db,
+    pub keys: Arc<TokenKeys>,
+    pub clock: SharedClock,
+    pub schemas: Arc<Schemas>,
+    pub settings: Arc<HttpSettings>,
+}
+
+/// HTTP behaviour that differs by deployment.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { max_body_bytes: 256 * 1024 }
+    }
+}
+
+impl AppState {
+    pub fn new(db: Db, secret: &[u8], issuer: &str, audience: &str, clock: SharedClock) -> AppResult<Self> {
+        let schemas = Schemas::build(&graphql::catalog()).map_err(AppError::internal)?;
+        Ok(Self {
+            db,
+            keys: Arc::new(TokenKeys::new(secret, issuer, audience)?),
+            clock,
+            schemas: Arc::new(schemas),
+            settings: Arc::new(HttpSettings::default()),
+        })
+    }
+}
+
+/// The signing key: explicit in production; in development generated once and kept beside
+/// the SQLite file (or in the working directory), readable by the owner only.
+pub fn signing_key(config: &Config) -> AppResult<Vec<u8>> {
+    if let Some(secret) = &config.jwt_secret {
+        if secret.len() < crate::identity::token::MIN_SECRET_LEN {
+            return Err(AppError::Internal("COACHGRAPH_JWT_SECRET must be at least 32 bytes".into()));
+        }
+        return Ok(secret.as_bytes().to_vec());
+    }
+    if config.mode == Mode::Production {
+        return Err(AppError::Internal("production mode requires COACHGRAPH_JWT_SECRET".into()));
+    }
+    let path = config
+        .sqlite_path()
+        .map(|p| p.with_extension("key"))
+        .unwrap_or_else(|| PathBuf::from("coachgraph.key"));
+    load_or_create_key(&path)
+}
+
+fn load_or_create_key(path: &Path) -> AppResult<Vec<u8>> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return hex::decode(existing.trim()).map_err(|_| AppError::Internal(format!("{} is not a hex key", path.display())));
+    }
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| AppError::Internal(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(hex::encode(key).as_bytes()).map_err(AppError::internal)?;
+    tracing::info!(path = %path.display(), "generated a development signing key");
+    Ok(key.to_vec())
+}

@@ -1,0 +1,112 @@
+//! Authorization: the clearance table, the matrix and the predicates derived from
+//! them. Everything here is a pure function of its arguments: no I/O, no context.
+
+pub mod matrix;
+pub mod tags;
+
+pub use matrix::{Action, Gate, Grant, Resource, Scope};
+pub use tags::{Clearance, VisibilityTag};
+
+use crate::domain::kinds::Role;
+
+/// What a field belongs to, besides its tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// One matrix resource.
+    Resource(Resource),
+    /// A `User` profile field: the caller's own profile or another user's, with the
+    /// field limits of the scoped grants (own coaches: id+displayName; directory:
+    /// id+role+displayName).
+    Profile,
+}
+
+/// Fields an `OtherUserProfiles` grant of this scope may show, `None` meaning all.
+pub fn profile_fields(scope: Scope) -> Option<&'static [&'static str]> {
+    match scope {
+        Scope::OwnCoaches => Some(&["id", "displayName"]),
+        Scope::TenantDirectory => Some(&["id", "role", "displayName"]),
+        _ => None,
+    }
+}
+
+/// May `role` ever read the field `field` tagged `tag` belonging to `access`?
+/// This decides whether the field exists in the role's schema at all.
+pub fn field_in_schema(role: Role, tag: VisibilityTag, access: Access, field: &str) -> bool {
+    if tags::clearance(role, tag) == Clearance::No {
+        return false;
+    }
+    match access {
+        Access::Resource(resource) => matrix::allows(role, resource, Action::Read),
+        Access::Profile => {
+            let own = matrix::allows(role, Resource::OwnProfile, Action::Read);
+            let other = matrix::grant(role, Resource::OtherUserProfiles, Action::Read)
+                .map(|g| profile_fields(g.scope).is_none_or(|fields| fields.contains(&field)))
+                .unwrap_or(false);
+            own || other
+        }
+    }
+}
+
+/// May `role` call a root field that needs `action` on `resource`?
+pub fn may(role: Role, resource: Resource, action: Action) -> bool {
+    matrix::allows(role, resource, action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executive_sees_only_directory_fields_of_users() {
+        let f = |name| field_in_schema(Role::Executive, VisibilityTag::ClientVisible, Access::Profile, name);
+        assert!(f("id") && f("role") && f("displayName"));
+        assert!(!f("email"));
+    }
+
+    #[test]
+    fn coachee_sees_its_own_profile_fields() {
+        assert!(field_in_schema(Role::Coachee, VisibilityTag::ClientVisible, Access::Profile, "email"));
+    }
+
+    #[test]
+    fn system_admin_sees_no_profile_fields() {
+        for name in ["id", "role", "displayName", "email"] {
+            assert!(!field_in_schema(Role::SystemAdmin, VisibilityTag::ClientVisible, Access::Profile, name));
+        }
+    }
+
+    #[test]
+    fn coach_only_fields_never_reach_coachee_admin_or_executive() {
+        for role in [Role::Coachee, Role::ProgramAdmin, Role::Executive, Role::SystemAdmin] {
+            for resource in Resource::MATRIX_ROWS {
+                assert!(!field_in_schema(role, VisibilityTag::CoachOnly, Access::Resource(resource), "x"));
+            }
+        }
+    }
+
+    #[test]
+    fn system_internal_is_system_admin_only() {
+        for role in Role::ALL {
+            let visible = field_in_schema(
+                role,
+                VisibilityTag::SystemInternal,
+                Access::Resource(Resource::AccountSecurityStatus),
+                "x",
+            );
+            assert_eq!(visible, role == Role::SystemAdmin);
+        }
+    }
+
+    #[test]
+    fn program_metrics_reach_admin_and_executive_only() {
+        for role in Role::ALL {
+            let visible = field_in_schema(
+                role,
+                VisibilityTag::AdminAggregate,
+                Access::Resource(Resource::ProgramMetrics),
+                "x",
+            );
+            assert_eq!(visible, matches!(role, Role::ProgramAdmin | Role::Executive), "{role:?}");
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `Ctx`: who is asking (tenant, principal, role, session), and the request's
+//! tenant-scoped transaction, the only handle to the database resolvers ever get.
+//! Built in exactly one place ([`crate::identity::resolve_ctx`]).
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::clock::SharedClock;
+use crate::db::TenantTx;
+use crate::domain::audit::AuditRecord;
+use crate::domain::kinds::Role;
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: Uuid,
+    /// `None` only for the platform-wide SYSTEM_ADMIN.
+    pub tenant_id: Option<Uuid>,
+    pub role: Role,
+    pub session_id: Uuid,
+}
+
+/// What the request says about itself, besides credentials.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// AI_AGENT requests name the model and purpose of each access (`X-AI-Model`, `X-AI-Purpose`).
+    pub ai_model: Option<String>,
+    pub ai_purpose: Option<String>,
+}
+
+/// Cookies the HTTP layer must set or clear once the operation has run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieEffect {
+    SetSession { token: String, csrf: String, expires_at: DateTime<Utc> },
+    Clear,
+}
+
+#[derive(Debug)]
+pub struct Ctx {
+    principal: Option<Principal>,
+    tx: TenantTx,
+    clock: SharedClock,
+    meta: RequestMeta,
+    audit: Mutex<Vec<AuditRecord>>,
+    cookie: Mutex<Option<CookieEffect>>,
+}
+
+impl Ctx {
+    pub(crate) fn new(principal: Option<Principal>, tx: TenantTx, clock: SharedClock, meta: RequestMeta) -> Self {
+        Self { principal, tx, clock, meta, audit: Mutex::new(Vec::new()), cookie: Mutex::new(None) }
+    }
+
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+
+    /// The "require" step: the principal, or `Unauthenticated`.
+    pub fn require(&self) -> AppResult<&Principal> {
+        self.principal.as_ref().ok_or(AppError::Unauthenticated)
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        self.principal.map(|p| p.role)
+    }
+
+    /// The tenant every query of this request is scoped to; `Forbidden` for a principal
+    /// without one (SYSTEM_ADMIN) and `Unauthenticated` for anonymous requests.
+    pub fn tenant_id(&self) -> AppResult<Uuid> {
+        self.require()?.tenant_id.ok_or(AppError::Forbidden)
+    }
+
+    pub fn db(&self) -> &TenantTx {
+        &self.tx
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn meta(&self) -> &RequestMeta {
+        &self.meta
+    }
+
+    /// Queues an audit event; written in the request's transaction when it finishes, so a
+    /// rolled-back mutation still leaves its denial on record.
+    pub fn audit(&self, record: AuditRecord) {
+        self.audit.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+    }
+
+    pub(crate) fn take_audit(&self) -> Vec<AuditRecord> {
+        std::mem::take(&mut *self.audit.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub(crate) fn set_cookie_effect(&self, effect: CookieEffect) {
+        *self.cookie.lock().unwrap_or_else(|p| p.into_inner()) = Some(effect);
+    }
+
+    pub fn cookie_effect(&self) -> Option<CookieEffect> {
+        self.cookie.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Writes the queued audit events and commits. Called once, after the operation ran.
+    pub async fn finish(&self) -> AppResult<()> {
+        let records = self.take_audit();
+        crate::domain::audit::write(self.db(), records, self.now()).await?;
+        self.tx.commit().await
+    }
+}

@@ -1,0 +1,27 @@
+//! `coaching_sessions`: A coaching session.
+
+use crate::domain::kinds::SessionStatus;
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "coaching_sessions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub coach_id: Uuid,
+    pub coachee_id: Uuid,
+    pub scheduled_at: DateTimeUtc,
+    pub duration_minutes: i32,
+    pub status: SessionStatus,
+    /// The approved summary.
+    pub summary: Option<String>,
+    pub private_notes: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,106 @@
+//! The database: one pool, and one way in: a [`TenantTx`], a transaction whose tenant
+//! context is set before anything else runs. Nothing outside this module sees the pool.
+
+pub mod entities;
+pub mod scoped;
+mod tenant_tx;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use uuid::Uuid;
+
+use crate::domain::kinds::Role;
+use crate::error::{AppError, AppResult};
+pub use tenant_tx::TenantTx;
+
+/// Whose data a transaction may touch: the values `set_tenant_context()` receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DbScope {
+    pub tenant_id: Option<Uuid>,
+    pub principal_id: Option<Uuid>,
+    pub role: Option<Role>,
+}
+
+impl DbScope {
+    /// No tenant, no principal: on PostgreSQL every tenant table shows no rows.
+    pub const ANONYMOUS: DbScope = DbScope { tenant_id: None, principal_id: None, role: None };
+}
+
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+}
+
+impl Db {
+    /// Connects the server's pool. SQLite gets one connection: it serialises writers anyway,
+    /// and one connection keeps request transactions from tripping over each other's locks.
+    pub async fn connect(url: &str) -> AppResult<Db> {
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
+        if url.starts_with("sqlite:") {
+            opts.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+        } else {
+            opts.max_connections(16).min_connections(1);
+        }
+        let conn = sea_orm::Database::connect(opts).await?;
+        if conn.get_database_backend() == DbBackend::Sqlite {
+            // WAL lets readers of a file database proceed during a write; foreign keys are on
+            // by default in sqlx, set here again so the guarantee is visible.
+            conn.execute_unprepared("PRAGMA foreign_keys = ON").await?;
+            if !url.contains(":memory:") && !url.contains("mode=memory") {
+                conn.execute_unprepared("PRAGMA journal_mode = WAL").await?;
+            }
+        }
+        Ok(Db { conn })
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Opens the request's transaction with its tenant context set first.
+    pub async fn begin(&self, scope: DbScope) -> AppResult<TenantTx> {
+        TenantTx::begin(&self.conn, scope).await
+    }
+
+    /// `/readyz`: the database answers.
+    pub async fn ping(&self) -> AppResult<()> {
+        self.conn.ping().await.map_err(AppError::from)
+    }
+
+    /// PostgreSQL: refuse to serve as a role that would bypass row-level security
+    /// (superuser, BYPASSRLS) or that owns a table (owners bypass RLS unless forced,
+    /// and can switch it off).
+    pub async fn check_runtime_role(&self) -> AppResult<()> {
+        if self.backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        let stmt = Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT r.rolname::text AS name, r.rolsuper AS superuser, r.rolbypassrls AS bypass, \
+             (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+               WHERE c.relowner = r.oid AND n.nspname = 'public')::bigint AS owned \
+             FROM pg_roles r WHERE r.rolname = current_user",
+        );
+        let row = self.conn.query_one_raw(stmt).await?.ok_or_else(|| AppError::internal("no current role"))?;
+        let name: String = row.try_get("", "name")?;
+        let superuser: bool = row.try_get("", "superuser")?;
+        let bypass: bool = row.try_get("", "bypass")?;
+        let owned: i64 = row.try_get("", "owned")?;
+        if superuser || bypass || owned > 0 {
+            return Err(AppError::Internal(format!(
+                "refusing to serve as database role {name:?}: superuser={superuser}, bypassrls={bypass}, \
+                 owns {owned} relations. Connect as the application role (coachgraph_app); run migrations \
+                 through MIGRATION_DATABASE_URL."
+            )));
+        }
+        Ok(())
+    }
+
+    /// For the CLI commands that run outside any request (migrate, seed-demo, export),
+    /// never for request handling.
+    pub(crate) fn raw(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+}

@@ -1,0 +1,168 @@
+//! The audit trail: append-only, one hash chain per tenant (and one for platform events),
+//! each event's hash covering its content and its predecessor's hash.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, Value,
+};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::ctx::Ctx;
+use crate::db::TenantTx;
+use crate::db::entities::audit_events;
+use crate::domain::kinds::{AuditOutcome, Role};
+use crate::error::AppResult;
+
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An event before it is written. Never holds the data that was denied: only who, what
+/// kind of thing, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub tenant_id: Option<Uuid>,
+    pub actor_id: Option<Uuid>,
+    pub actor_role: Option<Role>,
+    pub action: String,
+    pub resource: String,
+    pub outcome: AuditOutcome,
+    pub reason: Option<String>,
+    pub ip_address: Option<String>,
+    pub grant_id: Option<Uuid>,
+}
+
+impl AuditRecord {
+    /// An event by the request's principal (or an anonymous caller).
+    pub fn by(ctx: &Ctx, action: &str, resource: &str, outcome: AuditOutcome) -> Self {
+        let p = ctx.principal();
+        Self {
+            tenant_id: p.and_then(|p| p.tenant_id),
+            actor_id: p.map(|p| p.user_id),
+            actor_role: p.map(|p| p.role),
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+            outcome,
+            reason: None,
+            ip_address: ctx.meta().ip.clone(),
+            grant_id: None,
+        }
+    }
+
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    pub fn tenant(mut self, tenant_id: Option<Uuid>) -> Self {
+        self.tenant_id = tenant_id;
+        self
+    }
+
+    pub fn actor(mut self, actor_id: Uuid, role: Role) -> Self {
+        self.actor_id = Some(actor_id);
+        self.actor_role = Some(role);
+        self
+    }
+}
+
+/// The hash of one event: SHA-256 over its fields and its predecessor's hash, in a fixed
+/// order with explicit separators, so that `verify-audit` can recompute it.
+pub fn event_hash(e: &audit_events::Model) -> String {
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let fields = [
+        e.prev_hash.clone(),
+        e.id.to_string(),
+        opt(e.tenant_id.map(|t| t.to_string())),
+        e.seq.to_string(),
+        e.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        opt(e.actor_id.map(|t| t.to_string())),
+        opt(e.actor_role.map(|r| r.as_str().to_owned())),
+        e.action.clone(),
+        e.resource.clone(),
+        e.outcome.as_str().to_owned(),
+        opt(e.reason.clone()),
+        opt(e.ip_address.clone()),
+        opt(e.grant_id.map(|t| t.to_string())),
+    ];
+    let mut hasher = Sha256::new();
+    for f in fields {
+        hasher.update((f.len() as u64).to_be_bytes());
+        hasher.update(f.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// The last `(seq, hash)` of a chain. On PostgreSQL a SECURITY DEFINER function serialises
+/// writers of the chain (advisory lock) and can read the platform chain, which no tenant
+/// context may otherwise see.
+async fn chain_head(tx: &TenantTx, tenant_id: Option<Uuid>) -> AppResult<(i64, String)> {
+    if tx.backend() == DbBackend::Postgres {
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT seq, hash FROM audit_chain_head($1)",
+            [Value::Uuid(tenant_id)],
+        );
+        let row = tx.conn().await?.query_one_raw(stmt).await?;
+        return Ok(match row {
+            Some(r) => (r.try_get::<Option<i64>>("", "seq")?.unwrap_or(0), r.try_get::<Option<String>>("", "hash")?.unwrap_or_else(|| GENESIS_HASH.to_owned())),
+            None => (0, GENESIS_HASH.to_owned()),
+        });
+    }
+    let filter = match tenant_id {
+        Some(t) => audit_events::Column::TenantId.eq(t),
+        None => audit_events::Column::TenantId.is_null(),
+    };
+    let last = audit_events::Entity::find()
+        .filter(filter)
+        .order_by_desc(audit_events::Column::Seq)
+        .limit(1)
+        .one(&*tx.conn().await?)
+        .await?;
+    Ok(last.map(|e| (e.seq, e.hash)).unwrap_or((0, GENESIS_HASH.to_owned())))
+}
+
+/// Appends `records` to their chains.
+pub async fn write(tx: &TenantTx, records: Vec<AuditRecord>, now: DateTime<Utc>) -> AppResult<()> {
+    for r in records {
+        if r.outcome == AuditOutcome::Alert {
+            tracing::warn!(action = %r.action, actor = ?r.actor_id, tenant = ?r.tenant_id, reason = ?r.reason, "security alert");
+        }
+        let (seq, prev_hash) = chain_head(tx, r.tenant_id).await?;
+        let mut model = audit_events::Model {
+            id: Uuid::new_v4(),
+            tenant_id: r.tenant_id,
+            seq: seq + 1,
+            at: now,
+            actor_id: r.actor_id,
+            actor_role: r.actor_role,
+            action: r.action,
+            resource: r.resource,
+            outcome: r.outcome,
+            reason: r.reason,
+            ip_address: r.ip_address,
+            grant_id: r.grant_id,
+            prev_hash,
+            hash: String::new(),
+        };
+        model.hash = event_hash(&model);
+        let active = audit_events::ActiveModel {
+            id: Set(model.id),
+            tenant_id: Set(model.tenant_id),
+            seq: Set(model.seq),
+            at: Set(model.at),
+            actor_id: Set(model.actor_id),
+            actor_role: Set(model.actor_role),
+            action: Set(model.action),
+            resource: Set(model.resource),
+            outcome: Set(model.outcome),
+            reason: Set(model.reason),
+            ip_address: Set(model.ip_address),
+            grant_id: Set(model.grant_id),
+            prev_hash: Set(model.prev_hash),
+            hash: Set(model.hash),
+        };
+        audit_events::Entity::insert(active).exec_without_returning(&*tx.conn().await?).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! The closed vocabularies of coachgraph. Each enum is declared once and serves the
+//! database (stored as its upper-case name), the GraphQL schema and the policy.
+
+use async_graphql::Enum;
+use sea_orm::{DeriveActiveEnum, EnumIter};
+use serde::{Deserialize, Serialize};
+
+/// A principal's role (POLICY.md section 1).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    #[sea_orm(string_value = "COACHEE")]
+    Coachee,
+    #[sea_orm(string_value = "COACH")]
+    Coach,
+    #[sea_orm(string_value = "PROGRAM_ADMIN")]
+    ProgramAdmin,
+    #[sea_orm(string_value = "EXECUTIVE")]
+    Executive,
+    #[sea_orm(string_value = "AI_AGENT")]
+    AiAgent,
+    #[sea_orm(string_value = "SYSTEM_ADMIN")]
+    SystemAdmin,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Coachee,
+        Role::Coach,
+        Role::ProgramAdmin,
+        Role::Executive,
+        Role::AiAgent,
+        Role::SystemAdmin,
+    ];
+
+    /// The name stored in the database, in tokens and in `set_tenant_context`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Coachee => "COACHEE",
+            Role::Coach => "COACH",
+            Role::ProgramAdmin => "PROGRAM_ADMIN",
+            Role::Executive => "EXECUTIVE",
+            Role::AiAgent => "AI_AGENT",
+            Role::SystemAdmin => "SYSTEM_ADMIN",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Lower-case name used for file names (golden schemas, snapshots).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Role::Coachee => "coachee",
+            Role::Coach => "coach",
+            Role::ProgramAdmin => "program_admin",
+            Role::Executive => "executive",
+            Role::AiAgent => "ai_agent",
+            Role::SystemAdmin => "system_admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UserStatus {
+    #[sea_orm(string_value = "ACTIVE")]
+    Active,
+    /// Invited, no password set yet: cannot log in.
+    #[sea_orm(string_value = "INVITED")]
+    Invited,
+    #[sea_orm(string_value = "DEACTIVATED")]
+    Deactivated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SessionStatus {
+    #[sea_orm(string_value = "SCHEDULED")]
+    Scheduled,
+    #[sea_orm(string_value = "COMPLETED")]
+    Completed,
+    #[sea_orm(string_value = "CANCELLED")]
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InsightStatus {
+    #[sea_orm(string_value = "DRAFT")]
+    Draft,
+    #[sea_orm(string_value = "APPROVED")]
+    Approved,
+    #[sea_orm(string_value = "REJECTED")]
+    Rejected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum EvidenceLevel {
+    #[sea_orm(string_value = "L0")]
+    L0,
+    #[sea_orm(string_value = "L1")]
+    L1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConsentKind {
+    #[sea_orm(string_value = "SASHA_OBSERVE")]
+    SashaObserve,
+    #[sea_orm(string_value = "SASHA_ANALYZE")]
+    SashaAnalyze,
+    #[sea_orm(string_value = "SASHA_ACT")]
+    SashaAct,
+    #[sea_orm(string_value = "TRANSCRIPT_SHARING")]
+    TranscriptSharing,
+}
+
+impl ConsentKind {
+    pub const ALL: [ConsentKind; 4] = [
+        ConsentKind::SashaObserve,
+        ConsentKind::SashaAnalyze,
+        ConsentKind::SashaAct,
+        ConsentKind::TranscriptSharing,
+    ];
+}
+
+/// The AI engine's reach over one coachee, ordered: `Off < Observe < Analyze < Act`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AiLevel {
+    #[sea_orm(string_value = "OFF")]
+    Off,
+    #[sea_orm(string_value = "OBSERVE")]
+    Observe,
+    #[sea_orm(string_value = "ANALYZE")]
+    Analyze,
+    #[sea_orm(string_value = "ACT")]
+    Act,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuditOutcome {
+    #[sea_orm(string_value = "ALLOWED")]
+    Allowed,
+    #[sea_orm(string_value = "DENIED")]
+    Denied,
+    #[sea_orm(string_value = "ALERT")]
+    Alert,
+}
+
+impl AuditOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Allowed => "ALLOWED",
+            AuditOutcome::Denied => "DENIED",
+            AuditOutcome::Alert => "ALERT",
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Domain rules, each a function of the request's `Ctx` first.
+
+pub mod audit;
+pub mod kinds;

@@ -1,0 +1,106 @@
+//! The one error type of the domain and data layers. Each variant documents the
+//! `extensions.code` it becomes at the GraphQL boundary ([`AppError::into_graphql`]),
+//! which is also the only place internal errors are logged and masked.
+
+use async_graphql::ErrorExtensions;
+use uuid::Uuid;
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// `UNAUTHENTICATED`: no credentials, or a token or session that is not (or no longer) valid.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// `INVALID_CREDENTIALS`: the same answer for an unknown email, a wrong password and a locked account.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// `CSRF_REJECTED`: a cookie-authenticated POST without the session's CSRF token.
+    #[error("missing or invalid CSRF token")]
+    CsrfRejected,
+    /// `FORBIDDEN`: the role may read this kind of data, but not this row.
+    #[error("forbidden")]
+    Forbidden,
+    /// `CONSENT_REQUIRED`: a consent gate is closed for this row.
+    #[error("consent required")]
+    ConsentRequired,
+    /// `NOT_FOUND`: no such row; another tenant's id answers exactly the same.
+    #[error("not found")]
+    NotFound,
+    /// `BAD_USER_INPUT`: the message says which input and why; it never echoes stored data.
+    #[error("{0}")]
+    BadInput(String),
+    /// `CONFLICT`: the request clashes with the current state (e.g. already approved).
+    #[error("{0}")]
+    Conflict(String),
+    /// `RATE_LIMITED`: too many requests for this principal or tenant.
+    #[error("rate limit exceeded")]
+    RateLimited,
+    /// `INTERNAL`: anything else. The detail is never shown (not even by `Display`, so an
+    /// accidental conversion cannot leak it); it is logged with an incident id the client gets.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthenticated => "UNAUTHENTICATED",
+            AppError::InvalidCredentials => "INVALID_CREDENTIALS",
+            AppError::CsrfRejected => "CSRF_REJECTED",
+            AppError::Forbidden => "FORBIDDEN",
+            AppError::ConsentRequired => "CONSENT_REQUIRED",
+            AppError::NotFound => "NOT_FOUND",
+            AppError::BadInput(_) => "BAD_USER_INPUT",
+            AppError::Conflict(_) => "CONFLICT",
+            AppError::RateLimited => "RATE_LIMITED",
+            AppError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The message a client may see.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        AppError::Internal(e.to_string())
+    }
+
+    pub fn bad_input(msg: impl Into<String>) -> Self {
+        AppError::BadInput(msg.into())
+    }
+
+    /// The boundary: the client sees a safe message and a code; internals go to the log only.
+    pub fn into_graphql(self) -> async_graphql::Error {
+        let code = self.code();
+        let message = match &self {
+            AppError::Internal(detail) => {
+                let incident = Uuid::new_v4();
+                tracing::error!(%incident, detail = %detail, "internal error");
+                format!("internal error (incident {incident})")
+            }
+            other => other.to_string(),
+        };
+        async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code))
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        AppError::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<sea_orm::TransactionError<AppError>> for AppError {
+    fn from(e: sea_orm::TransactionError<AppError>) -> Self {
+        match e {
+            sea_orm::TransactionError::Connection(db) => db.into(),
+            sea_orm::TransactionError::Transaction(app) => app,
+        }
+    }
+}
+

@@ -1,0 +1,183 @@
+//! Field declarations: every output field is declared once, here in data, with its tag
+//! and the matrix resource it belongs to. From that one declaration come the role's
+//! schema (the field exists or not), the `@visibility` directive in the SDL, and the
+//! runtime guard wrapped around its resolver.
+
+use std::sync::Arc;
+
+use async_graphql::dynamic::{FieldFuture, ResolverContext, TypeRef};
+use async_graphql::{ErrorExtensions, Value};
+
+use crate::authz::{self, Access, Action, Resource, VisibilityTag};
+use crate::ctx::Ctx;
+use crate::domain::kinds::Role;
+use crate::error::{AppError, AppResult};
+
+pub type Resolver = Arc<dyn for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync>;
+
+/// Who may see a root (Query or Mutation) field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// Only unauthenticated callers (login).
+    Anonymous,
+    /// Every authenticated principal (viewer, logout, changePassword).
+    Authenticated,
+    /// Roles the matrix grants this action on this resource.
+    Matrix(Resource, Action),
+    /// Exactly these roles (entry points whose rule is in POLICY.md prose, not a matrix cell).
+    Roles(&'static [Role]),
+}
+
+impl Entry {
+    pub fn admits(self, role: Option<Role>) -> bool {
+        match (self, role) {
+            (Entry::Anonymous, None) => true,
+            (Entry::Anonymous, Some(_)) | (_, None) => false,
+            (Entry::Authenticated, Some(_)) => true,
+            (Entry::Matrix(resource, action), Some(role)) => authz::may(role, resource, action),
+            (Entry::Roles(roles), Some(role)) => roles.contains(&role),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ArgDecl {
+    pub name: &'static str,
+    pub ty: &'static str,
+}
+
+#[derive(Clone)]
+pub struct FieldDecl {
+    pub name: &'static str,
+    /// GraphQL type, e.g. `String!`, `[Goal!]!`.
+    pub ty: &'static str,
+    /// `None` only on structural types (POLICY.md section 3) and root fields.
+    pub tag: Option<VisibilityTag>,
+    pub access: Option<Access>,
+    pub entry: Option<Entry>,
+    pub args: Vec<ArgDecl>,
+    pub description: Option<&'static str>,
+    pub resolve: Resolver,
+}
+
+impl FieldDecl {
+    /// A tagged field of a data type.
+    pub fn tagged(name: &'static str, ty: &'static str, tag: VisibilityTag, access: Access, resolve: Resolver) -> Self {
+        Self { name, ty, tag: Some(tag), access: Some(access), entry: None, args: Vec::new(), description: None, resolve }
+    }
+
+    /// A field of a structural type (identity of the caller, paging): no tag of its own.
+    pub fn structural(name: &'static str, ty: &'static str, resolve: Resolver) -> Self {
+        Self { name, ty, tag: None, access: None, entry: None, args: Vec::new(), description: None, resolve }
+    }
+
+    /// A Query or Mutation field.
+    pub fn root(name: &'static str, ty: &'static str, entry: Entry, resolve: Resolver) -> Self {
+        Self { name, ty, tag: None, access: None, entry: Some(entry), args: Vec::new(), description: None, resolve }
+    }
+
+    pub fn arg(mut self, name: &'static str, ty: &'static str) -> Self {
+        self.args.push(ArgDecl { name, ty });
+        self
+    }
+
+    pub fn describe(mut self, text: &'static str) -> Self {
+        self.description = Some(text);
+        self
+    }
+
+    /// Whether the field exists in the schema of `role` (`None` = the full contract).
+    pub fn in_schema_of(&self, role: Option<Role>, structural_owner: bool) -> bool {
+        let Some(role) = role else { return true };
+        if let Some(entry) = self.entry {
+            return entry.admits(Some(role));
+        }
+        match (self.tag, self.access) {
+            (Some(tag), Some(access)) => authz::field_in_schema(role, tag, access, self.name),
+            _ => structural_owner,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ObjectDecl {
+    pub name: &'static str,
+    pub description: Option<&'static str>,
+    /// Structural types carry no tags (Viewer, AuthPayload, PageInfo, connections, ...).
+    pub structural: bool,
+    pub fields: Vec<FieldDecl>,
+}
+
+impl ObjectDecl {
+    pub fn new(name: &'static str) -> Self {
+        Self { name, description: None, structural: false, fields: Vec::new() }
+    }
+
+    pub fn structural(name: &'static str) -> Self {
+        Self { name, description: None, structural: true, fields: Vec::new() }
+    }
+
+    pub fn describe(mut self, text: &'static str) -> Self {
+        self.description = Some(text);
+        self
+    }
+
+    pub fn field(mut self, field: FieldDecl) -> Self {
+        self.fields.push(field);
+        self
+    }
+}
+
+/// `[Goal!]!` -> `Goal`.
+pub fn named_type(ty: &str) -> &str {
+    ty.trim_matches(|c| c == '[' || c == ']' || c == '!')
+}
+
+/// Parses a GraphQL type reference written as in SDL.
+pub fn type_ref(ty: &str) -> TypeRef {
+    if let Some(inner) = ty.strip_suffix('!') {
+        return TypeRef::NonNull(Box::new(type_ref(inner)));
+    }
+    if let Some(inner) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        return TypeRef::List(Box::new(type_ref(inner)));
+    }
+    TypeRef::Named(ty.to_owned().into())
+}
+
+/// The request's `Ctx`, from a resolver.
+pub fn ctx_of<'a>(rc: &ResolverContext<'a>) -> Result<&'a Ctx, async_graphql::Error> {
+    rc.data::<Arc<Ctx>>().map(|c| c.as_ref()).map_err(|_| AppError::internal("request without Ctx").into_graphql())
+}
+
+/// The runtime guard derived from the declaration: even if a field were reachable in a
+/// schema it should not be in, it refuses to resolve for a role the policy excludes.
+pub fn guard(ctx: &Ctx, tag: Option<VisibilityTag>, access: Option<Access>, field: &str) -> AppResult<()> {
+    if let (Some(tag), Some(access)) = (tag, access) {
+        let role = ctx.role().ok_or(AppError::Unauthenticated)?;
+        if !authz::field_in_schema(role, tag, access, field) {
+            return Err(AppError::Forbidden);
+        }
+    }
+    Ok(())
+}
+
+/// Wraps a declared resolver with its guard.
+pub fn guarded(decl: &FieldDecl) -> Resolver {
+    let inner = decl.resolve.clone();
+    let (tag, access, name) = (decl.tag, decl.access, decl.name);
+    if tag.is_none() {
+        return inner;
+    }
+    Arc::new(move |rc: ResolverContext<'_>| {
+        let allowed = ctx_of(&rc).and_then(|ctx| guard(ctx, tag, access, name).map_err(AppError::into_graphql));
+        match allowed {
+            Ok(()) => inner(rc),
+            Err(e) => FieldFuture::new(async move { Err::<Option<Value>, _>(e) }),
+        }
+    })
+}
+
+/// An `extensions.code` error without going through `AppError` (tests, helpers).
+pub fn coded(message: &str, code: &'static str) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code))
+}

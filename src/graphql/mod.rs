@@ -1,0 +1,38 @@
+//! The GraphQL API: declarations per domain, assembled into one [`Catalog`], from which
+//! the per-role schemas are built.
+
+pub mod decl;
+pub mod identity;
+pub mod schema;
+pub mod users;
+
+use crate::authz::VisibilityTag;
+use crate::domain::kinds::{
+    AiLevel, ConsentKind, EvidenceLevel, InsightStatus, Role, SessionStatus,
+};
+pub use schema::{Audience, Catalog, Schemas};
+
+/// Every declaration of the API.
+pub fn catalog() -> Catalog {
+    let mut c = Catalog::default();
+    c.enum_type::<VisibilityTag>("VisibilityTag");
+    c.enum_type::<Role>("Role");
+    c.enum_type::<ConsentKind>("ConsentKind");
+    c.enum_type::<AiLevel>("AiLevel");
+    c.enum_type::<InsightStatus>("InsightStatus");
+    c.enum_type::<EvidenceLevel>("EvidenceLevel");
+    c.enum_type::<SessionStatus>("SessionStatus");
+    c.scalars = vec!["DateTime", "Date"];
+    identity::declare(&mut c);
+    users::declare(&mut c);
+    c
+}
+
+/// RFC 3339 with microseconds and `Z`: the wire form of `DateTime`.
+pub fn datetime(t: chrono::DateTime<chrono::Utc>) -> async_graphql::Value {
+    async_graphql::Value::String(t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+}
+
+pub fn uuid(id: uuid::Uuid) -> async_graphql::Value {
+    async_graphql::Value::String(id.to_string())
+}

@@ -1,0 +1,302 @@
+//! Per-role schemas. Each role gets its own `dynamic::Schema` holding only the fields its
+//! clearance and matrix rows allow: a hidden field is not merely invisible, it does not
+//! exist, so validation rejects it exactly like a misspelled one through any path (alias,
+//! fragment, nested relation, mutation payload), and suggestions are off.
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use async_graphql::dynamic::{
+    Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, Scalar, Schema,
+    SchemaError,
+};
+use async_graphql::resolver_utils::EnumType;
+use async_graphql::{Name, Value};
+
+use super::decl::{FieldDecl, ObjectDecl, Resolver, guarded, named_type, type_ref};
+use crate::authz::VisibilityTag;
+use crate::domain::kinds::Role;
+use crate::error::{AppError, AppResult};
+
+/// Which schema to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// Everything: the contract, written to `schema.graphql`. Never served.
+    Contract,
+    /// Unauthenticated callers: login only.
+    Anonymous,
+    Role(Role),
+}
+
+impl Audience {
+    fn role(self) -> Option<Role> {
+        match self {
+            Audience::Role(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct EnumDecl {
+    pub name: &'static str,
+    pub items: Vec<&'static str>,
+}
+
+#[derive(Clone)]
+pub struct InputDecl {
+    pub name: &'static str,
+    pub fields: Vec<(&'static str, &'static str)>,
+}
+
+/// Everything the API declares.
+#[derive(Default, Clone)]
+pub struct Catalog {
+    pub objects: Vec<ObjectDecl>,
+    pub query: Vec<FieldDecl>,
+    pub mutation: Vec<FieldDecl>,
+    pub enums: Vec<EnumDecl>,
+    pub inputs: Vec<InputDecl>,
+    pub scalars: Vec<&'static str>,
+}
+
+impl Catalog {
+    pub fn object(&mut self, o: ObjectDecl) {
+        self.objects.push(o);
+    }
+    pub fn query(&mut self, f: FieldDecl) {
+        self.query.push(f);
+    }
+    pub fn mutation(&mut self, f: FieldDecl) {
+        self.mutation.push(f);
+    }
+    pub fn enum_type<T: EnumType>(&mut self, name: &'static str) {
+        self.enums.push(EnumDecl { name, items: T::items().iter().map(|i| i.name).collect() });
+    }
+    pub fn input(&mut self, i: InputDecl) {
+        self.inputs.push(i);
+    }
+}
+
+/// Builds a resolver from a closure; the bound makes the compiler infer its lifetimes.
+pub fn resolver<F>(f: F) -> Resolver
+where
+    F: for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync + 'static,
+{
+    Arc::new(f)
+}
+
+/// A leaf field computed from the parent object (and the `Ctx`, for row-level checks).
+pub fn leaf<T, F>(f: F) -> Resolver
+where
+    T: Any + Send + Sync,
+    F: Fn(&crate::ctx::Ctx, &T) -> AppResult<Option<Value>> + Send + Sync + Copy + 'static,
+{
+    resolver(move |rc| {
+        FieldFuture::new(async move {
+            let ctx = super::decl::ctx_of(&rc)?;
+            let parent = rc.parent_value.try_downcast_ref::<T>()?;
+            Ok(f(ctx, parent).map_err(AppError::into_graphql)?.map(FieldValue::value))
+        })
+    })
+}
+
+pub fn enum_value(name: &str) -> Value {
+    Value::Enum(Name::new(name))
+}
+
+struct Plan<'c> {
+    objects: BTreeMap<&'static str, (&'c ObjectDecl, Vec<&'c FieldDecl>)>,
+    query: Vec<&'c FieldDecl>,
+    mutation: Vec<&'c FieldDecl>,
+}
+
+fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
+    let role = audience.role();
+    let in_schema = |f: &FieldDecl, structural: bool| match audience {
+        Audience::Contract => true,
+        Audience::Anonymous => f.tag.is_none() && f.entry.is_none_or(|e| e.admits(None)),
+        Audience::Role(_) => f.in_schema_of(role, structural),
+    };
+    let mut objects: BTreeMap<&'static str, (&ObjectDecl, Vec<&FieldDecl>)> = catalog
+        .objects
+        .iter()
+        .map(|o| (o.name, (o, o.fields.iter().filter(|f| in_schema(f, o.structural)).collect())))
+        .collect();
+    let mut query: Vec<&FieldDecl> = catalog.query.iter().filter(|f| in_schema(f, false)).collect();
+    let mut mutation: Vec<&FieldDecl> = catalog.mutation.iter().filter(|f| in_schema(f, false)).collect();
+    // A root field may be declared once per kind of caller (e.g. `viewer` for anonymous
+    // callers answers UNAUTHENTICATED); the contract lists each name once.
+    let mut seen = BTreeSet::new();
+    query.retain(|f| seen.insert(f.name));
+    let mut seen = BTreeSet::new();
+    mutation.retain(|f| seen.insert(f.name));
+
+    // A field whose object type ended up empty goes too, until nothing changes.
+    let declared: BTreeSet<&str> = objects.keys().copied().collect();
+    loop {
+        let present: BTreeSet<&str> =
+            objects.iter().filter(|(_, (_, fields))| !fields.is_empty()).map(|(n, _)| *n).collect();
+        let dangling = |f: &&FieldDecl| {
+            let t = named_type(f.ty);
+            !declared.contains(t) || present.contains(t)
+        };
+        let mut changed = false;
+        for (_, fields) in objects.values_mut() {
+            let before = fields.len();
+            fields.retain(dangling);
+            changed |= fields.len() != before;
+        }
+        let (q, m) = (query.len(), mutation.len());
+        query.retain(dangling);
+        mutation.retain(dangling);
+        changed |= q != query.len() || m != mutation.len();
+        if !changed {
+            break;
+        }
+    }
+
+    // Keep only object types reachable from the roots.
+    let mut reachable = BTreeSet::new();
+    let mut queue: VecDeque<&str> = query.iter().chain(&mutation).map(|f| named_type(f.ty)).collect();
+    while let Some(t) = queue.pop_front() {
+        if let Some((_, fields)) = objects.get(t)
+            && reachable.insert(t)
+        {
+            queue.extend(fields.iter().map(|f| named_type(f.ty)));
+        }
+    }
+    objects.retain(|name, (_, fields)| reachable.contains(name) && !fields.is_empty());
+    Plan { objects, query, mutation }
+}
+
+fn dynamic_field(decl: &FieldDecl, with_directive: bool) -> Field {
+    let resolve = guarded(decl);
+    let mut field = Field::new(decl.name, type_ref(decl.ty), move |rc| resolve(rc));
+    for arg in &decl.args {
+        field = field.argument(InputValue::new(arg.name, type_ref(arg.ty)));
+    }
+    if let Some(d) = decl.description {
+        field = field.description(d);
+    }
+    if with_directive && let Some(tag) = decl.tag {
+        field = field.directive(
+            async_graphql::dynamic::Directive::new("visibility").argument("tag", enum_value(tag.as_str())),
+        );
+    }
+    field
+}
+
+pub fn build(catalog: &Catalog, audience: Audience) -> Result<Schema, SchemaError> {
+    let plan = plan(catalog, audience);
+    let mutation_name = (!plan.mutation.is_empty()).then_some("Mutation");
+    let mut builder = Schema::build("Query", mutation_name, None).disable_suggestions();
+    let mut used: BTreeSet<&str> = BTreeSet::new();
+    let mut note = |f: &FieldDecl| {
+        used.insert(named_type(f.ty));
+        for a in &f.args {
+            used.insert(named_type(a.ty));
+        }
+    };
+
+    let mut query = Object::new("Query");
+    for f in &plan.query {
+        note(f);
+        query = query.field(dynamic_field(f, true));
+    }
+    builder = builder.register(query);
+    if !plan.mutation.is_empty() {
+        let mut mutation = Object::new("Mutation");
+        for f in &plan.mutation {
+            note(f);
+            mutation = mutation.field(dynamic_field(f, true));
+        }
+        builder = builder.register(mutation);
+    }
+    for (decl, fields) in plan.objects.values() {
+        let mut obj = Object::new(decl.name);
+        if let Some(d) = decl.description {
+            obj = obj.description(d);
+        }
+        for f in fields {
+            note(f);
+            obj = obj.field(dynamic_field(f, true));
+        }
+        builder = builder.register(obj);
+    }
+    // Inputs referenced by arguments may reference further leaf types.
+    for input in &catalog.inputs {
+        if used.contains(input.name) {
+            let mut obj = InputObject::new(input.name);
+            for (name, ty) in &input.fields {
+                used.insert(named_type(ty));
+                obj = obj.field(InputValue::new(*name, type_ref(ty)));
+            }
+            builder = builder.register(obj);
+        }
+    }
+    for e in &catalog.enums {
+        if used.contains(e.name) || e.name == "VisibilityTag" {
+            let mut en = Enum::new(e.name);
+            for item in &e.items {
+                en = en.item(EnumItem::new(*item));
+            }
+            builder = builder.register(en);
+        }
+    }
+    for s in &catalog.scalars {
+        if used.contains(s) {
+            builder = builder.register(Scalar::new(*s));
+        }
+    }
+    builder.finish()
+}
+
+/// The schemas the server serves: one per role and one for anonymous callers.
+#[derive(Clone)]
+pub struct Schemas {
+    by_role: HashMap<Role, Schema>,
+    anonymous: Schema,
+}
+
+impl std::fmt::Debug for Schemas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Schemas")
+    }
+}
+
+impl Schemas {
+    pub fn build(catalog: &Catalog) -> Result<Self, SchemaError> {
+        let mut by_role = HashMap::new();
+        for role in Role::ALL {
+            by_role.insert(role, build(catalog, Audience::Role(role))?);
+        }
+        Ok(Self { by_role, anonymous: build(catalog, Audience::Anonymous)? })
+    }
+
+    pub fn for_role(&self, role: Option<Role>) -> &Schema {
+        role.and_then(|r| self.by_role.get(&r)).unwrap_or(&self.anonymous)
+    }
+}
+
+/// The SDL of an audience, as checked in: the directive definition first, then the types.
+pub fn sdl(catalog: &Catalog, audience: Audience) -> Result<String, SchemaError> {
+    let schema = build(catalog, audience)?;
+    let body = schema.sdl_with_options(
+        async_graphql::SDLExportOptions::new().sorted_fields().sorted_enum_items().prefer_single_line_descriptions(),
+    );
+    let header = match audience {
+        Audience::Contract => "# The full contract of coachgraph (every field, every tag). Generated by\n# `coachgraph export-schema`; do not edit. A test fails when it is stale.\n".to_owned(),
+        Audience::Anonymous => "# What an unauthenticated caller sees. Generated by `coachgraph export-schema`.\n".to_owned(),
+        Audience::Role(r) => format!(
+            "# What a {} sees: its whole API. Generated by `coachgraph export-schema`;\n# review every change to this file as a change of what this role can read.\n",
+            r.as_str()
+        ),
+    };
+    let directive = format!(
+        "directive @visibility(tag: VisibilityTag!) on FIELD_DEFINITION\n# VisibilityTag: {}\n\n",
+        VisibilityTag::ALL.map(|t| t.as_str()).join(" ")
+    );
+    Ok(format!("{header}\n{directive}{body}"))
+}

@@ -1,0 +1,63 @@
+//! Where credentials come from: `Authorization: Bearer` (mobile, reporting) or the session
+//! cookie (browser), in which case every POST must carry the CSRF token in a header.
+
+use axum::http::{HeaderMap, Method, header};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use chrono::{DateTime, Utc};
+
+use crate::ctx::CookieEffect;
+use crate::identity::{Credentials, CsrfCheck};
+
+/// `__Host-`: Secure, Path=/, no Domain, so no sibling host can set or read it.
+pub const SESSION_COOKIE: &str = "__Host-coachgraph_session";
+/// Readable by the page's script (not HttpOnly) so the SPA can echo it after a reload.
+pub const CSRF_COOKIE: &str = "__Host-coachgraph_csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+pub fn extract(method: &Method, headers: &HeaderMap, jar: &CookieJar) -> Credentials {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or("");
+        // A malformed Authorization header is an (invalid) credential, never "anonymous".
+        return Credentials::Bearer(token.trim().to_owned());
+    }
+    if let Some(cookie) = jar.get(SESSION_COOKIE) {
+        let csrf = if method == Method::GET {
+            CsrfCheck::NotRequired
+        } else {
+            CsrfCheck::Required(headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned))
+        };
+        return Credentials::Cookie { token: cookie.value().to_owned(), csrf };
+    }
+    Credentials::None
+}
+
+fn cookie(name: &'static str, value: String, http_only: bool, lifetime_secs: Option<i64>) -> Cookie<'static> {
+    let mut c = Cookie::build((name, value))
+        .path("/")
+        .secure(true)
+        .http_only(http_only)
+        .same_site(SameSite::Strict)
+        .build();
+    match lifetime_secs {
+        Some(secs) => c.set_max_age(cookie::time::Duration::seconds(secs.max(0))),
+        None => c.make_removal(),
+    }
+    c
+}
+
+/// The `Set-Cookie` values an effect asks for.
+pub fn set_cookie_headers(effect: &CookieEffect, now: DateTime<Utc>) -> Vec<String> {
+    match effect {
+        CookieEffect::SetSession { token, csrf, expires_at } => {
+            let secs = (*expires_at - now).num_seconds();
+            vec![
+                cookie(SESSION_COOKIE, token.clone(), true, Some(secs)).to_string(),
+                cookie(CSRF_COOKIE, csrf.clone(), false, Some(secs)).to_string(),
+            ]
+        }
+        CookieEffect::Clear => vec![
+            cookie(SESSION_COOKIE, String::new(), true, None).to_string(),
+            cookie(CSRF_COOKIE, String::new(), false, None).to_string(),
+        ],
+    }
+}

@@ -1,0 +1,103 @@
+//! `/graphql`: credentials -> `Ctx` -> the role's schema -> commit -> response.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_graphql::parser::types::OperationType;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+
+use super::credentials;
+use crate::app::AppState;
+use crate::ctx::{CookieEffect, RequestMeta};
+use crate::error::AppError;
+use crate::identity::{self, Credentials};
+
+fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(200).collect())
+}
+
+/// An error response shaped like a GraphQL response, for failures before execution.
+fn refusal(status: StatusCode, error: AppError) -> Response {
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{ "message": error.public_message(), "extensions": { "code": error.code() } }]
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// GET may only carry queries: a mutation over GET is refused before anything runs.
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    match async_graphql::parser::parse_query(&request.query) {
+        Ok(doc) => doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query),
+        Err(_) => false,
+    }
+}
+
+pub async fn handle(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    jar: CookieJar,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    request: GraphQLRequest,
+) -> Response {
+    let request = request.into_inner();
+    if method == Method::GET && is_mutation(&request) {
+        return refusal(StatusCode::METHOD_NOT_ALLOWED, AppError::bad_input("mutations must be sent with POST"));
+    }
+    let credentials = credentials::extract(&method, &headers, &jar);
+    let used_cookie = matches!(credentials, Credentials::Cookie { .. });
+    let meta = RequestMeta {
+        ip: connect.map(|Extension(ConnectInfo(addr))| addr.ip().to_string()),
+        user_agent: header_string(&headers, "user-agent"),
+        ai_model: header_string(&headers, "x-ai-model"),
+        ai_purpose: header_string(&headers, "x-ai-purpose"),
+    };
+
+    let ctx = match identity::resolve_ctx(&state, credentials, meta).await {
+        Ok(ctx) => Arc::new(ctx),
+        Err(e) => {
+            let status = match e {
+                AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+                AppError::CsrfRejected => StatusCode::FORBIDDEN,
+                AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            if let AppError::Internal(detail) = &e {
+                tracing::error!(%detail, "request context failed");
+                return refusal(status, AppError::Internal(String::new()));
+            }
+            let mut response = refusal(status, e);
+            if used_cookie && status == StatusCode::UNAUTHORIZED {
+                append_cookies(&mut response, &CookieEffect::Clear, &state);
+            }
+            return response;
+        }
+    };
+
+    let schema = state.schemas.for_role(ctx.role());
+    let response = schema.execute(request.data(ctx.clone()).data(state.keys.clone())).await;
+
+    if let Err(e) = ctx.finish().await {
+        tracing::error!(error = %e, "could not commit the request");
+        return refusal(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(String::new()));
+    }
+    let mut http = GraphQLResponse::from(response).into_response();
+    if let Some(effect) = ctx.cookie_effect() {
+        append_cookies(&mut http, &effect, &state);
+    }
+    http
+}
+
+fn append_cookies(response: &mut Response, effect: &CookieEffect, state: &AppState) {
+    for value in credentials::set_cookie_headers(effect, state.clock.now()) {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+}

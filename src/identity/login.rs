@@ -1,0 +1,202 @@
+//! Login, logout, password change.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, Statement, Value,
+};
+use uuid::Uuid;
+
+use super::token::TokenKeys;
+use super::{password, session};
+use crate::ctx::{CookieEffect, Ctx, Principal};
+use crate::db::entities::users;
+use crate::db::{DbScope, TenantTx};
+use crate::domain::audit::AuditRecord;
+use crate::domain::kinds::{AuditOutcome, Role, UserStatus};
+use crate::error::{AppError, AppResult};
+
+/// Failed logins in a row that lock the account.
+pub const LOCKOUT_THRESHOLD: i32 = 5;
+pub const LOCKOUT_DURATION: Duration = Duration::minutes(15);
+const MAX_EMAIL_LEN: usize = 254;
+
+#[derive(Debug, Clone)]
+pub struct LoginOutcome {
+    pub token: String,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+    pub principal: Principal,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    user_id: Uuid,
+    tenant_id: Option<Uuid>,
+    role: Role,
+}
+
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// The accounts registered under `email`, in any tenant. On PostgreSQL this is the one
+/// cross-tenant read, through a SECURITY DEFINER function that returns ids only.
+async fn candidates(tx: &TenantTx, email: &str) -> AppResult<Vec<Candidate>> {
+    if tx.backend() == DbBackend::Postgres {
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT user_id, tenant_id, role FROM auth_login_candidates($1)",
+            [Value::String(Some(email.to_owned()))],
+        );
+        let rows = tx.conn().await?.query_all_raw(stmt).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let role: String = r.try_get("", "role")?;
+            out.push(Candidate {
+                user_id: r.try_get("", "user_id")?,
+                tenant_id: r.try_get("", "tenant_id")?,
+                role: Role::parse(&role).ok_or_else(|| AppError::internal("unknown role in database"))?,
+            });
+        }
+        return Ok(out);
+    }
+    let rows = users::Entity::find().filter(users::Column::Email.eq(email)).all(&*tx.conn().await?).await?;
+    Ok(rows.into_iter().map(|u| Candidate { user_id: u.id, tenant_id: u.tenant_id, role: u.role }).collect())
+}
+
+/// `login(email, password)`. Unknown email, wrong password, locked or inactive account all
+/// give `InvalidCredentials` after one full PBKDF2 verification, so neither the answer nor
+/// its timing tells them apart.
+pub async fn login(ctx: &Ctx, keys: &TokenKeys, email: &str, password: &str) -> AppResult<LoginOutcome> {
+    let email = normalize_email(email);
+    if email.len() > MAX_EMAIL_LEN || password.len() > password::MAX_PASSWORD_LEN {
+        return Err(AppError::bad_input("email or password too long"));
+    }
+    let now = ctx.now();
+    let tx = ctx.db();
+    let found = candidates(tx, &email).await?;
+    let [candidate] = found.as_slice() else {
+        // Unknown (or, without a tenant to tell them apart, ambiguous) email.
+        password::verify(None, password.to_owned()).await?;
+        ctx.audit(AuditRecord::by(ctx, "LOGIN_FAILED", "auth", AuditOutcome::Denied).reason("unknown account"));
+        return Err(AppError::InvalidCredentials);
+    };
+    let candidate = *candidate;
+    tx.set_scope(DbScope {
+        tenant_id: candidate.tenant_id,
+        principal_id: Some(candidate.user_id),
+        role: Some(candidate.role),
+    })
+    .await?;
+    let user = users::Entity::find_by_id(candidate.user_id)
+        .one(&*tx.conn().await?)
+        .await?
+        .ok_or(AppError::InvalidCredentials)?;
+    let locked = user.locked_until.is_some_and(|until| until > now);
+    let active = user.status == UserStatus::Active;
+    let password_ok = password::verify(user.password_hash.clone(), password.to_owned()).await?;
+    let record = |action: &str, outcome| {
+        AuditRecord::by(ctx, action, "auth", outcome).tenant(user.tenant_id).actor(user.id, user.role)
+    };
+
+    if locked || !active || !password_ok {
+        let reason = if locked {
+            "account locked"
+        } else if !active {
+            "account not active"
+        } else {
+            "wrong password"
+        };
+        ctx.audit(record("LOGIN_FAILED", AuditOutcome::Denied).reason(reason));
+        if !locked && active {
+            let failures = user.failed_login_count + 1;
+            let mut row = user.clone().into_active_model();
+            if failures >= LOCKOUT_THRESHOLD {
+                row.failed_login_count = Set(0);
+                row.locked_until = Set(Some(now + LOCKOUT_DURATION));
+                ctx.audit(
+                    record("ACCOUNT_LOCKED", AuditOutcome::Alert)
+                        .reason(format!("{LOCKOUT_THRESHOLD} failed logins in a row")),
+                );
+            } else {
+                row.failed_login_count = Set(failures);
+            }
+            row.updated_at = Set(now);
+            row.update(&*tx.conn().await?).await?;
+        }
+        return Err(AppError::InvalidCredentials);
+    }
+
+    let mut row = user.clone().into_active_model();
+    row.failed_login_count = Set(0);
+    row.locked_until = Set(None);
+    row.last_login_at = Set(Some(now));
+    row.updated_at = Set(now);
+    row.update(&*tx.conn().await?).await?;
+
+    let new_session = session::create(tx, user.id, user.tenant_id, user.role, now).await?;
+    let token = keys.issue(user.id, user.tenant_id, user.role, new_session.id, now, new_session.expires_at)?;
+    ctx.audit(record("LOGIN", AuditOutcome::Allowed));
+    ctx.set_cookie_effect(CookieEffect::SetSession {
+        token: token.clone(),
+        csrf: new_session.csrf_token.clone(),
+        expires_at: new_session.expires_at,
+    });
+    Ok(LoginOutcome {
+        token,
+        csrf_token: new_session.csrf_token,
+        expires_at: new_session.expires_at,
+        principal: Principal {
+            user_id: user.id,
+            tenant_id: user.tenant_id,
+            role: user.role,
+            session_id: new_session.id,
+        },
+    })
+}
+
+/// Revokes the caller's session at once; the same token is refused from the next request on.
+pub async fn logout(ctx: &Ctx) -> AppResult<()> {
+    let p = *ctx.require()?;
+    session::revoke(ctx.db(), p.session_id, ctx.now()).await?;
+    ctx.audit(AuditRecord::by(ctx, "LOGOUT", "auth", AuditOutcome::Allowed));
+    ctx.set_cookie_effect(CookieEffect::Clear);
+    Ok(())
+}
+
+/// Changes the caller's password and ends its other sessions.
+pub async fn change_password(ctx: &Ctx, current: &str, new: &str) -> AppResult<()> {
+    let p = *ctx.require()?;
+    password::check_new_password(new)?;
+    if current.len() > password::MAX_PASSWORD_LEN {
+        return Err(AppError::InvalidCredentials);
+    }
+    let tx = ctx.db();
+    let user = users::Entity::find_by_id(p.user_id).one(&*tx.conn().await?).await?.ok_or(AppError::Unauthenticated)?;
+    if !password::verify(user.password_hash.clone(), current.to_owned()).await? {
+        ctx.audit(
+            AuditRecord::by(ctx, "PASSWORD_CHANGE_FAILED", "auth", AuditOutcome::Denied).reason("wrong current password"),
+        );
+        return Err(AppError::InvalidCredentials);
+    }
+    let hash = password::hash(new.to_owned()).await?;
+    let now = ctx.now();
+    tx.atomic(async {
+        let mut row = user.into_active_model();
+        row.password_hash = Set(Some(hash));
+        row.password_changed_at = Set(Some(now));
+        row.updated_at = Set(now);
+        row.update(&*tx.conn().await?).await?;
+        session::revoke_all(tx, p.user_id, Some(p.session_id), now).await?;
+        Ok(())
+    })
+    .await?;
+    ctx.audit(AuditRecord::by(ctx, "PASSWORD_CHANGED", "auth", AuditOutcome::Allowed));
+    Ok(())
+}
+
+/// Used by `revoke_all` callers elsewhere; kept here so all session endings are in one file.
+pub async fn end_all_sessions_of(ctx: &Ctx, user_id: Uuid) -> AppResult<u64> {
+    session::revoke_all(ctx.db(), user_id, None, ctx.now()).await
+}

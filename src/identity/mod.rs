@@ -1,0 +1,47 @@
+//! Identity: passwords, tokens, sessions, and the one function that turns a request's
+//! credentials into a [`Ctx`].
+
+pub mod login;
+pub mod password;
+pub mod session;
+pub mod token;
+
+use crate::app::AppState;
+use crate::ctx::{Ctx, RequestMeta};
+use crate::db::DbScope;
+use crate::error::AppResult;
+pub use session::CsrfCheck;
+
+/// Credentials as the HTTP layer found them.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    None,
+    Bearer(String),
+    /// The session cookie, with what the request offered as CSRF proof.
+    Cookie { token: String, csrf: CsrfCheck },
+}
+
+/// Request -> `Ctx`. The only I/O is the session check, inside the request's transaction,
+/// whose tenant context is set from the verified token before the first statement.
+pub async fn resolve_ctx(state: &AppState, credentials: Credentials, meta: RequestMeta) -> AppResult<Ctx> {
+    let now = state.clock.now();
+    let (token, csrf) = match credentials {
+        Credentials::None => {
+            let tx = state.db.begin(DbScope::ANONYMOUS).await?;
+            return Ok(Ctx::new(None, tx, state.clock.clone(), meta));
+        }
+        Credentials::Bearer(token) => (token, CsrfCheck::NotRequired),
+        Credentials::Cookie { token, csrf } => (token, csrf),
+    };
+    let claims = state.keys.verify(&token, now)?;
+    let scope = DbScope { tenant_id: claims.tid, principal_id: Some(claims.sub), role: Some(claims.role) };
+    let tx = state.db.begin(scope).await?;
+    match session::check(&tx, &claims, &csrf, now).await {
+        Ok(principal) => Ok(Ctx::new(Some(principal), tx, state.clock.clone(), meta)),
+        Err(e) => {
+            // Best effort: a refused session leaves nothing to keep.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! PBKDF2-HMAC-SHA256, 600,000 iterations, 16-byte random salt, PHC string. Hashing is
+//! CPU-bound for a good fraction of a second, so it runs on the blocking pool, never on
+//! the async runtime's workers.
+
+use std::sync::LazyLock;
+
+use pbkdf2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use pbkdf2::{Algorithm, Params, Pbkdf2};
+use rand::RngCore;
+
+use crate::error::{AppError, AppResult};
+
+pub const ITERATIONS: u32 = 600_000;
+pub const MIN_PASSWORD_LEN: usize = 12;
+pub const MAX_PASSWORD_LEN: usize = 256;
+
+fn hash_sync(password: &str) -> AppResult<String> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(AppError::internal)?;
+    let params = Params { rounds: ITERATIONS, output_length: 32 };
+    Pbkdf2
+        .hash_password_customized(password.as_bytes(), Some(Algorithm::Pbkdf2Sha256.ident()), None, params, &salt)
+        .map(|h| h.to_string())
+        .map_err(AppError::internal)
+}
+
+fn verify_sync(phc: &str, password: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Pbkdf2.verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash of nothing anyone knows, verified against when the email is unknown so that an
+/// unknown email costs the same time as a wrong password.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    hash_sync(&hex::encode(secret)).unwrap_or_default()
+});
+
+pub async fn hash(password: String) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || hash_sync(&password)).await.map_err(AppError::internal)?
+}
+
+/// Verifies `password` against `phc`; with `None` verifies against a dummy hash and fails.
+pub async fn verify(phc: Option<String>, password: String) -> AppResult<bool> {
+    tokio::task::spawn_blocking(move || match phc {
+        Some(phc) => verify_sync(&phc, &password),
+        None => {
+            let _ = verify_sync(&DUMMY_HASH, &password);
+            false
+        }
+    })
+    .await
+    .map_err(AppError::internal)
+}
+
+/// Computes the dummy hash ahead of the first login (at start-up).
+pub fn warm_up() {
+    LazyLock::force(&DUMMY_HASH);
+}
+
+pub fn check_new_password(password: &str) -> AppResult<()> {
+    let len = password.chars().count();
+    if len < MIN_PASSWORD_LEN {
+        return Err(AppError::bad_input(format!("newPassword must have at least {MIN_PASSWORD_LEN} characters")));
+    }
+    if len > MAX_PASSWORD_LEN {
+        return Err(AppError::bad_input(format!("newPassword must have at most {MAX_PASSWORD_LEN} characters")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_a_pbkdf2_sha256_phc_string_with_600k_rounds_and_verifies() {
+        let h = hash_sync("correct horse battery").expect("hash");
+        assert!(h.starts_with("$pbkdf2-sha256$i=600000,l=32$"), "{h}");
+        let salt_b64 = h.split('$').nth(3).expect("salt");
+        assert!(salt_b64.len() >= 22, "salt of at least 16 bytes: {salt_b64}");
+        assert!(verify_sync(&h, "correct horse battery"));
+        assert!(!verify_sync(&h, "correct horse batterz"));
+    }
+
+    #[test]
+    fn same_password_hashes_differently() {
+        assert_ne!(hash_sync("same password").expect("a"), hash_sync("same password").expect("b"));
+    }
+
+    #[test]
+    fn garbage_hash_never_verifies() {
+        assert!(!verify_sync("not a phc string", "x"));
+    }
+}
