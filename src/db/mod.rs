@@ -104,3 +104,12 @@ impl Db {
         &self.conn
     }
 }
+
+/// Test seam: the owner's view of the database (in-memory SQLite has only one). Request
+/// handling never uses it; it is here so integration tests can inspect and tamper.
+#[doc(hidden)]
+pub mod testing {
+    pub fn connection(db: &super::Db) -> &sea_orm::DatabaseConnection {
+        &db.conn
+    }
+}

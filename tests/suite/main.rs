@@ -1,0 +1,11 @@
+//! The integration suite, one binary (one build, one process) with a module per concern.
+//! Every test that touches data runs on SQLite and on PostgreSQL (`both_backends!`).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auth;
+mod migrations_run;
+mod rls;
+mod schema_files;
+mod viewer;

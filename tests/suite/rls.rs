@@ -1,0 +1,231 @@
+//! PostgreSQL row-level security, tested with raw SQL as the application role, with the
+//! application layer out of the way: the database alone must keep tenants apart.
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+
+use crate::common::*;
+
+async fn app_and_conn() -> Option<(TestApp, DatabaseConnection)> {
+    let app = TestApp::start(Backend::Postgres).await?;
+    let url = app.pg.as_ref().expect("pg").app_url();
+    let conn = Database::connect(url).await.expect("app role connection");
+    Some((app, conn))
+}
+
+async fn scalar_i64(conn: &impl ConnectionTrait, sql: &str) -> i64 {
+    let row = conn
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .expect("row");
+    row.try_get_by_index::<i64>(0).expect("i64")
+}
+
+async fn tenant_id(app: &TestApp, slug: &str) -> String {
+    let row = app
+        .owner
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, format!("SELECT id::text FROM tenants WHERE slug = '{slug}'")))
+        .await
+        .expect("q")
+        .expect("tenant");
+    row.try_get_by_index::<String>(0).expect("id")
+}
+
+async fn user_id(app: &TestApp, email: &str) -> String {
+    let row = app
+        .owner
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, format!("SELECT id::text FROM users WHERE email = '{email}'")))
+        .await
+        .expect("q")
+        .expect("user");
+    row.try_get_by_index::<String>(0).expect("id")
+}
+
+/// Every table with a `tenant_id` column.
+async fn tenant_tables(app: &TestApp) -> Vec<String> {
+    let rows = app
+        .owner
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT table_name::text FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY 1",
+        ))
+        .await
+        .expect("q");
+    let tables: Vec<String> = rows.iter().map(|r| r.try_get_by_index::<String>(0).expect("name")).collect();
+    assert!(tables.len() >= 20, "expected every tenant table, got {tables:?}");
+    tables
+}
+
+async fn set_context(conn: &impl ConnectionTrait, tenant: &str, principal: &str, role: &str) {
+    conn.execute_unprepared(&format!("SELECT set_tenant_context('{tenant}'::uuid, '{principal}'::uuid, '{role}')"))
+        .await
+        .expect("set_tenant_context");
+}
+
+#[tokio::test]
+async fn app_role_is_not_superuser_not_bypassrls_and_owns_nothing() {
+    let Some((_app, conn)) = app_and_conn().await else { return };
+    let bad = scalar_i64(
+        &conn,
+        "SELECT count(*) FROM pg_roles WHERE rolname = current_user AND (rolsuper OR rolbypassrls)",
+    )
+    .await;
+    assert_eq!(bad, 0);
+    assert_eq!(scalar_i64(&conn, "SELECT count(*) FROM pg_roles WHERE rolname = current_user AND rolname = 'coachgraph_app'").await, 1);
+    let owned = scalar_i64(
+        &conn,
+        "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = current_user",
+    )
+    .await;
+    assert_eq!(owned, 0, "the application role owns no relation");
+    let functions_owned =
+        scalar_i64(&conn, "SELECT count(*) FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE r.rolname = current_user").await;
+    assert_eq!(functions_owned, 0);
+}
+
+#[tokio::test]
+async fn every_tenant_table_has_row_level_security_enabled_and_forced() {
+    let Some((app, _conn)) = app_and_conn().await else { return };
+    let mut tables = tenant_tables(&app).await;
+    tables.extend(["tenants".to_owned(), "system_config".to_owned()]);
+    for table in tables {
+        let flags = scalar_i64(
+            &app.owner,
+            &format!(
+                "SELECT (relrowsecurity::int + relforcerowsecurity::int)::bigint FROM pg_class WHERE oid = 'public.{table}'::regclass"
+            ),
+        )
+        .await;
+        assert_eq!(flags, 2, "{table}: relrowsecurity and relforcerowsecurity");
+    }
+}
+
+#[tokio::test]
+async fn without_context_every_tenant_table_shows_no_rows() {
+    let Some((app, conn)) = app_and_conn().await else { return };
+    let mut tables = tenant_tables(&app).await;
+    tables.extend(["tenants".to_owned(), "system_config".to_owned()]);
+    let mut nonempty_for_owner = 0;
+    for table in &tables {
+        if scalar_i64(&app.owner, &format!("SELECT count(*) FROM {table}")).await > 0 {
+            nonempty_for_owner += 1;
+        }
+        assert_eq!(scalar_i64(&conn, &format!("SELECT count(*) FROM {table}")).await, 0, "{table} without context");
+        // An empty context (as after a reset) is no context either.
+        let tx = conn.begin().await.expect("begin");
+        tx.execute_unprepared("SELECT set_tenant_context(NULL, NULL, NULL)").await.expect("ctx");
+        assert_eq!(scalar_i64(&tx, &format!("SELECT count(*) FROM {table}")).await, 0, "{table} with empty context");
+        tx.rollback().await.expect("rollback");
+    }
+    assert!(nonempty_for_owner >= 15, "the demo data fills the tables the check looks at");
+}
+
+#[tokio::test]
+async fn tenant_context_cannot_read_insert_update_or_delete_another_tenants_rows() {
+    let Some((app, conn)) = app_and_conn().await else { return };
+    let acme = tenant_id(&app, "acme").await;
+    let globex = tenant_id(&app, "globex").await;
+    let admin = user_id(&app, "admin1@acme.test").await;
+    let globex_coachee = user_id(&app, "coachee1@globex.test").await;
+
+    let tx = conn.begin().await.expect("begin");
+    set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
+    // Positive control: its own tenant is visible.
+    assert!(scalar_i64(&tx, &format!("SELECT count(*) FROM users WHERE tenant_id = '{acme}'")).await > 10);
+    for table in tenant_tables(&app).await {
+        let n = scalar_i64(&tx, &format!("SELECT count(*) FROM {table} WHERE tenant_id = '{globex}'")).await;
+        assert_eq!(n, 0, "{table}: another tenant's rows are invisible");
+    }
+    let updated = tx
+        .execute_unprepared(&format!("UPDATE users SET display_name = 'pwned' WHERE tenant_id = '{globex}'"))
+        .await
+        .expect("update runs")
+        .rows_affected();
+    assert_eq!(updated, 0);
+    let deleted = tx
+        .execute_unprepared(&format!("DELETE FROM goals WHERE tenant_id = '{globex}'"))
+        .await
+        .expect("delete runs")
+        .rows_affected();
+    assert_eq!(deleted, 0);
+    tx.commit().await.expect("commit");
+
+    // Inserting a row for the other tenant is refused by the policy's WITH CHECK.
+    let tx = conn.begin().await.expect("begin");
+    set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
+    let insert = tx
+        .execute_unprepared(&format!(
+            "INSERT INTO goals (id, tenant_id, coachee_id, created_by, title, progress_percent, created_at, updated_at) \
+             VALUES (gen_random_uuid(), '{globex}', '{globex_coachee}', '{globex_coachee}', 'x', 0, now(), now())"
+        ))
+        .await;
+    assert!(insert.is_err(), "insert into another tenant must fail");
+    tx.rollback().await.expect("rollback");
+
+    // Moving one of its own rows into the other tenant is refused too.
+    let tx = conn.begin().await.expect("begin");
+    set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
+    let moved = tx.execute_unprepared(&format!("UPDATE goals SET tenant_id = '{globex}'")).await;
+    assert!(moved.is_err(), "re-tenanting rows must fail");
+    tx.rollback().await.expect("rollback");
+
+    // The other tenant's data is intact.
+    assert_eq!(scalar_i64(&app.owner, "SELECT count(*) FROM users WHERE display_name = 'pwned'").await, 0);
+    assert!(scalar_i64(&app.owner, &format!("SELECT count(*) FROM goals WHERE tenant_id = '{globex}'")).await > 0);
+}
+
+#[tokio::test]
+async fn context_is_transaction_local_and_does_not_leak_through_a_pooled_connection() {
+    let Some(app) = TestApp::start(Backend::Postgres).await else { return };
+    let mut opts = ConnectOptions::new(app.pg.as_ref().expect("pg").app_url());
+    opts.max_connections(1).min_connections(1).sqlx_logging(false);
+    let pool = Database::connect(opts).await.expect("pool of one");
+    let acme = tenant_id(&app, "acme").await;
+    let globex = tenant_id(&app, "globex").await;
+    let acme_admin = user_id(&app, "admin1@acme.test").await;
+    let globex_admin = user_id(&app, "admin1@globex.test").await;
+
+    // Request 1: tenant A.
+    let tx = pool.begin().await.expect("begin");
+    set_context(&tx, &acme, &acme_admin, "PROGRAM_ADMIN").await;
+    assert!(scalar_i64(&tx, "SELECT count(*) FROM users").await > 10);
+    tx.commit().await.expect("commit");
+
+    // Request 2 on the same connection: tenant B sees nothing of A.
+    let tx = pool.begin().await.expect("begin");
+    set_context(&tx, &globex, &globex_admin, "PROGRAM_ADMIN").await;
+    assert_eq!(scalar_i64(&tx, &format!("SELECT count(*) FROM users WHERE tenant_id = '{acme}'")).await, 0);
+    assert!(scalar_i64(&tx, "SELECT count(*) FROM users").await > 10);
+    tx.commit().await.expect("commit");
+
+    // Request 3: tenant A fails mid-transaction.
+    let tx = pool.begin().await.expect("begin");
+    set_context(&tx, &acme, &acme_admin, "PROGRAM_ADMIN").await;
+    assert!(tx.execute_unprepared("SELECT * FROM no_such_table").await.is_err());
+    drop(tx); // rolled back
+
+    // Request 4: no context at all sees nothing; tenant B still sees nothing of A.
+    assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM users").await, 0);
+    let tx = pool.begin().await.expect("begin");
+    set_context(&tx, &globex, &globex_admin, "PROGRAM_ADMIN").await;
+    assert_eq!(scalar_i64(&tx, &format!("SELECT count(*) FROM users WHERE tenant_id = '{acme}'")).await, 0);
+    tx.commit().await.expect("commit");
+}
+
+#[tokio::test]
+async fn audit_events_cannot_be_updated_or_deleted_by_the_app_role() {
+    let Some((app, conn)) = app_and_conn().await else { return };
+    // Produce an audit event through the API (a login).
+    app.login(&email("coach1", "acme")).await;
+    let acme = tenant_id(&app, "acme").await;
+    let admin = user_id(&app, "admin1@acme.test").await;
+    let tx = conn.begin().await.expect("begin");
+    set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
+    assert!(scalar_i64(&tx, "SELECT count(*) FROM audit_events").await >= 1);
+    assert!(tx.execute_unprepared("UPDATE audit_events SET action = 'x'").await.is_err());
+    tx.rollback().await.expect("rollback");
+    let tx = conn.begin().await.expect("begin");
+    set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
+    assert!(tx.execute_unprepared("DELETE FROM audit_events").await.is_err());
+    tx.rollback().await.expect("rollback");
+}
