@@ -31,12 +31,20 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { max_body_bytes: 256 * 1024 }
+        Self {
+            max_body_bytes: 256 * 1024,
+        }
     }
 }
 
 impl AppState {
-    pub fn new(db: Db, secret: &[u8], issuer: &str, audience: &str, clock: SharedClock) -> AppResult<Self> {
+    pub fn new(
+        db: Db,
+        secret: &[u8],
+        issuer: &str,
+        audience: &str,
+        clock: SharedClock,
+    ) -> AppResult<Self> {
         let schemas = Schemas::build(&graphql::catalog()).map_err(AppError::internal)?;
         Ok(Self {
             db,
@@ -53,12 +61,16 @@ impl AppState {
 pub fn signing_key(config: &Config) -> AppResult<Vec<u8>> {
     if let Some(secret) = &config.jwt_secret {
         if secret.len() < crate::identity::token::MIN_SECRET_LEN {
-            return Err(AppError::Internal("COACHGRAPH_JWT_SECRET must be at least 32 bytes".into()));
+            return Err(AppError::Internal(
+                "COACHGRAPH_JWT_SECRET must be at least 32 bytes".into(),
+            ));
         }
         return Ok(secret.as_bytes().to_vec());
     }
     if config.mode == Mode::Production {
-        return Err(AppError::Internal("production mode requires COACHGRAPH_JWT_SECRET".into()));
+        return Err(AppError::Internal(
+            "production mode requires COACHGRAPH_JWT_SECRET".into(),
+        ));
     }
     let path = config
         .sqlite_path()
@@ -69,7 +81,8 @@ pub fn signing_key(config: &Config) -> AppResult<Vec<u8>> {
 
 fn load_or_create_key(path: &Path) -> AppResult<Vec<u8>> {
     if let Ok(existing) = std::fs::read_to_string(path) {
-        return hex::decode(existing.trim()).map_err(|_| AppError::Internal(format!("{} is not a hex key", path.display())));
+        return hex::decode(existing.trim())
+            .map_err(|_| AppError::Internal(format!("{} is not a hex key", path.display())));
     }
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);
@@ -77,8 +90,11 @@ fn load_or_create_key(path: &Path) -> AppResult<Vec<u8>> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| AppError::Internal(format!("cannot create {}: {e}", path.display())))?;
-    file.write_all(hex::encode(key).as_bytes()).map_err(AppError::internal)?;
+    let mut file = options
+        .open(path)
+        .map_err(|e| AppError::Internal(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(hex::encode(key).as_bytes())
+        .map_err(AppError::internal)?;
     tracing::info!(path = %path.display(), "generated a development signing key");
     Ok(key.to_vec())
 }

@@ -35,7 +35,11 @@ pub struct RequestMeta {
 /// Cookies the HTTP layer must set or clear once the operation has run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CookieEffect {
-    SetSession { token: String, csrf: String, expires_at: DateTime<Utc> },
+    SetSession {
+        token: String,
+        csrf: String,
+        expires_at: DateTime<Utc>,
+    },
     Clear,
 }
 
@@ -50,8 +54,20 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub(crate) fn new(principal: Option<Principal>, tx: TenantTx, clock: SharedClock, meta: RequestMeta) -> Self {
-        Self { principal, tx, clock, meta, audit: Mutex::new(Vec::new()), cookie: Mutex::new(None) }
+    pub(crate) fn new(
+        principal: Option<Principal>,
+        tx: TenantTx,
+        clock: SharedClock,
+        meta: RequestMeta,
+    ) -> Self {
+        Self {
+            principal,
+            tx,
+            clock,
+            meta,
+            audit: Mutex::new(Vec::new()),
+            cookie: Mutex::new(None),
+        }
     }
 
     pub fn principal(&self) -> Option<&Principal> {
@@ -88,7 +104,10 @@ impl Ctx {
     /// Queues an audit event; written in the request's transaction when it finishes, so a
     /// rolled-back mutation still leaves its denial on record.
     pub fn audit(&self, record: AuditRecord) {
-        self.audit.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+        self.audit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(record);
     }
 
     pub(crate) fn take_audit(&self) -> Vec<AuditRecord> {
@@ -100,7 +119,10 @@ impl Ctx {
     }
 
     pub fn cookie_effect(&self) -> Option<CookieEffect> {
-        self.cookie.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.cookie
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Writes the queued audit events and commits. Called once, after the operation ran.

@@ -103,4 +103,3 @@ impl From<sea_orm::TransactionError<AppError>> for AppError {
         }
     }
 }
-

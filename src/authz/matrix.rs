@@ -208,8 +208,12 @@ pub fn grant(role: Role, resource: Resource, action: Action) -> Option<Grant> {
         (R::CoachAssignments, Role::Coachee | Role::Coach) if action == Read => g(S::Own, G::None),
         (R::CoachAssignments, Role::ProgramAdmin) => g(S::Tenant, G::None),
 
-        (R::ProgramMetrics, Role::ProgramAdmin) if action == Read => g(S::Tenant, G::AnonymityFloor),
-        (R::ProgramMetrics, Role::Executive) if action == Read => g(S::Tenant, G::AnonymityFloorNoDrillDown),
+        (R::ProgramMetrics, Role::ProgramAdmin) if action == Read => {
+            g(S::Tenant, G::AnonymityFloor)
+        }
+        (R::ProgramMetrics, Role::Executive) if action == Read => {
+            g(S::Tenant, G::AnonymityFloorNoDrillDown)
+        }
 
         (R::AuditLogs, Role::ProgramAdmin) if action == Read => g(S::Tenant, G::None),
         (R::AuditLogs, Role::SystemAdmin) if action == Read => g(S::Platform, G::None),
@@ -233,7 +237,9 @@ pub fn grant(role: Role, resource: Resource, action: Action) -> Option<Grant> {
         // Extensions of section 5 (no matrix row): the coachee reads its own AI access log and
         // proposals (and confirms them); the AI creates proposals.
         (R::AiAccessLog, Role::Coachee) if action == Read => g(S::Own, G::None),
-        (R::AiActionProposals, Role::Coachee) if matches!(action, Read | Update) => g(S::Own, G::None),
+        (R::AiActionProposals, Role::Coachee) if matches!(action, Read | Update) => {
+            g(S::Own, G::None)
+        }
         (R::AiActionProposals, Role::AiAgent) if action == Create => g(S::Consented, G::None),
 
         _ => None,
@@ -247,7 +253,12 @@ pub fn allows(role: Role, resource: Resource, action: Action) -> bool {
 /// The matrix cell as written in `matrix.csv` reduced to its letters, e.g. "CRUD", "R", "C", "" for `-`.
 pub fn letters(role: Role, resource: Resource) -> String {
     let mut s = String::new();
-    for (a, c) in [(Action::Create, 'C'), (Action::Read, 'R'), (Action::Update, 'U'), (Action::Delete, 'D')] {
+    for (a, c) in [
+        (Action::Create, 'C'),
+        (Action::Read, 'R'),
+        (Action::Update, 'U'),
+        (Action::Delete, 'D'),
+    ] {
         if allows(role, resource, a) {
             s.push(c);
         }
@@ -300,7 +311,10 @@ integration_tokens,CRUD(own),CRUD(own),-,-,-,-
         if cell == "-" {
             return String::new();
         }
-        let head: String = cell.chars().take_while(|c| c.is_ascii_uppercase() || *c == '/').collect();
+        let head: String = cell
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || *c == '/')
+            .collect();
         let mut letters: String = head.chars().filter(|c| c.is_ascii_uppercase()).collect();
         if cell.contains("+complete") {
             letters.push('U');
@@ -345,10 +359,11 @@ integration_tokens,CRUD(own),CRUD(own),-,-,-,-
             let cells = split_csv(line);
             let ai_cell = &cells[5];
             for action in Action::ALL {
-                if let Some(grant) = grant(Role::AiAgent, resource, action) {
-                    if ai_cell.ends_with('*') && resource != Resource::OwnProfile {
-                        assert_eq!(grant.scope, Scope::Consented, "{}", resource.as_str());
-                    }
+                if let Some(grant) = grant(Role::AiAgent, resource, action)
+                    && ai_cell.ends_with('*')
+                    && resource != Resource::OwnProfile
+                {
+                    assert_eq!(grant.scope, Scope::Consented, "{}", resource.as_str());
                 }
             }
         }
@@ -356,9 +371,18 @@ integration_tokens,CRUD(own),CRUD(own),-,-,-,-
 
     #[test]
     fn scopes_follow_the_csv_parentheses() {
-        assert_eq!(grant(Role::Coach, Resource::SessionMetadata, Action::Read).map(|g| g.scope), Some(Scope::Assigned));
-        assert_eq!(grant(Role::Coachee, Resource::Goals, Action::Read).map(|g| g.scope), Some(Scope::Own));
-        assert_eq!(grant(Role::Coach, Resource::CoachNotes, Action::Read).map(|g| g.scope), Some(Scope::Own));
+        assert_eq!(
+            grant(Role::Coach, Resource::SessionMetadata, Action::Read).map(|g| g.scope),
+            Some(Scope::Assigned)
+        );
+        assert_eq!(
+            grant(Role::Coachee, Resource::Goals, Action::Read).map(|g| g.scope),
+            Some(Scope::Own)
+        );
+        assert_eq!(
+            grant(Role::Coach, Resource::CoachNotes, Action::Read).map(|g| g.scope),
+            Some(Scope::Own)
+        );
         assert_eq!(
             grant(Role::Coachee, Resource::OtherUserProfiles, Action::Read).map(|g| g.scope),
             Some(Scope::OwnCoaches)
@@ -367,7 +391,10 @@ integration_tokens,CRUD(own),CRUD(own),-,-,-,-
             grant(Role::Executive, Resource::OtherUserProfiles, Action::Read).map(|g| g.scope),
             Some(Scope::TenantDirectory)
         );
-        assert_eq!(grant(Role::SystemAdmin, Resource::AuditLogs, Action::Read).map(|g| g.scope), Some(Scope::Platform));
+        assert_eq!(
+            grant(Role::SystemAdmin, Resource::AuditLogs, Action::Read).map(|g| g.scope),
+            Some(Scope::Platform)
+        );
         assert_eq!(
             grant(Role::Coach, Resource::Transcripts, Action::Read).map(|g| g.gate),
             Some(Gate::TranscriptSharing)
@@ -385,7 +412,12 @@ integration_tokens,CRUD(own),CRUD(own),-,-,-,-
             Some(Gate::AnonymityFloorNoDrillDown)
         );
         assert_eq!(
-            grant(Role::ProgramAdmin, Resource::BreakGlassRequests, Action::Create).map(|g| g.gate),
+            grant(
+                Role::ProgramAdmin,
+                Resource::BreakGlassRequests,
+                Action::Create
+            )
+            .map(|g| g.gate),
             Some(Gate::DualApproval)
         );
     }

@@ -1,7 +1,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
+    TransactionTrait, Value,
 };
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
@@ -85,22 +86,39 @@ impl TenantTx {
         F: Future<Output = AppResult<T>>,
     {
         let name = format!("sp_{}", self.savepoints.fetch_add(1, Ordering::Relaxed));
-        self.conn().await?.execute_unprepared(&format!("SAVEPOINT {name}")).await?;
+        self.conn()
+            .await?
+            .execute_unprepared(&format!("SAVEPOINT {name}"))
+            .await?;
         match work.await {
             Ok(value) => {
-                self.conn().await?.execute_unprepared(&format!("RELEASE SAVEPOINT {name}")).await?;
+                self.conn()
+                    .await?
+                    .execute_unprepared(&format!("RELEASE SAVEPOINT {name}"))
+                    .await?;
                 Ok(value)
             }
             Err(e) => {
-                self.conn().await?.execute_unprepared(&format!("ROLLBACK TO SAVEPOINT {name}")).await?;
-                self.conn().await?.execute_unprepared(&format!("RELEASE SAVEPOINT {name}")).await?;
+                self.conn()
+                    .await?
+                    .execute_unprepared(&format!("ROLLBACK TO SAVEPOINT {name}"))
+                    .await?;
+                self.conn()
+                    .await?
+                    .execute_unprepared(&format!("RELEASE SAVEPOINT {name}"))
+                    .await?;
                 Err(e)
             }
         }
     }
 
     pub async fn commit(&self) -> AppResult<()> {
-        let tx = self.tx.lock().await.take().ok_or_else(|| AppError::internal("transaction already finished"))?;
+        let tx = self
+            .tx
+            .lock()
+            .await
+            .take()
+            .ok_or_else(|| AppError::internal("transaction already finished"))?;
         tx.commit().await?;
         Ok(())
     }

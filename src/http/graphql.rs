@@ -18,7 +18,10 @@ use crate::error::AppError;
 use crate::identity::{self, Credentials};
 
 fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(200).collect())
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(200).collect())
 }
 
 /// An error response shaped like a GraphQL response, for failures before execution.
@@ -33,7 +36,10 @@ fn refusal(status: StatusCode, error: AppError) -> Response {
 /// GET may only carry queries: a mutation over GET is refused before anything runs.
 fn is_mutation(request: &async_graphql::Request) -> bool {
     match async_graphql::parser::parse_query(&request.query) {
-        Ok(doc) => doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query),
+        Ok(doc) => doc
+            .operations
+            .iter()
+            .any(|(_, op)| op.node.ty != OperationType::Query),
         Err(_) => false,
     }
 }
@@ -48,7 +54,10 @@ pub async fn handle(
 ) -> Response {
     let request = request.into_inner();
     if method == Method::GET && is_mutation(&request) {
-        return refusal(StatusCode::METHOD_NOT_ALLOWED, AppError::bad_input("mutations must be sent with POST"));
+        return refusal(
+            StatusCode::METHOD_NOT_ALLOWED,
+            AppError::bad_input("mutations must be sent with POST"),
+        );
     }
     let credentials = credentials::extract(&method, &headers, &jar);
     let used_cookie = matches!(credentials, Credentials::Cookie { .. });
@@ -81,11 +90,16 @@ pub async fn handle(
     };
 
     let schema = state.schemas.for_role(ctx.role());
-    let response = schema.execute(request.data(ctx.clone()).data(state.keys.clone())).await;
+    let response = schema
+        .execute(request.data(ctx.clone()).data(state.keys.clone()))
+        .await;
 
     if let Err(e) = ctx.finish().await {
         tracing::error!(error = %e, "could not commit the request");
-        return refusal(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(String::new()));
+        return refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Internal(String::new()),
+        );
     }
     let mut http = GraphQLResponse::from(response).into_response();
     if let Some(effect) = ctx.cookie_effect() {

@@ -18,12 +18,19 @@ pub enum Credentials {
     None,
     Bearer(String),
     /// The session cookie, with what the request offered as CSRF proof.
-    Cookie { token: String, csrf: CsrfCheck },
+    Cookie {
+        token: String,
+        csrf: CsrfCheck,
+    },
 }
 
 /// Request -> `Ctx`. The only I/O is the session check, inside the request's transaction,
 /// whose tenant context is set from the verified token before the first statement.
-pub async fn resolve_ctx(state: &AppState, credentials: Credentials, meta: RequestMeta) -> AppResult<Ctx> {
+pub async fn resolve_ctx(
+    state: &AppState,
+    credentials: Credentials,
+    meta: RequestMeta,
+) -> AppResult<Ctx> {
     let now = state.clock.now();
     let (token, csrf) = match credentials {
         Credentials::None => {
@@ -34,7 +41,11 @@ pub async fn resolve_ctx(state: &AppState, credentials: Credentials, meta: Reque
         Credentials::Cookie { token, csrf } => (token, csrf),
     };
     let claims = state.keys.verify(&token, now)?;
-    let scope = DbScope { tenant_id: claims.tid, principal_id: Some(claims.sub), role: Some(claims.role) };
+    let scope = DbScope {
+        tenant_id: claims.tid,
+        principal_id: Some(claims.sub),
+        role: Some(claims.role),
+    };
     let tx = state.db.begin(scope).await?;
     match session::check(&tx, &claims, &csrf, now).await {
         Ok(principal) => Ok(Ctx::new(Some(principal), tx, state.clock.clone(), meta)),

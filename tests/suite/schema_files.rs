@@ -23,6 +23,9 @@ fn schema_graphql_is_fresh() {
 fn golden_role_schemas_are_fresh() {
     assert_fresh("tests/golden/schema/anonymous.graphql", Audience::Anonymous);
     for role in Role::ALL {
-        assert_fresh(&format!("tests/golden/schema/{}.graphql", role.slug()), Audience::Role(role));
+        assert_fresh(
+            &format!("tests/golden/schema/{}.graphql", role.slug()),
+            Audience::Role(role),
+        );
     }
 }

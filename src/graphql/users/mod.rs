@@ -49,8 +49,15 @@ fn profile_leaf(field: &'static str, value: fn(&users::Model) -> Value) -> Field
 
 pub async fn load_own_profile(ctx: &Ctx) -> AppResult<Option<UserView>> {
     let p = ctx.require()?;
-    let model = users::Entity::find_by_id(p.user_id).one(&*ctx.db().conn().await?).await?;
-    Ok(model.filter(|m| m.tenant_id == p.tenant_id).map(|model| UserView { model, scope: Scope::Own }))
+    let model = users::Entity::find_by_id(p.user_id)
+        .one(&*ctx.db().conn().await?)
+        .await?;
+    Ok(model
+        .filter(|m| m.tenant_id == p.tenant_id)
+        .map(|model| UserView {
+            model,
+            scope: Scope::Own,
+        }))
 }
 
 pub fn declare(c: &mut Catalog) {
@@ -58,7 +65,9 @@ pub fn declare(c: &mut Catalog) {
         ObjectDecl::new("User")
             .field(profile_leaf("id", |u| uuid(u.id)))
             .field(profile_leaf("role", |u| enum_value(u.role.as_str())))
-            .field(profile_leaf("displayName", |u| Value::String(u.display_name.clone())))
+            .field(profile_leaf("displayName", |u| {
+                Value::String(u.display_name.clone())
+            }))
             .field(profile_leaf("email", |u| Value::String(u.email.clone()))),
     );
     c.query(
@@ -69,7 +78,9 @@ pub fn declare(c: &mut Catalog) {
             resolver(|rc| {
                 FieldFuture::new(async move {
                     let ctx = ctx_of(&rc)?;
-                    let me = load_own_profile(ctx).await.map_err(AppError::into_graphql)?;
+                    let me = load_own_profile(ctx)
+                        .await
+                        .map_err(AppError::into_graphql)?;
                     Ok(me.map(FieldValue::owned_any))
                 })
             }),
