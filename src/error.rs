@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 pub type AppResult<T> = Result<T, AppError>;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppError {
     /// `UNAUTHENTICATED`: no credentials, or a token or session that is not (or no longer) valid.
     #[error("authentication required")]

@@ -3,6 +3,7 @@
 
 pub mod decl;
 pub mod identity;
+pub mod paging;
 pub mod schema;
 pub mod users;
 
@@ -23,6 +24,7 @@ pub fn catalog() -> Catalog {
     c.enum_type::<EvidenceLevel>("EvidenceLevel");
     c.enum_type::<SessionStatus>("SessionStatus");
     c.scalars = vec!["DateTime", "Date"];
+    paging::declare_page_info(&mut c);
     identity::declare(&mut c);
     users::declare(&mut c);
     c

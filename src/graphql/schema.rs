@@ -170,9 +170,16 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
             !declared.contains(t) || present.contains(t)
         };
         let mut changed = false;
-        for (_, fields) in objects.values_mut() {
+        for (decl, fields) in objects.values_mut() {
             let before = fields.len();
             fields.retain(dangling);
+            // A connection without its nodes is no connection: drop the whole type.
+            if decl.structural
+                && decl.fields.iter().any(|f| f.name == "nodes")
+                && !fields.iter().any(|f| f.name == "nodes")
+            {
+                fields.clear();
+            }
             changed |= fields.len() != before;
         }
         let (q, m) = (query.len(), mutation.len());
