@@ -31,20 +31,12 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 256 * 1024,
-        }
+        Self { max_body_bytes: 256 * 1024 }
     }
 }
 
 impl AppState {
-    pub fn new(
-        db: Db,
-        secret: &[u8],
-        issuer: &str,
-        audience: &str,
-        clock: SharedClock,
-    ) -> AppResult<Self> {
+    pub fn new(db: Db, secret: &[u8], issuer: &str, audience: &str, clock: SharedClock) -> AppResult<Self> {
         let schemas = Schemas::build(&graphql::catalog()).map_err(AppError::internal)?;
         Ok(Self {
             db,
@@ -61,21 +53,14 @@ impl AppState {
 pub fn signing_key(config: &Config) -> AppResult<Vec<u8>> {
     if let Some(secret) = &config.jwt_secret {
         if secret.len() < crate::identity::token::MIN_SECRET_LEN {
-            return Err(AppError::Internal(
-                "COACHGRAPH_JWT_SECRET must be at least 32 bytes".into(),
-            ));
+            return Err(AppError::Internal("COACHGRAPH_JWT_SECRET must be at least 32 bytes".into()));
         }
         return Ok(secret.as_bytes().to_vec());
     }
     if config.mode == Mode::Production {
-        return Err(AppError::Internal(
-            "production mode requires COACHGRAPH_JWT_SECRET".into(),
-        ));
+        return Err(AppError::Internal("production mode requires COACHGRAPH_JWT_SECRET".into()));
     }
-    let path = config
-        .sqlite_path()
-        .map(|p| p.with_extension("key"))
-        .unwrap_or_else(|| PathBuf::from("coachgraph.key"));
+    let path = config.sqlite_path().map(|p| p.with_extension("key")).unwrap_or_else(|| PathBuf::from("coachgraph.key"));
     load_or_create_key(&path)
 }
 
@@ -90,11 +75,9 @@ fn load_or_create_key(path: &Path) -> AppResult<Vec<u8>> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| AppError::Internal(format!("cannot create {}: {e}", path.display())))?;
-    file.write_all(hex::encode(key).as_bytes())
-        .map_err(AppError::internal)?;
+    let mut file =
+        options.open(path).map_err(|e| AppError::Internal(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(hex::encode(key).as_bytes()).map_err(AppError::internal)?;
     tracing::info!(path = %path.display(), "generated a development signing key");
     Ok(key.to_vec())
 }

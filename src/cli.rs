@@ -17,10 +17,7 @@ use crate::seed;
 
 pub fn init_tracing(filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
 }
 
 pub async fn run(cli: Cli) -> AppResult<()> {
@@ -30,22 +27,9 @@ pub async fn run(cli: Cli) -> AppResult<()> {
         Command::Migrate => migrate(&config).await,
         Command::SeedDemo => {
             migrate(&config).await?;
-            let db = Db::connect(
-                config
-                    .migration_database_url
-                    .as_deref()
-                    .unwrap_or(&config.database_url),
-            )
-            .await?;
+            let db = Db::connect(config.migration_database_url.as_deref().unwrap_or(&config.database_url)).await?;
             let written = seed::seed_demo(&db, SystemClock.now()).await?;
-            println!(
-                "{}",
-                if written {
-                    "demo data loaded"
-                } else {
-                    "demo data already present"
-                }
-            );
+            println!("{}", if written { "demo data loaded" } else { "demo data already present" });
             Ok(())
         }
         Command::ExportSchema { out_dir } => export_schema(&out_dir),
@@ -54,28 +38,22 @@ pub async fn run(cli: Cli) -> AppResult<()> {
 
 /// Migrations run through the owner connection (PostgreSQL) or the database itself (SQLite).
 pub async fn migrate(config: &Config) -> AppResult<()> {
-    let url = config
-        .migration_database_url
-        .as_deref()
-        .unwrap_or(&config.database_url);
+    let url = config.migration_database_url.as_deref().unwrap_or(&config.database_url);
     let db = Db::connect(url).await?;
     Migrator::up(db.raw(), None).await?;
     Ok(())
 }
 
 async fn serve(config: Config) -> AppResult<()> {
-    let fresh_default_sqlite = config.database_url == DEFAULT_DATABASE_URL
-        && config.sqlite_path().is_some_and(|p| !p.exists());
+    let fresh_default_sqlite =
+        config.database_url == DEFAULT_DATABASE_URL && config.sqlite_path().is_some_and(|p| !p.exists());
     if !config.is_postgres() || config.migration_database_url.is_some() {
         migrate(&config).await?;
     }
     let db = Db::connect(&config.database_url).await?;
     db.check_runtime_role().await?;
     if fresh_default_sqlite && config.auto_seed && config.mode == Mode::Development {
-        tracing::info!(
-            "new database: loading demo data (password {:?})",
-            seed::DEMO_PASSWORD
-        );
+        tracing::info!("new database: loading demo data (password {:?})", seed::DEMO_PASSWORD);
         seed::seed_demo(&db, SystemClock.now()).await?;
     }
     if config.mode == Mode::Production && seed::demo_present(&db).await? {
@@ -84,31 +62,19 @@ async fn serve(config: Config) -> AppResult<()> {
         ));
     }
     let key = app::signing_key(&config)?;
-    let state = AppState::new(
-        db,
-        &key,
-        &config.issuer,
-        &config.audience,
-        Arc::new(SystemClock),
-    )?;
+    let state = AppState::new(db, &key, &config.issuer, &config.audience, Arc::new(SystemClock))?;
     crate::identity::password::warm_up();
     let router = crate::http::router(state);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| AppError::Internal(format!("cannot listen on {}: {e}", config.bind)))?;
-    tracing::info!(
-        "coachgraph listening on http://{} (playground at /, API at /graphql)",
-        config.bind
-    );
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-    .map_err(AppError::internal)
+    tracing::info!("coachgraph listening on http://{} (playground at /, API at /graphql)", config.bind);
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(AppError::internal)
 }
 
 /// Writes `schema.graphql` (the contract) and `tests/golden/schema/<role>.graphql`.
@@ -119,17 +85,13 @@ pub fn export_schema(out_dir: &Path) -> AppResult<()> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(AppError::internal)?;
         }
-        std::fs::write(path, sdl)
-            .map_err(|e| AppError::Internal(format!("{}: {e}", path.display())))
+        std::fs::write(path, sdl).map_err(|e| AppError::Internal(format!("{}: {e}", path.display())))
     };
     write(&out_dir.join("schema.graphql"), Audience::Contract)?;
     let golden = out_dir.join("tests/golden/schema");
     write(&golden.join("anonymous.graphql"), Audience::Anonymous)?;
     for role in Role::ALL {
-        write(
-            &golden.join(format!("{}.graphql", role.slug())),
-            Audience::Role(role),
-        )?;
+        write(&golden.join(format!("{}.graphql", role.slug())), Audience::Role(role))?;
     }
     println!("wrote schema.graphql and tests/golden/schema/*.graphql");
     Ok(())

@@ -8,11 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://coachgraph.db?mode=rwc";
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "coachgraph",
-    version,
-    about = "GraphQL API for coaching platforms"
-)]
+#[command(name = "coachgraph", version, about = "GraphQL API for coaching platforms")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -57,49 +53,23 @@ pub struct Config {
     pub migration_database_url: Option<String>,
 
     /// Address to listen on.
-    #[arg(
-        long,
-        env = "COACHGRAPH_BIND",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "COACHGRAPH_BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: SocketAddr,
 
-    #[arg(
-        long,
-        env = "COACHGRAPH_MODE",
-        value_enum,
-        default_value = "development",
-        global = true
-    )]
+    #[arg(long, env = "COACHGRAPH_MODE", value_enum, default_value = "development", global = true)]
     pub mode: Mode,
 
     /// HMAC key for tokens (at least 32 bytes). Required in production. In development a key
     /// is generated and kept beside the SQLite file (mode 0600).
-    #[arg(
-        long,
-        env = "COACHGRAPH_JWT_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "COACHGRAPH_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
 
     /// Token issuer (`iss`).
-    #[arg(
-        long,
-        env = "COACHGRAPH_ISSUER",
-        default_value = "coachgraph",
-        global = true
-    )]
+    #[arg(long, env = "COACHGRAPH_ISSUER", default_value = "coachgraph", global = true)]
     pub issuer: String,
 
     /// Token audience (`aud`).
-    #[arg(
-        long,
-        env = "COACHGRAPH_AUDIENCE",
-        default_value = "coachgraph-api",
-        global = true
-    )]
+    #[arg(long, env = "COACHGRAPH_AUDIENCE", default_value = "coachgraph-api", global = true)]
     pub audience: String,
 
     /// Seed demo data when `serve` starts on a new default SQLite file.
@@ -107,27 +77,18 @@ pub struct Config {
     pub auto_seed: bool,
 
     /// Log filter (tracing `EnvFilter` syntax).
-    #[arg(
-        long,
-        env = "RUST_LOG",
-        default_value = "info,sqlx=warn,sea_orm=warn",
-        global = true
-    )]
+    #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn,sea_orm=warn", global = true)]
     pub log: String,
 }
 
 impl Config {
     pub fn is_postgres(&self) -> bool {
-        self.database_url.starts_with("postgres://")
-            || self.database_url.starts_with("postgresql://")
+        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
     }
 
     /// The SQLite file behind the URL, if it is a file-backed SQLite database.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
-        let rest = self
-            .database_url
-            .strip_prefix("sqlite://")
-            .or_else(|| self.database_url.strip_prefix("sqlite:"))?;
+        let rest = self.database_url.strip_prefix("sqlite://").or_else(|| self.database_url.strip_prefix("sqlite:"))?;
         let path = rest.split('?').next().unwrap_or(rest);
         if path.is_empty() || path == ":memory:" {
             return None;

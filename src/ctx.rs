@@ -2,7 +2,8 @@
 //! tenant-scoped transaction, the only handle to the database resolvers ever get.
 //! Built in exactly one place ([`crate::identity::resolve_ctx`]).
 
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -11,6 +12,7 @@ use crate::clock::SharedClock;
 use crate::db::TenantTx;
 use crate::domain::audit::AuditRecord;
 use crate::domain::kinds::Role;
+use crate::domain::reach::{self, Reach};
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,11 +37,7 @@ pub struct RequestMeta {
 /// Cookies the HTTP layer must set or clear once the operation has run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CookieEffect {
-    SetSession {
-        token: String,
-        csrf: String,
-        expires_at: DateTime<Utc>,
-    },
+    SetSession { token: String, csrf: String, expires_at: DateTime<Utc> },
     Clear,
 }
 
@@ -51,15 +49,13 @@ pub struct Ctx {
     meta: RequestMeta,
     audit: Mutex<Vec<AuditRecord>>,
     cookie: Mutex<Option<CookieEffect>>,
+    reach: tokio::sync::OnceCell<Arc<Reach>>,
+    /// AI_AGENT reads of this request: (coachee, resource) -> rows, logged at the end.
+    ai_reads: Mutex<BTreeMap<(Uuid, &'static str), BTreeSet<Uuid>>>,
 }
 
 impl Ctx {
-    pub(crate) fn new(
-        principal: Option<Principal>,
-        tx: TenantTx,
-        clock: SharedClock,
-        meta: RequestMeta,
-    ) -> Self {
+    pub(crate) fn new(principal: Option<Principal>, tx: TenantTx, clock: SharedClock, meta: RequestMeta) -> Self {
         Self {
             principal,
             tx,
@@ -67,6 +63,8 @@ impl Ctx {
             meta,
             audit: Mutex::new(Vec::new()),
             cookie: Mutex::new(None),
+            reach: tokio::sync::OnceCell::new(),
+            ai_reads: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -104,10 +102,7 @@ impl Ctx {
     /// Queues an audit event; written in the request's transaction when it finishes, so a
     /// rolled-back mutation still leaves its denial on record.
     pub fn audit(&self, record: AuditRecord) {
-        self.audit
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(record);
+        self.audit.lock().unwrap_or_else(|p| p.into_inner()).push(record);
     }
 
     pub(crate) fn take_audit(&self) -> Vec<AuditRecord> {
@@ -119,14 +114,29 @@ impl Ctx {
     }
 
     pub fn cookie_effect(&self) -> Option<CookieEffect> {
-        self.cookie
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.cookie.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Writes the queued audit events and commits. Called once, after the operation ran.
+    /// The principal's relationships, loaded on first use within this request only.
+    pub async fn reach(&self) -> AppResult<Arc<Reach>> {
+        self.reach.get_or_try_init(|| async { reach::load(self).await.map(Arc::new) }).await.cloned()
+    }
+
+    /// Notes that the AI principal read `rows` of `resource` about `coachee`; a no-op for
+    /// every other role. Written to the AI access log when the request finishes.
+    pub fn note_ai_read(&self, coachee: Uuid, resource: crate::authz::Resource, rows: impl IntoIterator<Item = Uuid>) {
+        if self.role() != Some(Role::AiAgent) {
+            return;
+        }
+        let mut reads = self.ai_reads.lock().unwrap_or_else(|p| p.into_inner());
+        reads.entry((coachee, resource.as_str())).or_default().extend(rows);
+    }
+
+    /// Writes the AI access log and the queued audit events, then commits. Called once,
+    /// after the operation ran.
     pub async fn finish(&self) -> AppResult<()> {
+        let reads = std::mem::take(&mut *self.ai_reads.lock().unwrap_or_else(|p| p.into_inner()));
+        crate::domain::ai_log::write(self, reads).await?;
         let records = self.take_audit();
         crate::domain::audit::write(self.db(), records, self.now()).await?;
         self.tx.commit().await

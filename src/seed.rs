@@ -6,8 +6,7 @@ use std::sync::{LazyLock, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -24,36 +23,23 @@ pub const SYSTEM_ADMIN_EMAIL: &str = "root@coachgraph.test";
 
 /// One PBKDF2 hash per demo account per process: every account has its own salt, and a
 /// test binary that seeds many databases pays for the hashes once.
-static HASHES: LazyLock<Mutex<HashMap<String, String>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static HASHES: LazyLock<Mutex<HashMap<String, String>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 async fn demo_hashes(emails: &[String]) -> AppResult<HashMap<String, String>> {
     let missing: Vec<String> = {
         let cache = HASHES.lock().unwrap_or_else(|p| p.into_inner());
-        emails
-            .iter()
-            .filter(|e| !cache.contains_key(*e))
-            .cloned()
-            .collect()
+        emails.iter().filter(|e| !cache.contains_key(*e)).cloned().collect()
     };
     let mut tasks = Vec::new();
     for email in missing {
-        tasks.push(tokio::spawn(async move {
-            (email, password::hash(DEMO_PASSWORD.to_owned()).await)
-        }));
+        tasks.push(tokio::spawn(async move { (email, password::hash(DEMO_PASSWORD.to_owned()).await) }));
     }
     for task in tasks {
         let (email, hash) = task.await.map_err(AppError::internal)?;
-        HASHES
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(email, hash?);
+        HASHES.lock().unwrap_or_else(|p| p.into_inner()).insert(email, hash?);
     }
     let cache = HASHES.lock().unwrap_or_else(|p| p.into_inner());
-    Ok(emails
-        .iter()
-        .filter_map(|e| cache.get(e).map(|h| (e.clone(), h.clone())))
-        .collect())
+    Ok(emails.iter().filter_map(|e| cache.get(e).map(|h| (e.clone(), h.clone()))).collect())
 }
 
 async fn put<E>(conn: &impl ConnectionTrait, rows: Vec<E::Model>) -> AppResult<()>
@@ -63,10 +49,7 @@ where
     E::ActiveModel: ActiveModelTrait<Entity = E> + Send,
 {
     for chunk in rows.chunks(100) {
-        let models = chunk
-            .iter()
-            .cloned()
-            .map(|m| m.into_active_model().reset_all());
+        let models = chunk.iter().cloned().map(|m| m.into_active_model().reset_all());
         E::insert_many(models).exec_without_returning(conn).await?;
     }
     Ok(())
@@ -99,9 +82,7 @@ fn user(
 
 fn title_case(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }
 
 /// Every demo email, for hashing up front.
@@ -124,23 +105,13 @@ fn account_names() -> Vec<String> {
 
 /// Whether the demo data is present (production refuses to start then).
 pub async fn demo_present(db: &Db) -> AppResult<bool> {
-    Ok(
-        system_config::Entity::find_by_id(DEMO_MARKER_KEY.to_owned())
-            .one(db.raw())
-            .await?
-            .is_some(),
-    )
+    Ok(system_config::Entity::find_by_id(DEMO_MARKER_KEY.to_owned()).one(db.raw()).await?.is_some())
 }
 
 /// Loads the demo data unless present. `now` anchors every date (sessions in the past and
 /// the future of it). Returns whether anything was written.
 pub async fn seed_demo(db: &Db, now: DateTime<Utc>) -> AppResult<bool> {
-    if tenants::Entity::find()
-        .filter(tenants::Column::Slug.eq("acme"))
-        .one(db.raw())
-        .await?
-        .is_some()
-    {
+    if tenants::Entity::find().filter(tenants::Column::Slug.eq("acme")).one(db.raw()).await?.is_some() {
         return Ok(false);
     }
     let hashes = demo_hashes(&demo_emails()).await?;
@@ -196,12 +167,7 @@ async fn seed_tenant(
     let company = title_case(slug);
     put::<tenants::Entity>(
         txn,
-        vec![tenants::Model {
-            id: tenant_id,
-            slug: slug.to_owned(),
-            name: format!("{company} Corp"),
-            created_at: now,
-        }],
+        vec![tenants::Model { id: tenant_id, slug: slug.to_owned(), name: format!("{company} Corp"), created_at: now }],
     )
     .await?;
     put::<tenant_settings::Entity>(
@@ -231,25 +197,14 @@ async fn seed_tenant(
             Role::AiAgent => format!("Sasha ({company})"),
             _ => format!("{} ({company})", title_case(&name)),
         };
-        let u = user(
-            Some(tenant_id),
-            email.clone(),
-            display,
-            role,
-            hashes.get(&email).cloned(),
-            now,
-        );
+        let u = user(Some(tenant_id), email.clone(), display, role, hashes.get(&email).cloned(), now);
         by_name.insert(name, u.clone());
         people.push(u);
     }
     put::<users::Entity>(txn, people).await?;
 
     let coach_of = |i: usize| {
-        if i <= 6 {
-            &by_name["coach1"]
-        } else {
-            &by_name["coach2"]
-        }
+        if i <= 6 { &by_name["coach1"] } else { &by_name["coach2"] }
     };
     let ai = &by_name["ai"];
     let mut assignments = Vec::new();
@@ -267,12 +222,7 @@ async fn seed_tenant(
     for i in 1..=12usize {
         let coachee = &by_name[&format!("coachee{i}")];
         let coach = coach_of(i);
-        let ai_level = [
-            AiLevel::Off,
-            AiLevel::Observe,
-            AiLevel::Analyze,
-            AiLevel::Act,
-        ][i % 4];
+        let ai_level = [AiLevel::Off, AiLevel::Observe, AiLevel::Analyze, AiLevel::Act][i % 4];
         assignments.push(coach_assignments::Model {
             id: Uuid::new_v4(),
             tenant_id,
@@ -285,13 +235,10 @@ async fn seed_tenant(
         });
         let label = format!("{company} coachee {i}");
         // Two completed sessions and one scheduled, per coachee.
-        for (k, (days, status)) in [
-            (-28i64, SessionStatus::Completed),
-            (-7, SessionStatus::Completed),
-            (7, SessionStatus::Scheduled),
-        ]
-        .into_iter()
-        .enumerate()
+        for (k, (days, status)) in
+            [(-28i64, SessionStatus::Completed), (-7, SessionStatus::Completed), (7, SessionStatus::Scheduled)]
+                .into_iter()
+                .enumerate()
         {
             let session_id = Uuid::new_v4();
             let completed = status == SessionStatus::Completed;
@@ -303,12 +250,7 @@ async fn seed_tenant(
                 scheduled_at: now + Duration::days(days) + Duration::hours(i as i64),
                 duration_minutes: 45 + 15 * (k as i32 % 2),
                 status,
-                summary: completed.then(|| {
-                    format!(
-                        "Summary {} for {label}: progress on delegation and focus.",
-                        k + 1
-                    )
-                }),
+                summary: completed.then(|| format!("Summary {} for {label}: progress on delegation and focus.", k + 1)),
                 private_notes: Some(format!(
                     "Private note of {} on session {} with {label}.",
                     coach.display_name,
@@ -325,7 +267,10 @@ async fn seed_tenant(
                 tenant_id,
                 session_id,
                 coachee_id: coachee.id,
-                body: format!("Transcript of session {} with {label}. Coach: How did the week go? Coachee: Better.", k + 1),
+                body: format!(
+                    "Transcript of session {} with {label}. Coach: How did the week go? Coachee: Better.",
+                    k + 1
+                ),
                 created_at: now + Duration::days(days),
             });
             let approved_id = Uuid::new_v4();
@@ -336,10 +281,7 @@ async fn seed_tenant(
                 coachee_id: coachee.id,
                 author_id: coach.id,
                 author_role: Role::Coach,
-                body: format!(
-                    "Approved insight {} for {label}: energy rises when priorities are explicit.",
-                    k + 1
-                ),
+                body: format!("Approved insight {} for {label}: energy rises when priorities are explicit.", k + 1),
                 status: InsightStatus::Approved,
                 approved_at: Some(now + Duration::days(days + 1)),
                 approved_by: Some(coach.id),
@@ -353,21 +295,16 @@ async fn seed_tenant(
                 coachee_id: coachee.id,
                 author_id: if k == 0 { ai.id } else { coach.id },
                 author_role: if k == 0 { Role::AiAgent } else { Role::Coach },
-                body: format!(
-                    "Draft insight {} for {label}: possible avoidance of conflict.",
-                    k + 1
-                ),
+                body: format!("Draft insight {} for {label}: possible avoidance of conflict.", k + 1),
                 status: InsightStatus::Draft,
                 approved_at: None,
                 approved_by: None,
                 created_at: now + Duration::days(days),
                 updated_at: now + Duration::days(days),
             });
-            for (level, approved) in [
-                (EvidenceLevel::L0, true),
-                (EvidenceLevel::L1, k == 0),
-                (EvidenceLevel::L1, false),
-            ] {
+            for (level, approved) in
+                [(EvidenceLevel::L0, true), (EvidenceLevel::L1, k == 0), (EvidenceLevel::L1, false)]
+            {
                 packs.push(evidence_packs::Model {
                     id: Uuid::new_v4(),
                     tenant_id,
@@ -395,8 +332,7 @@ async fn seed_tenant(
                     created_by: coach.id,
                     title: format!("Action {} of session {} for {label}", n + 1, k + 1),
                     due_on: Some((now + Duration::days(days + 14)).date_naive()),
-                    completed_at: (n == 0 && (k == 0 || i % 2 == 0))
-                        .then_some(now + Duration::days(days + 3)),
+                    completed_at: (n == 0 && (k == 0 || i % 2 == 0)).then_some(now + Duration::days(days + 3)),
                     created_at: now + Duration::days(days),
                 });
             }
@@ -429,10 +365,7 @@ async fn seed_tenant(
             tenant_id,
             coach_id: coach.id,
             coachee_id: coachee.id,
-            body: format!(
-                "Coach note by {} about {label}: watch for overcommitment.",
-                coach.display_name
-            ),
+            body: format!("Coach note by {} about {label}: watch for overcommitment.", coach.display_name),
             created_at: now - Duration::days(10),
             updated_at: now - Duration::days(10),
         });

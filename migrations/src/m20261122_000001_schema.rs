@@ -55,16 +55,10 @@ fn text_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).text().null().take()
 }
 fn ts(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name)
-        .timestamp_with_time_zone()
-        .not_null()
-        .take()
+    ColumnDef::new(name).timestamp_with_time_zone().not_null().take()
 }
 fn ts_null(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name)
-        .timestamp_with_time_zone()
-        .null()
-        .take()
+    ColumnDef::new(name).timestamp_with_time_zone().null().take()
 }
 fn int(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).integer().not_null().take()
@@ -103,15 +97,11 @@ impl Tbl {
 
     /// `id` UUID PK, `tenant_id` UUID NOT NULL, `UNIQUE (tenant_id, id)`.
     fn tenant_table(name: &'static str) -> Self {
-        Self::new(name)
-            .id()
-            .col(uuid(TENANT_ID))
-            .unique(&[TENANT_ID, "id"])
+        Self::new(name).id().col(uuid(TENANT_ID)).unique(&[TENANT_ID, "id"])
     }
 
     fn id(mut self) -> Self {
-        self.stmt
-            .col(ColumnDef::new("id").uuid().not_null().primary_key());
+        self.stmt.col(ColumnDef::new("id").uuid().not_null().primary_key());
         self
     }
 
@@ -126,30 +116,18 @@ impl Tbl {
     }
 
     fn unique(mut self, cols: &[&'static str]) -> Self {
-        self.indexes.push(Idx {
-            unique: true,
-            cols: cols.to_vec(),
-            where_tenant_null: false,
-        });
+        self.indexes.push(Idx { unique: true, cols: cols.to_vec(), where_tenant_null: false });
         self
     }
 
     /// Unique index restricted to `tenant_id IS NULL` rows (NULLs are distinct in a plain UNIQUE).
     fn unique_where_tenant_null(mut self, cols: &[&'static str]) -> Self {
-        self.indexes.push(Idx {
-            unique: true,
-            cols: cols.to_vec(),
-            where_tenant_null: true,
-        });
+        self.indexes.push(Idx { unique: true, cols: cols.to_vec(), where_tenant_null: true });
         self
     }
 
     fn index(mut self, cols: &[&'static str]) -> Self {
-        self.indexes.push(Idx {
-            unique: false,
-            cols: cols.to_vec(),
-            where_tenant_null: false,
-        });
+        self.indexes.push(Idx { unique: false, cols: cols.to_vec(), where_tenant_null: false });
         self
     }
 
@@ -188,32 +166,17 @@ impl Tbl {
     }
 
     async fn create(self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
-        let Tbl {
-            name,
-            stmt,
-            mut indexes,
-            fk_cols,
-        } = self;
+        let Tbl { name, stmt, mut indexes, fk_cols } = self;
         for cols in fk_cols {
-            let covered = indexes
-                .iter()
-                .any(|ix| !ix.where_tenant_null && ix.cols.starts_with(&cols));
+            let covered = indexes.iter().any(|ix| !ix.where_tenant_null && ix.cols.starts_with(&cols));
             if !covered {
-                indexes.push(Idx {
-                    unique: false,
-                    cols,
-                    where_tenant_null: false,
-                });
+                indexes.push(Idx { unique: false, cols, where_tenant_null: false });
             }
         }
         manager.create_table(stmt).await?;
         for ix in indexes {
             let prefix = if ix.unique { "ux" } else { "ix" };
-            let suffix = if ix.where_tenant_null {
-                "_platform"
-            } else {
-                ""
-            };
+            let suffix = if ix.where_tenant_null { "_platform" } else { "" };
             let mut stmt = Index::create()
                 .if_not_exists()
                 .name(format!("{prefix}_{name}_{}{suffix}", ix.cols.join("_")))
@@ -239,12 +202,7 @@ impl Tbl {
 fn tables() -> Vec<Tbl> {
     vec![
         // 1
-        Tbl::new("tenants")
-            .id()
-            .col(text("slug"))
-            .col(text("name"))
-            .col(ts("created_at"))
-            .unique(&["slug"]),
+        Tbl::new("tenants").id().col(text("slug")).col(text("name")).col(ts("created_at")).unique(&["slug"]),
         // 2
         Tbl::new("tenant_settings")
             .col(ColumnDef::new(TENANT_ID).uuid().not_null().primary_key())
@@ -268,10 +226,7 @@ fn tables() -> Vec<Tbl> {
             .col(ts_null("password_changed_at"))
             .col(ts("created_at"))
             .col(ts("updated_at"))
-            .check(
-                "ck_users_platform_role",
-                "(tenant_id IS NULL) = (role = 'SYSTEM_ADMIN')",
-            )
+            .check("ck_users_platform_role", "(tenant_id IS NULL) = (role = 'SYSTEM_ADMIN')")
             .fk(TENANT_ID, "tenants", "id")
             .unique(&[TENANT_ID, "id"])
             .unique(&[TENANT_ID, "email"])
@@ -366,10 +321,7 @@ fn tables() -> Vec<Tbl> {
             .col(int("progress_percent").default(0))
             .col(ts("created_at"))
             .col(ts("updated_at"))
-            .check(
-                "ck_goals_progress_percent",
-                "progress_percent >= 0 AND progress_percent <= 100",
-            )
+            .check("ck_goals_progress_percent", "progress_percent >= 0 AND progress_percent <= 100")
             .tfk("coachee_id", "users")
             .tfk("created_by", "users")
             .index(&[TENANT_ID, "coachee_id"]),
@@ -475,10 +427,7 @@ fn tables() -> Vec<Tbl> {
             .col(ts_null("approved_at"))
             .col(ts_null("revoked_at"))
             .col(uuid_null("revoked_by"))
-            .check(
-                "ck_break_glass_requests_minutes",
-                "minutes >= 1 AND minutes <= 60",
-            )
+            .check("ck_break_glass_requests_minutes", "minutes >= 1 AND minutes <= 60")
             .tfk("coachee_id", "users")
             .tfk("requested_by", "users"),
         // 20
@@ -534,10 +483,7 @@ fn tables() -> Vec<Tbl> {
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let tables = tables();
-        debug_assert_eq!(
-            tables.iter().map(|t| t.name).collect::<Vec<_>>(),
-            TABLES.to_vec()
-        );
+        debug_assert_eq!(tables.iter().map(|t| t.name).collect::<Vec<_>>(), TABLES.to_vec());
         for table in tables {
             table.create(manager).await?;
         }
@@ -546,9 +492,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for name in TABLES.iter().rev() {
-            manager
-                .drop_table(Table::drop().table(*name).if_exists().take())
-                .await?;
+            manager.drop_table(Table::drop().table(*name).if_exists().take()).await?;
         }
         Ok(())
     }

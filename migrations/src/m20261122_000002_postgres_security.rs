@@ -41,26 +41,14 @@ struct TenantTable {
 const CRUD: &str = "SELECT, INSERT, UPDATE, DELETE";
 
 const fn tt(name: &'static str) -> TenantTable {
-    TenantTable {
-        name,
-        privileges: CRUD,
-        rule: TenantRule::Strict,
-    }
+    TenantTable { name, privileges: CRUD, rule: TenantRule::Strict }
 }
 
 /// Every table that has a `tenant_id` column: RLS enabled + forced, a permissive `<t>_app`
 /// policy and a restrictive `<t>_tenant` policy (plus `<t>_tenant_<cmd>` where the rule needs it).
 const TENANT_TABLES: &[TenantTable] = &[
-    TenantTable {
-        name: "tenant_settings",
-        privileges: CRUD,
-        rule: TenantRule::AdminReadUpdate,
-    },
-    TenantTable {
-        name: "users",
-        privileges: CRUD,
-        rule: TenantRule::AdminReadUpdate,
-    },
+    TenantTable { name: "tenant_settings", privileges: CRUD, rule: TenantRule::AdminReadUpdate },
+    TenantTable { name: "users", privileges: CRUD, rule: TenantRule::AdminReadUpdate },
     tt("coach_assignments"),
     tt("coaching_sessions"),
     tt("transcripts"),
@@ -74,24 +62,12 @@ const TENANT_TABLES: &[TenantTable] = &[
     tt("consent_history"),
     tt("ai_access_log"),
     tt("ai_action_proposals"),
-    TenantTable {
-        name: "audit_events",
-        privileges: "SELECT, INSERT",
-        rule: TenantRule::Audit,
-    },
+    TenantTable { name: "audit_events", privileges: "SELECT, INSERT", rule: TenantRule::Audit },
     tt("access_notices"),
-    TenantTable {
-        name: "break_glass_requests",
-        privileges: CRUD,
-        rule: TenantRule::AdminRead,
-    },
+    TenantTable { name: "break_glass_requests", privileges: CRUD, rule: TenantRule::AdminRead },
     tt("break_glass_grants"),
     tt("integration_tokens"),
-    TenantTable {
-        name: "auth_sessions",
-        privileges: CRUD,
-        rule: TenantRule::PlatformSessions,
-    },
+    TenantTable { name: "auth_sessions", privileges: CRUD, rule: TenantRule::PlatformSessions },
 ];
 
 /// The functions the application role may execute (signatures as in GRANT/DROP).
@@ -174,19 +150,9 @@ CREATE TRIGGER audit_events_append_only
 "#;
 
 /// `CREATE POLICY` has no `IF NOT EXISTS`: drop first so that re-running is harmless.
-fn policy(
-    sql: &mut String,
-    table: &str,
-    name: &str,
-    kind: &str,
-    cmd: &str,
-    using: Option<&str>,
-    check: Option<&str>,
-) {
+fn policy(sql: &mut String, table: &str, name: &str, kind: &str, cmd: &str, using: Option<&str>, check: Option<&str>) {
     sql.push_str(&format!("DROP POLICY IF EXISTS {name} ON {table};\n"));
-    sql.push_str(&format!(
-        "CREATE POLICY {name} ON {table} AS {kind} FOR {cmd} TO {APP_ROLE}"
-    ));
+    sql.push_str(&format!("CREATE POLICY {name} ON {table} AS {kind} FOR {cmd} TO {APP_ROLE}"));
     if let Some(using) = using {
         sql.push_str(&format!(" USING ({using})"));
     }
@@ -212,121 +178,38 @@ fn security_sql() -> String {
 
     for t in TENANT_TABLES {
         let name = t.name;
-        sql.push_str(&format!(
-            "GRANT {} ON TABLE {name} TO {APP_ROLE};\n",
-            t.privileges
-        ));
+        sql.push_str(&format!("GRANT {} ON TABLE {name} TO {APP_ROLE};\n", t.privileges));
         enable_rls(&mut sql, name);
-        policy(
-            &mut sql,
-            name,
-            &format!("{name}_app"),
-            "PERMISSIVE",
-            "ALL",
-            Some("true"),
-            Some("true"),
-        );
+        policy(&mut sql, name, &format!("{name}_app"), "PERMISSIVE", "ALL", Some("true"), Some("true"));
         let tenant = format!("{name}_tenant");
         let t_or_sa = format!("{T} OR {SA}");
         match t.rule {
             TenantRule::Strict => {
-                policy(
-                    &mut sql,
-                    name,
-                    &tenant,
-                    "RESTRICTIVE",
-                    "ALL",
-                    Some(T),
-                    Some(T),
-                );
+                policy(&mut sql, name, &tenant, "RESTRICTIVE", "ALL", Some(T), Some(T));
             }
             TenantRule::AdminReadUpdate => {
-                policy(
-                    &mut sql,
-                    name,
-                    &tenant,
-                    "RESTRICTIVE",
-                    "ALL",
-                    Some(&t_or_sa),
-                    Some(&t_or_sa),
-                );
+                policy(&mut sql, name, &tenant, "RESTRICTIVE", "ALL", Some(&t_or_sa), Some(&t_or_sa));
                 // The SYSTEM_ADMIN exception covers reads and updates only.
                 let insert = format!("{tenant}_insert");
-                policy(
-                    &mut sql,
-                    name,
-                    &insert,
-                    "RESTRICTIVE",
-                    "INSERT",
-                    None,
-                    Some(T),
-                );
+                policy(&mut sql, name, &insert, "RESTRICTIVE", "INSERT", None, Some(T));
                 let delete = format!("{tenant}_delete");
-                policy(
-                    &mut sql,
-                    name,
-                    &delete,
-                    "RESTRICTIVE",
-                    "DELETE",
-                    Some(T),
-                    None,
-                );
+                policy(&mut sql, name, &delete, "RESTRICTIVE", "DELETE", Some(T), None);
             }
             TenantRule::AdminRead => {
-                policy(
-                    &mut sql,
-                    name,
-                    &tenant,
-                    "RESTRICTIVE",
-                    "ALL",
-                    Some(&t_or_sa),
-                    Some(T),
-                );
+                policy(&mut sql, name, &tenant, "RESTRICTIVE", "ALL", Some(&t_or_sa), Some(T));
                 // The SYSTEM_ADMIN exception covers reads only.
                 let update = format!("{tenant}_update");
-                policy(
-                    &mut sql,
-                    name,
-                    &update,
-                    "RESTRICTIVE",
-                    "UPDATE",
-                    Some(T),
-                    Some(T),
-                );
+                policy(&mut sql, name, &update, "RESTRICTIVE", "UPDATE", Some(T), Some(T));
                 let delete = format!("{tenant}_delete");
-                policy(
-                    &mut sql,
-                    name,
-                    &delete,
-                    "RESTRICTIVE",
-                    "DELETE",
-                    Some(T),
-                    None,
-                );
+                policy(&mut sql, name, &delete, "RESTRICTIVE", "DELETE", Some(T), None);
             }
             TenantRule::PlatformSessions => {
                 let rule = format!("{T} OR (tenant_id IS NULL AND {SA})");
-                policy(
-                    &mut sql,
-                    name,
-                    &tenant,
-                    "RESTRICTIVE",
-                    "ALL",
-                    Some(&rule),
-                    Some(&rule),
-                );
+                policy(&mut sql, name, &tenant, "RESTRICTIVE", "ALL", Some(&rule), Some(&rule));
             }
             TenantRule::Audit => {
                 let check = format!("{T} OR tenant_id IS NULL");
-                policy(
-                    &mut sql,
-                    name,
-                    &tenant,
-                    "RESTRICTIVE",
-                    "ALL",
-                    Some(&t_or_sa),
-                    Some(&check),
-                );
+                policy(&mut sql, name, &tenant, "RESTRICTIVE", "ALL", Some(&t_or_sa), Some(&check));
             }
         }
     }
@@ -345,27 +228,14 @@ fn security_sql() -> String {
     );
 
     // system_config: SYSTEM_ADMIN only.
-    sql.push_str(&format!(
-        "GRANT {CRUD} ON TABLE system_config TO {APP_ROLE};\n"
-    ));
+    sql.push_str(&format!("GRANT {CRUD} ON TABLE system_config TO {APP_ROLE};\n"));
     enable_rls(&mut sql, "system_config");
-    policy(
-        &mut sql,
-        "system_config",
-        "system_config_app",
-        "PERMISSIVE",
-        "ALL",
-        Some(SA),
-        Some(SA),
-    );
+    policy(&mut sql, "system_config", "system_config_app", "PERMISSIVE", "ALL", Some(SA), Some(SA));
     sql
 }
 
 fn all_rls_tables() -> impl Iterator<Item = &'static str> {
-    TENANT_TABLES
-        .iter()
-        .map(|t| t.name)
-        .chain(["tenants", "system_config"])
+    TENANT_TABLES.iter().map(|t| t.name).chain(["tenants", "system_config"])
 }
 
 #[async_trait::async_trait]
@@ -419,14 +289,8 @@ impl MigrationTrait for Migration {
 
 /// Every policy name `up` may have created on `table`.
 fn policy_names(table: &str) -> Vec<String> {
-    [
-        "app",
-        "tenant",
-        "tenant_insert",
-        "tenant_update",
-        "tenant_delete",
-    ]
-    .iter()
-    .map(|s| format!("{table}_{s}"))
-    .collect()
+    ["app", "tenant", "tenant_insert", "tenant_update", "tenant_delete"]
+        .iter()
+        .map(|s| format!("{table}_{s}"))
+        .collect()
 }

@@ -50,10 +50,7 @@ impl MigrationTrait for Migration {
         if manager.get_database_backend() != DbBackend::Postgres {
             return Ok(());
         }
-        manager
-            .get_connection()
-            .execute_unprepared(&up_sql())
-            .await?;
+        manager.get_connection().execute_unprepared(&up_sql()).await?;
         Ok(())
     }
 
@@ -61,10 +58,7 @@ impl MigrationTrait for Migration {
         if manager.get_database_backend() != DbBackend::Postgres {
             return Ok(());
         }
-        manager
-            .get_connection()
-            .execute_unprepared("DROP FUNCTION IF EXISTS audit_chain_head(uuid);")
-            .await?;
+        manager.get_connection().execute_unprepared("DROP FUNCTION IF EXISTS audit_chain_head(uuid);").await?;
         Ok(())
     }
 }

@@ -208,12 +208,8 @@ pub fn grant(role: Role, resource: Resource, action: Action) -> Option<Grant> {
         (R::CoachAssignments, Role::Coachee | Role::Coach) if action == Read => g(S::Own, G::None),
         (R::CoachAssignments, Role::ProgramAdmin) => g(S::Tenant, G::None),
 
-        (R::ProgramMetrics, Role::ProgramAdmin) if action == Read => {
-            g(S::Tenant, G::AnonymityFloor)
-        }
-        (R::ProgramMetrics, Role::Executive) if action == Read => {
-            g(S::Tenant, G::AnonymityFloorNoDrillDown)
-        }
+        (R::ProgramMetrics, Role::ProgramAdmin) if action == Read => g(S::Tenant, G::AnonymityFloor),
+        (R::ProgramMetrics, Role::Executive) if action == Read => g(S::Tenant, G::AnonymityFloorNoDrillDown),
 
         (R::AuditLogs, Role::ProgramAdmin) if action == Read => g(S::Tenant, G::None),
         (R::AuditLogs, Role::SystemAdmin) if action == Read => g(S::Platform, G::None),
@@ -223,9 +219,7 @@ pub fn grant(role: Role, resource: Resource, action: Action) -> Option<Grant> {
         (R::BreakGlassRequests, Role::ProgramAdmin) => g(S::Tenant, G::DualApproval),
         (R::BreakGlassRequests, Role::SystemAdmin) if action == Read => g(S::Platform, G::None),
 
-        (R::SystemConfig, Role::ProgramAdmin) if matches!(action, Read | Update) => {
-            g(S::Tenant, G::TenantSettingsOnly)
-        }
+        (R::SystemConfig, Role::ProgramAdmin) if matches!(action, Read | Update) => g(S::Tenant, G::TenantSettingsOnly),
         (R::SystemConfig, Role::SystemAdmin) => g(S::Platform, G::None),
 
         (R::AccountSecurityStatus, Role::SystemAdmin) if matches!(action, Read | Update) => {
@@ -237,9 +231,7 @@ pub fn grant(role: Role, resource: Resource, action: Action) -> Option<Grant> {
         // Extensions of section 5 (no matrix row): the coachee reads its own AI access log and
         // proposals (and confirms them); the AI creates proposals.
         (R::AiAccessLog, Role::Coachee) if action == Read => g(S::Own, G::None),
-        (R::AiActionProposals, Role::Coachee) if matches!(action, Read | Update) => {
-            g(S::Own, G::None)
-        }
+        (R::AiActionProposals, Role::Coachee) if matches!(action, Read | Update) => g(S::Own, G::None),
         (R::AiActionProposals, Role::AiAgent) if action == Create => g(S::Consented, G::None),
 
         _ => None,
@@ -253,12 +245,7 @@ pub fn allows(role: Role, resource: Resource, action: Action) -> bool {
 /// The matrix cell as written in `matrix.csv` reduced to its letters, e.g. "CRUD", "R", "C", "" for `-`.
 pub fn letters(role: Role, resource: Resource) -> String {
     let mut s = String::new();
-    for (a, c) in [
-        (Action::Create, 'C'),
-        (Action::Read, 'R'),
-        (Action::Update, 'U'),
-        (Action::Delete, 'D'),
-    ] {
+    for (a, c) in [(Action::Create, 'C'), (Action::Read, 'R'), (Action::Update, 'U'), (Action::Delete, 'D')] {
         if allows(role, resource, a) {
             s.push(c);
         }
@@ -296,14 +283,8 @@ account_security_status,-,-,-,-,-,R/U(unlock)
 integration_tokens,CRUD(own),CRUD(own),-,-,-,-
 ";
 
-    const ROLES_IN_CSV_ORDER: [Role; 6] = [
-        Role::Coachee,
-        Role::Coach,
-        Role::ProgramAdmin,
-        Role::Executive,
-        Role::AiAgent,
-        Role::SystemAdmin,
-    ];
+    const ROLES_IN_CSV_ORDER: [Role; 6] =
+        [Role::Coachee, Role::Coach, Role::ProgramAdmin, Role::Executive, Role::AiAgent, Role::SystemAdmin];
 
     /// Reduces a CSV cell to the actions it grants: the letters before any scope.
     /// "+complete" is an update limited to completion.
@@ -311,10 +292,7 @@ integration_tokens,CRUD(own),CRUD(own),-,-,-,-
         if cell == "-" {
             return String::new();
         }
-        let head: String = cell
-            .chars()
-            .take_while(|c| c.is_ascii_uppercase() || *c == '/')
-            .collect();
+        let head: String = cell.chars().take_while(|c| c.is_ascii_uppercase() || *c == '/').collect();
         let mut letters: String = head.chars().filter(|c| c.is_ascii_uppercase()).collect();
         if cell.contains("+complete") {
             letters.push('U');
@@ -371,18 +349,9 @@ integration_tokens,CRUD(own),CRUD(own),-,-,-,-
 
     #[test]
     fn scopes_follow_the_csv_parentheses() {
-        assert_eq!(
-            grant(Role::Coach, Resource::SessionMetadata, Action::Read).map(|g| g.scope),
-            Some(Scope::Assigned)
-        );
-        assert_eq!(
-            grant(Role::Coachee, Resource::Goals, Action::Read).map(|g| g.scope),
-            Some(Scope::Own)
-        );
-        assert_eq!(
-            grant(Role::Coach, Resource::CoachNotes, Action::Read).map(|g| g.scope),
-            Some(Scope::Own)
-        );
+        assert_eq!(grant(Role::Coach, Resource::SessionMetadata, Action::Read).map(|g| g.scope), Some(Scope::Assigned));
+        assert_eq!(grant(Role::Coachee, Resource::Goals, Action::Read).map(|g| g.scope), Some(Scope::Own));
+        assert_eq!(grant(Role::Coach, Resource::CoachNotes, Action::Read).map(|g| g.scope), Some(Scope::Own));
         assert_eq!(
             grant(Role::Coachee, Resource::OtherUserProfiles, Action::Read).map(|g| g.scope),
             Some(Scope::OwnCoaches)
@@ -391,10 +360,7 @@ integration_tokens,CRUD(own),CRUD(own),-,-,-,-
             grant(Role::Executive, Resource::OtherUserProfiles, Action::Read).map(|g| g.scope),
             Some(Scope::TenantDirectory)
         );
-        assert_eq!(
-            grant(Role::SystemAdmin, Resource::AuditLogs, Action::Read).map(|g| g.scope),
-            Some(Scope::Platform)
-        );
+        assert_eq!(grant(Role::SystemAdmin, Resource::AuditLogs, Action::Read).map(|g| g.scope), Some(Scope::Platform));
         assert_eq!(
             grant(Role::Coach, Resource::Transcripts, Action::Read).map(|g| g.gate),
             Some(Gate::TranscriptSharing)
@@ -412,12 +378,7 @@ integration_tokens,CRUD(own),CRUD(own),-,-,-,-
             Some(Gate::AnonymityFloorNoDrillDown)
         );
         assert_eq!(
-            grant(
-                Role::ProgramAdmin,
-                Resource::BreakGlassRequests,
-                Action::Create
-            )
-            .map(|g| g.gate),
+            grant(Role::ProgramAdmin, Resource::BreakGlassRequests, Action::Create).map(|g| g.gate),
             Some(Gate::DualApproval)
         );
     }

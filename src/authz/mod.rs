@@ -58,55 +58,28 @@ mod tests {
 
     #[test]
     fn executive_sees_only_directory_fields_of_users() {
-        let f = |name| {
-            field_in_schema(
-                Role::Executive,
-                VisibilityTag::ClientVisible,
-                Access::Profile,
-                name,
-            )
-        };
+        let f = |name| field_in_schema(Role::Executive, VisibilityTag::ClientVisible, Access::Profile, name);
         assert!(f("id") && f("role") && f("displayName"));
         assert!(!f("email"));
     }
 
     #[test]
     fn coachee_sees_its_own_profile_fields() {
-        assert!(field_in_schema(
-            Role::Coachee,
-            VisibilityTag::ClientVisible,
-            Access::Profile,
-            "email"
-        ));
+        assert!(field_in_schema(Role::Coachee, VisibilityTag::ClientVisible, Access::Profile, "email"));
     }
 
     #[test]
     fn system_admin_sees_no_profile_fields() {
         for name in ["id", "role", "displayName", "email"] {
-            assert!(!field_in_schema(
-                Role::SystemAdmin,
-                VisibilityTag::ClientVisible,
-                Access::Profile,
-                name
-            ));
+            assert!(!field_in_schema(Role::SystemAdmin, VisibilityTag::ClientVisible, Access::Profile, name));
         }
     }
 
     #[test]
     fn coach_only_fields_never_reach_coachee_admin_or_executive() {
-        for role in [
-            Role::Coachee,
-            Role::ProgramAdmin,
-            Role::Executive,
-            Role::SystemAdmin,
-        ] {
+        for role in [Role::Coachee, Role::ProgramAdmin, Role::Executive, Role::SystemAdmin] {
             for resource in Resource::MATRIX_ROWS {
-                assert!(!field_in_schema(
-                    role,
-                    VisibilityTag::CoachOnly,
-                    Access::Resource(resource),
-                    "x"
-                ));
+                assert!(!field_in_schema(role, VisibilityTag::CoachOnly, Access::Resource(resource), "x"));
             }
         }
     }
@@ -127,17 +100,9 @@ mod tests {
     #[test]
     fn program_metrics_reach_admin_and_executive_only() {
         for role in Role::ALL {
-            let visible = field_in_schema(
-                role,
-                VisibilityTag::AdminAggregate,
-                Access::Resource(Resource::ProgramMetrics),
-                "x",
-            );
-            assert_eq!(
-                visible,
-                matches!(role, Role::ProgramAdmin | Role::Executive),
-                "{role:?}"
-            );
+            let visible =
+                field_in_schema(role, VisibilityTag::AdminAggregate, Access::Resource(Resource::ProgramMetrics), "x");
+            assert_eq!(visible, matches!(role, Role::ProgramAdmin | Role::Executive), "{role:?}");
         }
     }
 }

@@ -37,10 +37,7 @@ impl VisibilityTag {
     /// How many roles may hold the tag: a tag is "looser" than another when more
     /// roles are cleared for it (`CLIENT_VISIBLE` is the loosest).
     pub fn breadth(self) -> usize {
-        Role::ALL
-            .iter()
-            .filter(|r| clearance(**r, self) != Clearance::No)
-            .count()
+        Role::ALL.iter().filter(|r| clearance(**r, self) != Clearance::No).count()
     }
 }
 

@@ -24,11 +24,7 @@ pub struct DbScope {
 
 impl DbScope {
     /// No tenant, no principal: on PostgreSQL every tenant table shows no rows.
-    pub const ANONYMOUS: DbScope = DbScope {
-        tenant_id: None,
-        principal_id: None,
-        role: None,
-    };
+    pub const ANONYMOUS: DbScope = DbScope { tenant_id: None, principal_id: None, role: None };
 }
 
 #[derive(Debug, Clone)]
@@ -41,13 +37,9 @@ impl Db {
     /// and one connection keeps request transactions from tripping over each other's locks.
     pub async fn connect(url: &str) -> AppResult<Db> {
         let mut opts = ConnectOptions::new(url.to_owned());
-        opts.sqlx_logging(false)
-            .acquire_timeout(Duration::from_secs(10));
+        opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
         if url.starts_with("sqlite:") {
-            opts.max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None);
+            opts.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
         } else {
             opts.max_connections(16).min_connections(1);
         }
@@ -91,11 +83,7 @@ impl Db {
                WHERE c.relowner = r.oid AND n.nspname = 'public')::bigint AS owned \
              FROM pg_roles r WHERE r.rolname = current_user",
         );
-        let row = self
-            .conn
-            .query_one_raw(stmt)
-            .await?
-            .ok_or_else(|| AppError::internal("no current role"))?;
+        let row = self.conn.query_one_raw(stmt).await?.ok_or_else(|| AppError::internal("no current role"))?;
         let name: String = row.try_get("", "name")?;
         let superuser: bool = row.try_get("", "superuser")?;
         let bypass: bool = row.try_get("", "bypass")?;

@@ -1,8 +1,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
-    TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionTrait, Value,
 };
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
@@ -75,8 +74,7 @@ impl TenantTx {
     /// The connection for one statement.
     pub async fn conn(&self) -> AppResult<MappedMutexGuard<'_, DatabaseTransaction>> {
         let guard = self.tx.lock().await;
-        MutexGuard::try_map(guard, |tx| tx.as_mut())
-            .map_err(|_| AppError::internal("transaction already finished"))
+        MutexGuard::try_map(guard, |tx| tx.as_mut()).map_err(|_| AppError::internal("transaction already finished"))
     }
 
     /// Runs `work` so that it either fully happens or leaves nothing behind (a savepoint),
@@ -86,39 +84,22 @@ impl TenantTx {
         F: Future<Output = AppResult<T>>,
     {
         let name = format!("sp_{}", self.savepoints.fetch_add(1, Ordering::Relaxed));
-        self.conn()
-            .await?
-            .execute_unprepared(&format!("SAVEPOINT {name}"))
-            .await?;
+        self.conn().await?.execute_unprepared(&format!("SAVEPOINT {name}")).await?;
         match work.await {
             Ok(value) => {
-                self.conn()
-                    .await?
-                    .execute_unprepared(&format!("RELEASE SAVEPOINT {name}"))
-                    .await?;
+                self.conn().await?.execute_unprepared(&format!("RELEASE SAVEPOINT {name}")).await?;
                 Ok(value)
             }
             Err(e) => {
-                self.conn()
-                    .await?
-                    .execute_unprepared(&format!("ROLLBACK TO SAVEPOINT {name}"))
-                    .await?;
-                self.conn()
-                    .await?
-                    .execute_unprepared(&format!("RELEASE SAVEPOINT {name}"))
-                    .await?;
+                self.conn().await?.execute_unprepared(&format!("ROLLBACK TO SAVEPOINT {name}")).await?;
+                self.conn().await?.execute_unprepared(&format!("RELEASE SAVEPOINT {name}")).await?;
                 Err(e)
             }
         }
     }
 
     pub async fn commit(&self) -> AppResult<()> {
-        let tx = self
-            .tx
-            .lock()
-            .await
-            .take()
-            .ok_or_else(|| AppError::internal("transaction already finished"))?;
+        let tx = self.tx.lock().await.take().ok_or_else(|| AppError::internal("transaction already finished"))?;
         tx.commit().await?;
         Ok(())
     }

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, Value,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, Value,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -107,8 +107,7 @@ async fn chain_head(tx: &TenantTx, tenant_id: Option<Uuid>) -> AppResult<(i64, S
         return Ok(match row {
             Some(r) => (
                 r.try_get::<Option<i64>>("", "seq")?.unwrap_or(0),
-                r.try_get::<Option<String>>("", "hash")?
-                    .unwrap_or_else(|| GENESIS_HASH.to_owned()),
+                r.try_get::<Option<String>>("", "hash")?.unwrap_or_else(|| GENESIS_HASH.to_owned()),
             ),
             None => (0, GENESIS_HASH.to_owned()),
         });
@@ -123,9 +122,7 @@ async fn chain_head(tx: &TenantTx, tenant_id: Option<Uuid>) -> AppResult<(i64, S
         .limit(1)
         .one(&*tx.conn().await?)
         .await?;
-    Ok(last
-        .map(|e| (e.seq, e.hash))
-        .unwrap_or((0, GENESIS_HASH.to_owned())))
+    Ok(last.map(|e| (e.seq, e.hash)).unwrap_or((0, GENESIS_HASH.to_owned())))
 }
 
 /// Appends `records` to their chains.
@@ -168,9 +165,7 @@ pub async fn write(tx: &TenantTx, records: Vec<AuditRecord>, now: DateTime<Utc>)
             prev_hash: Set(model.prev_hash),
             hash: Set(model.hash),
         };
-        audit_events::Entity::insert(active)
-            .exec_without_returning(&*tx.conn().await?)
-            .await?;
+        audit_events::Entity::insert(active).exec_without_returning(&*tx.conn().await?).await?;
     }
     Ok(())
 }

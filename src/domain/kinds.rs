@@ -7,19 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// A principal's role (POLICY.md section 1).
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    EnumIter,
-    DeriveActiveEnum,
-    Enum,
-    Serialize,
-    Deserialize,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize,
 )]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -39,14 +27,8 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
-        Role::Coachee,
-        Role::Coach,
-        Role::ProgramAdmin,
-        Role::Executive,
-        Role::AiAgent,
-        Role::SystemAdmin,
-    ];
+    pub const ALL: [Role; 6] =
+        [Role::Coachee, Role::Coach, Role::ProgramAdmin, Role::Executive, Role::AiAgent, Role::SystemAdmin];
 
     /// The name stored in the database, in tokens and in `set_tenant_context`.
     pub fn as_str(self) -> &'static str {
@@ -77,9 +59,7 @@ impl Role {
     }
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UserStatus {
@@ -92,9 +72,7 @@ pub enum UserStatus {
     Deactivated,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SessionStatus {
@@ -106,9 +84,7 @@ pub enum SessionStatus {
     Cancelled,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InsightStatus {
@@ -120,9 +96,7 @@ pub enum InsightStatus {
     Rejected,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum EvidenceLevel {
     #[sea_orm(string_value = "L0")]
@@ -131,19 +105,7 @@ pub enum EvidenceLevel {
     L1,
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    EnumIter,
-    DeriveActiveEnum,
-    Enum,
-    Serialize,
-    Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ConsentKind {
@@ -158,28 +120,13 @@ pub enum ConsentKind {
 }
 
 impl ConsentKind {
-    pub const ALL: [ConsentKind; 4] = [
-        ConsentKind::SashaObserve,
-        ConsentKind::SashaAnalyze,
-        ConsentKind::SashaAct,
-        ConsentKind::TranscriptSharing,
-    ];
+    pub const ALL: [ConsentKind; 4] =
+        [ConsentKind::SashaObserve, ConsentKind::SashaAnalyze, ConsentKind::SashaAct, ConsentKind::TranscriptSharing];
 }
 
 /// The AI engine's reach over one coachee, ordered: `Off < Observe < Analyze < Act`.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    EnumIter,
-    DeriveActiveEnum,
-    Enum,
-    Serialize,
-    Deserialize,
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize,
 )]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

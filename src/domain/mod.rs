@@ -1,5 +1,9 @@
 //! Domain rules, each a function of the request's `Ctx` first.
 
 pub mod access;
+pub mod admin;
+pub mod ai_log;
 pub mod audit;
 pub mod kinds;
+pub mod metrics;
+pub mod reach;

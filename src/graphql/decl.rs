@@ -62,13 +62,7 @@ pub struct FieldDecl {
 
 impl FieldDecl {
     /// A tagged field of a data type.
-    pub fn tagged(
-        name: &'static str,
-        ty: &'static str,
-        tag: VisibilityTag,
-        access: Access,
-        resolve: Resolver,
-    ) -> Self {
+    pub fn tagged(name: &'static str, ty: &'static str, tag: VisibilityTag, access: Access, resolve: Resolver) -> Self {
         Self {
             name,
             ty,
@@ -83,30 +77,12 @@ impl FieldDecl {
 
     /// A field of a structural type (identity of the caller, paging): no tag of its own.
     pub fn structural(name: &'static str, ty: &'static str, resolve: Resolver) -> Self {
-        Self {
-            name,
-            ty,
-            tag: None,
-            access: None,
-            entry: None,
-            args: Vec::new(),
-            description: None,
-            resolve,
-        }
+        Self { name, ty, tag: None, access: None, entry: None, args: Vec::new(), description: None, resolve }
     }
 
     /// A Query or Mutation field.
     pub fn root(name: &'static str, ty: &'static str, entry: Entry, resolve: Resolver) -> Self {
-        Self {
-            name,
-            ty,
-            tag: None,
-            access: None,
-            entry: Some(entry),
-            args: Vec::new(),
-            description: None,
-            resolve,
-        }
+        Self { name, ty, tag: None, access: None, entry: Some(entry), args: Vec::new(), description: None, resolve }
     }
 
     pub fn arg(mut self, name: &'static str, ty: &'static str) -> Self {
@@ -143,21 +119,11 @@ pub struct ObjectDecl {
 
 impl ObjectDecl {
     pub fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            description: None,
-            structural: false,
-            fields: Vec::new(),
-        }
+        Self { name, description: None, structural: false, fields: Vec::new() }
     }
 
     pub fn structural(name: &'static str) -> Self {
-        Self {
-            name,
-            description: None,
-            structural: true,
-            fields: Vec::new(),
-        }
+        Self { name, description: None, structural: true, fields: Vec::new() }
     }
 
     pub fn describe(mut self, text: &'static str) -> Self {
@@ -189,19 +155,12 @@ pub fn type_ref(ty: &str) -> TypeRef {
 
 /// The request's `Ctx`, from a resolver.
 pub fn ctx_of<'a>(rc: &ResolverContext<'a>) -> Result<&'a Ctx, async_graphql::Error> {
-    rc.data::<Arc<Ctx>>()
-        .map(|c| c.as_ref())
-        .map_err(|_| AppError::internal("request without Ctx").into_graphql())
+    rc.data::<Arc<Ctx>>().map(|c| c.as_ref()).map_err(|_| AppError::internal("request without Ctx").into_graphql())
 }
 
 /// The runtime guard derived from the declaration: even if a field were reachable in a
 /// schema it should not be in, it refuses to resolve for a role the policy excludes.
-pub fn guard(
-    ctx: &Ctx,
-    tag: Option<VisibilityTag>,
-    access: Option<Access>,
-    field: &str,
-) -> AppResult<()> {
+pub fn guard(ctx: &Ctx, tag: Option<VisibilityTag>, access: Option<Access>, field: &str) -> AppResult<()> {
     if let (Some(tag), Some(access)) = (tag, access) {
         let role = ctx.role().ok_or(AppError::Unauthenticated)?;
         if !authz::field_in_schema(role, tag, access, field) {
@@ -219,8 +178,7 @@ pub fn guarded(decl: &FieldDecl) -> Resolver {
         return inner;
     }
     Arc::new(move |rc: ResolverContext<'_>| {
-        let allowed = ctx_of(&rc)
-            .and_then(|ctx| guard(ctx, tag, access, name).map_err(AppError::into_graphql));
+        let allowed = ctx_of(&rc).and_then(|ctx| guard(ctx, tag, access, name).map_err(AppError::into_graphql));
         match allowed {
             Ok(()) => inner(rc),
             Err(e) => FieldFuture::new(async move { Err::<Option<Value>, _>(e) }),

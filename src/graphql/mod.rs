@@ -1,16 +1,17 @@
 //! The GraphQL API: declarations per domain, assembled into one [`Catalog`], from which
 //! the per-role schemas are built.
 
+pub mod admin;
+pub mod coaching;
 pub mod decl;
 pub mod identity;
+pub mod loaders;
 pub mod paging;
 pub mod schema;
 pub mod users;
 
 use crate::authz::VisibilityTag;
-use crate::domain::kinds::{
-    AiLevel, ConsentKind, EvidenceLevel, InsightStatus, Role, SessionStatus,
-};
+use crate::domain::kinds::{AiLevel, ConsentKind, EvidenceLevel, InsightStatus, Role, SessionStatus};
 pub use schema::{Audience, Catalog, Schemas};
 
 /// Every declaration of the API.
@@ -27,6 +28,8 @@ pub fn catalog() -> Catalog {
     paging::declare_page_info(&mut c);
     identity::declare(&mut c);
     users::declare(&mut c);
+    coaching::declare(&mut c);
+    admin::declare(&mut c);
     c
 }
 

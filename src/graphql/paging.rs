@@ -27,11 +27,7 @@ pub struct Page {
 
 impl Page {
     pub fn new(first: Option<i64>, after: Option<&str>, role: Option<Role>) -> AppResult<Page> {
-        let max = if role == Some(Role::AiAgent) {
-            MAX_PAGE_AI
-        } else {
-            MAX_PAGE
-        };
+        let max = if role == Some(Role::AiAgent) { MAX_PAGE_AI } else { MAX_PAGE };
         let limit = match first {
             None => DEFAULT_PAGE.min(max),
             Some(n) if n < 0 => return Err(AppError::bad_input("first must not be negative")),
@@ -43,9 +39,7 @@ impl Page {
         let offset = match after {
             None => 0,
             Some(cursor) => {
-                decode_cursor(cursor)
-                    .ok_or_else(|| AppError::bad_input("after is not a valid cursor"))?
-                    + 1
+                decode_cursor(cursor).ok_or_else(|| AppError::bad_input("after is not a valid cursor"))? + 1
             }
         };
         Ok(Page { offset, limit })
@@ -54,18 +48,13 @@ impl Page {
     /// Reads `first` and `after` from a resolver's arguments.
     pub fn from_args(rc: &ResolverContext<'_>, role: Option<Role>) -> AppResult<Page> {
         let first = match rc.args.get("first") {
-            Some(v) if !v.is_null() => Some(
-                v.i64()
-                    .map_err(|_| AppError::bad_input("first must be an integer"))?,
-            ),
+            Some(v) if !v.is_null() => Some(v.i64().map_err(|_| AppError::bad_input("first must be an integer"))?),
             _ => None,
         };
         let after = match rc.args.get("after") {
-            Some(v) if !v.is_null() => Some(
-                v.string()
-                    .map_err(|_| AppError::bad_input("after must be a string"))?
-                    .to_owned(),
-            ),
+            Some(v) if !v.is_null() => {
+                Some(v.string().map_err(|_| AppError::bad_input("after must be a string"))?.to_owned())
+            }
             _ => None,
         };
         Page::new(first, after.as_deref(), role)
@@ -74,11 +63,7 @@ impl Page {
     /// Slices an in-memory list (already filtered and ordered) into a connection.
     pub fn slice<T>(self, all: Vec<T>) -> Connection<T> {
         let total = all.len() as u64;
-        let nodes: Vec<T> = all
-            .into_iter()
-            .skip(self.offset as usize)
-            .take(self.limit as usize)
-            .collect();
+        let nodes: Vec<T> = all.into_iter().skip(self.offset as usize).take(self.limit as usize).collect();
         Connection::new(nodes, self, Some(total))
     }
 }
@@ -89,11 +74,7 @@ pub fn encode_cursor(position: u64) -> String {
 
 fn decode_cursor(cursor: &str) -> Option<u64> {
     let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    std::str::from_utf8(&raw)
-        .ok()?
-        .strip_prefix("o:")?
-        .parse()
-        .ok()
+    std::str::from_utf8(&raw).ok()?.strip_prefix("o:")?.parse().ok()
 }
 
 /// One page of rows.
@@ -142,10 +123,7 @@ pub fn declare_page_info(c: &mut super::Catalog) {
 
 /// Declares `<Name>Connection { nodes: [<Node>!]! pageInfo totalCount }` for node values of
 /// Rust type `T` (each node is passed on as `FieldValue::owned_any(T)`).
-pub fn connection_decl<T: Any + Clone + Send + Sync>(
-    name: &'static str,
-    nodes_ty: &'static str,
-) -> ObjectDecl {
+pub fn connection_decl<T: Any + Clone + Send + Sync>(name: &'static str, nodes_ty: &'static str) -> ObjectDecl {
     ObjectDecl::structural(name)
         .field(FieldDecl::structural(
             "nodes",
@@ -153,9 +131,7 @@ pub fn connection_decl<T: Any + Clone + Send + Sync>(
             resolver(|rc| {
                 FieldFuture::new(async move {
                     let c = rc.parent_value.try_downcast_ref::<Connection<T>>()?;
-                    Ok(Some(FieldValue::list(
-                        c.nodes.iter().cloned().map(FieldValue::owned_any),
-                    )))
+                    Ok(Some(FieldValue::list(c.nodes.iter().cloned().map(FieldValue::owned_any))))
                 })
             }),
         ))
@@ -186,18 +162,12 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_pages_follow_each_other() {
         let all: Vec<u32> = (0..45).collect();
-        let first = Page::new(Some(20), None, None)
-            .expect("page")
-            .slice(all.clone());
+        let first = Page::new(Some(20), None, None).expect("page").slice(all.clone());
         assert_eq!(first.nodes.len(), 20);
         assert!(first.has_next_page);
-        let second = Page::new(Some(20), first.end_cursor.as_deref(), None)
-            .expect("page")
-            .slice(all.clone());
+        let second = Page::new(Some(20), first.end_cursor.as_deref(), None).expect("page").slice(all.clone());
         assert_eq!(second.nodes[0], 20);
-        let third = Page::new(Some(20), second.end_cursor.as_deref(), None)
-            .expect("page")
-            .slice(all);
+        let third = Page::new(Some(20), second.end_cursor.as_deref(), None).expect("page").slice(all);
         assert_eq!(third.nodes.len(), 5);
         assert!(!third.has_next_page);
         assert_eq!(third.total_count, Some(45));

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use async_graphql::dynamic::{
-    Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object,
-    ResolverContext, Scalar, Schema, SchemaError,
+    Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, Scalar, Schema,
+    SchemaError,
 };
 use async_graphql::resolver_utils::EnumType;
 use async_graphql::{Name, Value};
@@ -72,10 +72,7 @@ impl Catalog {
         self.mutation.push(f);
     }
     pub fn enum_type<T: EnumType>(&mut self, name: &'static str) {
-        self.enums.push(EnumDecl {
-            name,
-            items: T::items().iter().map(|i| i.name).collect(),
-        });
+        self.enums.push(EnumDecl { name, items: T::items().iter().map(|i| i.name).collect() });
     }
     pub fn input(&mut self, i: InputDecl) {
         self.inputs.push(i);
@@ -100,9 +97,7 @@ where
         FieldFuture::new(async move {
             let ctx = super::decl::ctx_of(&rc)?;
             let parent = rc.parent_value.try_downcast_ref::<T>()?;
-            Ok(f(ctx, parent)
-                .map_err(AppError::into_graphql)?
-                .map(FieldValue::value))
+            Ok(f(ctx, parent).map_err(AppError::into_graphql)?.map(FieldValue::value))
         })
     })
 }
@@ -127,29 +122,10 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
     let mut objects: BTreeMap<&'static str, (&ObjectDecl, Vec<&FieldDecl>)> = catalog
         .objects
         .iter()
-        .map(|o| {
-            (
-                o.name,
-                (
-                    o,
-                    o.fields
-                        .iter()
-                        .filter(|f| in_schema(f, o.structural))
-                        .collect(),
-                ),
-            )
-        })
+        .map(|o| (o.name, (o, o.fields.iter().filter(|f| in_schema(f, o.structural)).collect())))
         .collect();
-    let mut query: Vec<&FieldDecl> = catalog
-        .query
-        .iter()
-        .filter(|f| in_schema(f, false))
-        .collect();
-    let mut mutation: Vec<&FieldDecl> = catalog
-        .mutation
-        .iter()
-        .filter(|f| in_schema(f, false))
-        .collect();
+    let mut query: Vec<&FieldDecl> = catalog.query.iter().filter(|f| in_schema(f, false)).collect();
+    let mut mutation: Vec<&FieldDecl> = catalog.mutation.iter().filter(|f| in_schema(f, false)).collect();
     // A root field may be declared once per kind of caller (e.g. `viewer` for anonymous
     // callers answers UNAUTHENTICATED); the contract lists each name once.
     let mut seen = BTreeSet::new();
@@ -160,11 +136,8 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
     // A field whose object type ended up empty goes too, until nothing changes.
     let declared: BTreeSet<&str> = objects.keys().copied().collect();
     loop {
-        let present: BTreeSet<&str> = objects
-            .iter()
-            .filter(|(_, (_, fields))| !fields.is_empty())
-            .map(|(n, _)| *n)
-            .collect();
+        let present: BTreeSet<&str> =
+            objects.iter().filter(|(_, (_, fields))| !fields.is_empty()).map(|(n, _)| *n).collect();
         let dangling = |f: &&FieldDecl| {
             let t = named_type(f.ty);
             !declared.contains(t) || present.contains(t)
@@ -193,11 +166,7 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
 
     // Keep only object types reachable from the roots.
     let mut reachable = BTreeSet::new();
-    let mut queue: VecDeque<&str> = query
-        .iter()
-        .chain(&mutation)
-        .map(|f| named_type(f.ty))
-        .collect();
+    let mut queue: VecDeque<&str> = query.iter().chain(&mutation).map(|f| named_type(f.ty)).collect();
     while let Some(t) = queue.pop_front() {
         if let Some((_, fields)) = objects.get(t)
             && reachable.insert(t)
@@ -206,11 +175,7 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
         }
     }
     objects.retain(|name, (_, fields)| reachable.contains(name) && !fields.is_empty());
-    Plan {
-        objects,
-        query,
-        mutation,
-    }
+    Plan { objects, query, mutation }
 }
 
 fn dynamic_field(decl: &FieldDecl, with_directive: bool) -> Field {
@@ -223,10 +188,8 @@ fn dynamic_field(decl: &FieldDecl, with_directive: bool) -> Field {
         field = field.description(d);
     }
     if with_directive && let Some(tag) = decl.tag {
-        field = field.directive(
-            async_graphql::dynamic::Directive::new("visibility")
-                .argument("tag", enum_value(tag.as_str())),
-        );
+        field = field
+            .directive(async_graphql::dynamic::Directive::new("visibility").argument("tag", enum_value(tag.as_str())));
     }
     field
 }
@@ -301,6 +264,9 @@ pub fn build(catalog: &Catalog, audience: Audience) -> Result<Schema, SchemaErro
 pub struct Schemas {
     by_role: HashMap<Role, Schema>,
     anonymous: Schema,
+    /// Every field of the contract: (type, field) -> the resource it belongs to, to tell a
+    /// probe for a hidden field (audited) from a typo (not a denial).
+    contract_fields: HashMap<(String, String), &'static str>,
 }
 
 impl std::fmt::Debug for Schemas {
@@ -315,15 +281,38 @@ impl Schemas {
         for role in Role::ALL {
             by_role.insert(role, build(catalog, Audience::Role(role))?);
         }
-        Ok(Self {
-            by_role,
-            anonymous: build(catalog, Audience::Anonymous)?,
-        })
+        let mut contract_fields = HashMap::new();
+        let resource_of = |f: &FieldDecl| match (f.access, f.entry) {
+            (Some(crate::authz::Access::Resource(r)), _) => r.as_str(),
+            (Some(crate::authz::Access::Profile), _) => "other_user_profiles",
+            (_, Some(super::decl::Entry::Matrix(r, _))) => r.as_str(),
+            _ => "api",
+        };
+        for o in &catalog.objects {
+            for f in &o.fields {
+                contract_fields.insert((o.name.to_owned(), f.name.to_owned()), resource_of(f));
+            }
+        }
+        for (ty, fields) in [("Query", &catalog.query), ("Mutation", &catalog.mutation)] {
+            for f in fields {
+                contract_fields.insert((ty.to_owned(), f.name.to_owned()), resource_of(f));
+            }
+        }
+        Ok(Self { by_role, anonymous: build(catalog, Audience::Anonymous)?, contract_fields })
+    }
+
+    /// For an "Unknown field" validation error: the resource, if the field exists in the
+    /// contract (so the caller asked for something its role cannot see).
+    pub fn hidden_field(&self, message: &str) -> Option<(String, &'static str)> {
+        let rest = message.strip_prefix("Unknown field \"")?;
+        let (field, rest) = rest.split_once("\" on type \"")?;
+        let ty = rest.strip_suffix("\".")?;
+        let resource = self.contract_fields.get(&(ty.to_owned(), field.to_owned()))?;
+        Some((format!("{ty}.{field}"), resource))
     }
 
     pub fn for_role(&self, role: Option<Role>) -> &Schema {
-        role.and_then(|r| self.by_role.get(&r))
-            .unwrap_or(&self.anonymous)
+        role.and_then(|r| self.by_role.get(&r)).unwrap_or(&self.anonymous)
     }
 }
 
@@ -331,10 +320,7 @@ impl Schemas {
 pub fn sdl(catalog: &Catalog, audience: Audience) -> Result<String, SchemaError> {
     let schema = build(catalog, audience)?;
     let body = schema.sdl_with_options(
-        async_graphql::SDLExportOptions::new()
-            .sorted_fields()
-            .sorted_enum_items()
-            .prefer_single_line_descriptions(),
+        async_graphql::SDLExportOptions::new().sorted_fields().sorted_enum_items().prefer_single_line_descriptions(),
     );
     let header = match audience {
         Audience::Contract => "# The full contract of coachgraph (every field, every tag). Generated by\n# `coachgraph export-schema`; do not edit. A test fails when it is stale.\n".to_owned(),

@@ -15,14 +15,8 @@ pub const CSRF_COOKIE: &str = "__Host-coachgraph_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 pub fn extract(method: &Method, headers: &HeaderMap, jar: &CookieJar) -> Credentials {
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .unwrap_or("");
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or("");
         // A malformed Authorization header is an (invalid) credential, never "anonymous".
         return Credentials::Bearer(token.trim().to_owned());
     }
@@ -30,33 +24,16 @@ pub fn extract(method: &Method, headers: &HeaderMap, jar: &CookieJar) -> Credent
         let csrf = if method == Method::GET {
             CsrfCheck::NotRequired
         } else {
-            CsrfCheck::Required(
-                headers
-                    .get(CSRF_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-            )
+            CsrfCheck::Required(headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned))
         };
-        return Credentials::Cookie {
-            token: cookie.value().to_owned(),
-            csrf,
-        };
+        return Credentials::Cookie { token: cookie.value().to_owned(), csrf };
     }
     Credentials::None
 }
 
-fn cookie(
-    name: &'static str,
-    value: String,
-    http_only: bool,
-    lifetime_secs: Option<i64>,
-) -> Cookie<'static> {
-    let mut c = Cookie::build((name, value))
-        .path("/")
-        .secure(true)
-        .http_only(http_only)
-        .same_site(SameSite::Strict)
-        .build();
+fn cookie(name: &'static str, value: String, http_only: bool, lifetime_secs: Option<i64>) -> Cookie<'static> {
+    let mut c =
+        Cookie::build((name, value)).path("/").secure(true).http_only(http_only).same_site(SameSite::Strict).build();
     match lifetime_secs {
         Some(secs) => c.set_max_age(cookie::time::Duration::seconds(secs.max(0))),
         None => c.make_removal(),
@@ -67,11 +44,7 @@ fn cookie(
 /// The `Set-Cookie` values an effect asks for.
 pub fn set_cookie_headers(effect: &CookieEffect, now: DateTime<Utc>) -> Vec<String> {
     match effect {
-        CookieEffect::SetSession {
-            token,
-            csrf,
-            expires_at,
-        } => {
+        CookieEffect::SetSession { token, csrf, expires_at } => {
             let secs = (*expires_at - now).num_seconds();
             vec![
                 cookie(SESSION_COOKIE, token.clone(), true, Some(secs)).to_string(),

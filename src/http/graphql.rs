@@ -14,14 +14,13 @@ use axum_extra::extract::cookie::CookieJar;
 use super::credentials;
 use crate::app::AppState;
 use crate::ctx::{CookieEffect, RequestMeta};
+use crate::domain::audit::AuditRecord;
+use crate::domain::kinds::AuditOutcome;
 use crate::error::AppError;
 use crate::identity::{self, Credentials};
 
 fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(200).collect())
+    headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(200).collect())
 }
 
 /// An error response shaped like a GraphQL response, for failures before execution.
@@ -36,10 +35,7 @@ fn refusal(status: StatusCode, error: AppError) -> Response {
 /// GET may only carry queries: a mutation over GET is refused before anything runs.
 fn is_mutation(request: &async_graphql::Request) -> bool {
     match async_graphql::parser::parse_query(&request.query) {
-        Ok(doc) => doc
-            .operations
-            .iter()
-            .any(|(_, op)| op.node.ty != OperationType::Query),
+        Ok(doc) => doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query),
         Err(_) => false,
     }
 }
@@ -54,10 +50,7 @@ pub async fn handle(
 ) -> Response {
     let request = request.into_inner();
     if method == Method::GET && is_mutation(&request) {
-        return refusal(
-            StatusCode::METHOD_NOT_ALLOWED,
-            AppError::bad_input("mutations must be sent with POST"),
-        );
+        return refusal(StatusCode::METHOD_NOT_ALLOWED, AppError::bad_input("mutations must be sent with POST"));
     }
     let credentials = credentials::extract(&method, &headers, &jar);
     let used_cookie = matches!(credentials, Credentials::Cookie { .. });
@@ -90,16 +83,22 @@ pub async fn handle(
     };
 
     let schema = state.schemas.for_role(ctx.role());
-    let response = schema
-        .execute(request.data(ctx.clone()).data(state.keys.clone()))
-        .await;
+    let loaders = Arc::new(crate::graphql::loaders::Loaders::new(&ctx));
+    let response = schema.execute(request.data(ctx.clone()).data(loaders).data(state.keys.clone())).await;
 
+    // A query naming a field outside the role's schema was rejected before any resolver
+    // ran; it is a denial all the same, and audited as one.
+    for error in &response.errors {
+        if let Some((field, resource)) = state.schemas.hidden_field(&error.message) {
+            ctx.audit(
+                AuditRecord::by(&ctx, "READ", resource, AuditOutcome::Denied)
+                    .reason(format!("field {field} is outside the role's schema")),
+            );
+        }
+    }
     if let Err(e) = ctx.finish().await {
         tracing::error!(error = %e, "could not commit the request");
-        return refusal(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            AppError::Internal(String::new()),
-        );
+        return refusal(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(String::new()));
     }
     let mut http = GraphQLResponse::from(response).into_response();
     if let Some(effect) = ctx.cookie_effect() {

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
-    IntoActiveModel, QueryFilter, Statement, Value,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, Statement, Value,
 };
 use uuid::Uuid;
 
@@ -56,35 +56,19 @@ async fn candidates(tx: &TenantTx, email: &str) -> AppResult<Vec<Candidate>> {
             out.push(Candidate {
                 user_id: r.try_get("", "user_id")?,
                 tenant_id: r.try_get("", "tenant_id")?,
-                role: Role::parse(&role)
-                    .ok_or_else(|| AppError::internal("unknown role in database"))?,
+                role: Role::parse(&role).ok_or_else(|| AppError::internal("unknown role in database"))?,
             });
         }
         return Ok(out);
     }
-    let rows = users::Entity::find()
-        .filter(users::Column::Email.eq(email))
-        .all(&*tx.conn().await?)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|u| Candidate {
-            user_id: u.id,
-            tenant_id: u.tenant_id,
-            role: u.role,
-        })
-        .collect())
+    let rows = users::Entity::find().filter(users::Column::Email.eq(email)).all(&*tx.conn().await?).await?;
+    Ok(rows.into_iter().map(|u| Candidate { user_id: u.id, tenant_id: u.tenant_id, role: u.role }).collect())
 }
 
 /// `login(email, password)`. Unknown email, wrong password, locked or inactive account all
 /// give `InvalidCredentials` after one full PBKDF2 verification, so neither the answer nor
 /// its timing tells them apart.
-pub async fn login(
-    ctx: &Ctx,
-    keys: &TokenKeys,
-    email: &str,
-    password: &str,
-) -> AppResult<LoginOutcome> {
+pub async fn login(ctx: &Ctx, keys: &TokenKeys, email: &str, password: &str) -> AppResult<LoginOutcome> {
     let email = normalize_email(email);
     if email.len() > MAX_EMAIL_LEN || password.len() > password::MAX_PASSWORD_LEN {
         return Err(AppError::bad_input("email or password too long"));
@@ -95,10 +79,7 @@ pub async fn login(
     let [candidate] = found.as_slice() else {
         // Unknown (or, without a tenant to tell them apart, ambiguous) email.
         password::verify(None, password.to_owned()).await?;
-        ctx.audit(
-            AuditRecord::by(ctx, "LOGIN_FAILED", "auth", AuditOutcome::Denied)
-                .reason("unknown account"),
-        );
+        ctx.audit(AuditRecord::by(ctx, "LOGIN_FAILED", "auth", AuditOutcome::Denied).reason("unknown account"));
         return Err(AppError::InvalidCredentials);
     };
     let candidate = *candidate;
@@ -116,9 +97,7 @@ pub async fn login(
     let active = user.status == UserStatus::Active;
     let password_ok = password::verify(user.password_hash.clone(), password.to_owned()).await?;
     let record = |action: &str, outcome| {
-        AuditRecord::by(ctx, action, "auth", outcome)
-            .tenant(user.tenant_id)
-            .actor(user.id, user.role)
+        AuditRecord::by(ctx, action, "auth", outcome).tenant(user.tenant_id).actor(user.id, user.role)
     };
 
     if locked || !active || !password_ok {
@@ -157,14 +136,7 @@ pub async fn login(
     row.update(&*tx.conn().await?).await?;
 
     let new_session = session::create(tx, user.id, user.tenant_id, user.role, now).await?;
-    let token = keys.issue(
-        user.id,
-        user.tenant_id,
-        user.role,
-        new_session.id,
-        now,
-        new_session.expires_at,
-    )?;
+    let token = keys.issue(user.id, user.tenant_id, user.role, new_session.id, now, new_session.expires_at)?;
     ctx.audit(record("LOGIN", AuditOutcome::Allowed));
     ctx.set_cookie_effect(CookieEffect::SetSession {
         token: token.clone(),
@@ -188,12 +160,7 @@ pub async fn login(
 pub async fn logout(ctx: &Ctx) -> AppResult<()> {
     let p = *ctx.require()?;
     session::revoke(ctx.db(), p.session_id, ctx.now()).await?;
-    ctx.audit(AuditRecord::by(
-        ctx,
-        "LOGOUT",
-        "auth",
-        AuditOutcome::Allowed,
-    ));
+    ctx.audit(AuditRecord::by(ctx, "LOGOUT", "auth", AuditOutcome::Allowed));
     ctx.set_cookie_effect(CookieEffect::Clear);
     Ok(())
 }
@@ -206,10 +173,7 @@ pub async fn change_password(ctx: &Ctx, current: &str, new: &str) -> AppResult<(
         return Err(AppError::InvalidCredentials);
     }
     let tx = ctx.db();
-    let user = users::Entity::find_by_id(p.user_id)
-        .one(&*tx.conn().await?)
-        .await?
-        .ok_or(AppError::Unauthenticated)?;
+    let user = users::Entity::find_by_id(p.user_id).one(&*tx.conn().await?).await?.ok_or(AppError::Unauthenticated)?;
     if !password::verify(user.password_hash.clone(), current.to_owned()).await? {
         ctx.audit(
             AuditRecord::by(ctx, "PASSWORD_CHANGE_FAILED", "auth", AuditOutcome::Denied)
@@ -229,12 +193,7 @@ pub async fn change_password(ctx: &Ctx, current: &str, new: &str) -> AppResult<(
         Ok(())
     })
     .await?;
-    ctx.audit(AuditRecord::by(
-        ctx,
-        "PASSWORD_CHANGED",
-        "auth",
-        AuditOutcome::Allowed,
-    ));
+    ctx.audit(AuditRecord::by(ctx, "PASSWORD_CHANGED", "auth", AuditOutcome::Allowed));
     Ok(())
 }
 

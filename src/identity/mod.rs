@@ -9,7 +9,8 @@ pub mod token;
 use crate::app::AppState;
 use crate::ctx::{Ctx, RequestMeta};
 use crate::db::DbScope;
-use crate::error::AppResult;
+use crate::domain::kinds::Role;
+use crate::error::{AppError, AppResult};
 pub use session::CsrfCheck;
 
 /// Credentials as the HTTP layer found them.
@@ -26,11 +27,7 @@ pub enum Credentials {
 
 /// Request -> `Ctx`. The only I/O is the session check, inside the request's transaction,
 /// whose tenant context is set from the verified token before the first statement.
-pub async fn resolve_ctx(
-    state: &AppState,
-    credentials: Credentials,
-    meta: RequestMeta,
-) -> AppResult<Ctx> {
+pub async fn resolve_ctx(state: &AppState, credentials: Credentials, meta: RequestMeta) -> AppResult<Ctx> {
     let now = state.clock.now();
     let (token, csrf) = match credentials {
         Credentials::None => {
@@ -41,13 +38,17 @@ pub async fn resolve_ctx(
         Credentials::Cookie { token, csrf } => (token, csrf),
     };
     let claims = state.keys.verify(&token, now)?;
-    let scope = DbScope {
-        tenant_id: claims.tid,
-        principal_id: Some(claims.sub),
-        role: Some(claims.role),
-    };
+    let scope = DbScope { tenant_id: claims.tid, principal_id: Some(claims.sub), role: Some(claims.role) };
     let tx = state.db.begin(scope).await?;
-    match session::check(&tx, &claims, &csrf, now).await {
+    let checked = session::check(&tx, &claims, &csrf, now).await.and_then(|principal| {
+        // Every AI access is logged with the model and purpose its client declares.
+        let declared = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        if principal.role == Role::AiAgent && !(declared(&meta.ai_model) && declared(&meta.ai_purpose)) {
+            return Err(AppError::bad_input("AI_AGENT requests must send the X-AI-Model and X-AI-Purpose headers"));
+        }
+        Ok(principal)
+    });
+    match checked {
         Ok(principal) => Ok(Ctx::new(Some(principal), tx, state.clock.clone(), meta)),
         Err(e) => {
             // Best effort: a refused session leaves nothing to keep.

@@ -18,18 +18,9 @@ fn hash_sync(password: &str) -> AppResult<String> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(AppError::internal)?;
-    let params = Params {
-        rounds: ITERATIONS,
-        output_length: 32,
-    };
+    let params = Params { rounds: ITERATIONS, output_length: 32 };
     Pbkdf2
-        .hash_password_customized(
-            password.as_bytes(),
-            Some(Algorithm::Pbkdf2Sha256.ident()),
-            None,
-            params,
-            &salt,
-        )
+        .hash_password_customized(password.as_bytes(), Some(Algorithm::Pbkdf2Sha256.ident()), None, params, &salt)
         .map(|h| h.to_string())
         .map_err(AppError::internal)
 }
@@ -50,9 +41,7 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 });
 
 pub async fn hash(password: String) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || hash_sync(&password))
-        .await
-        .map_err(AppError::internal)?
+    tokio::task::spawn_blocking(move || hash_sync(&password)).await.map_err(AppError::internal)?
 }
 
 /// Verifies `password` against `phc`; with `None` verifies against a dummy hash and fails.
@@ -76,14 +65,10 @@ pub fn warm_up() {
 pub fn check_new_password(password: &str) -> AppResult<()> {
     let len = password.chars().count();
     if len < MIN_PASSWORD_LEN {
-        return Err(AppError::bad_input(format!(
-            "newPassword must have at least {MIN_PASSWORD_LEN} characters"
-        )));
+        return Err(AppError::bad_input(format!("newPassword must have at least {MIN_PASSWORD_LEN} characters")));
     }
     if len > MAX_PASSWORD_LEN {
-        return Err(AppError::bad_input(format!(
-            "newPassword must have at most {MAX_PASSWORD_LEN} characters"
-        )));
+        return Err(AppError::bad_input(format!("newPassword must have at most {MAX_PASSWORD_LEN} characters")));
     }
     Ok(())
 }
@@ -97,20 +82,14 @@ mod tests {
         let h = hash_sync("correct horse battery").expect("hash");
         assert!(h.starts_with("$pbkdf2-sha256$i=600000,l=32$"), "{h}");
         let salt_b64 = h.split('$').nth(3).expect("salt");
-        assert!(
-            salt_b64.len() >= 22,
-            "salt of at least 16 bytes: {salt_b64}"
-        );
+        assert!(salt_b64.len() >= 22, "salt of at least 16 bytes: {salt_b64}");
         assert!(verify_sync(&h, "correct horse battery"));
         assert!(!verify_sync(&h, "correct horse batterz"));
     }
 
     #[test]
     fn same_password_hashes_differently() {
-        assert_ne!(
-            hash_sync("same password").expect("a"),
-            hash_sync("same password").expect("b")
-        );
+        assert_ne!(hash_sync("same password").expect("a"), hash_sync("same password").expect("b"));
     }
 
     #[test]

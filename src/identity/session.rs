@@ -55,11 +55,7 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> AppResult<NewSession> {
     let csrf_token = random_token();
-    let session = NewSession {
-        id: Uuid::new_v4(),
-        csrf_token,
-        expires_at: now + ABSOLUTE_LIFETIME,
-    };
+    let session = NewSession { id: Uuid::new_v4(), csrf_token, expires_at: now + ABSOLUTE_LIFETIME };
     let row = auth_sessions::ActiveModel {
         id: Set(session.id),
         tenant_id: Set(tenant_id),
@@ -71,9 +67,7 @@ pub async fn create(
         expires_at: Set(session.expires_at),
         revoked_at: Set(None),
     };
-    auth_sessions::Entity::insert(row)
-        .exec_without_returning(&*tx.conn().await?)
-        .await?;
+    auth_sessions::Entity::insert(row).exec_without_returning(&*tx.conn().await?).await?;
     Ok(session)
 }
 
@@ -92,12 +86,7 @@ async fn inactivity_limit(tx: &TenantTx, tenant_id: Option<Uuid>) -> AppResult<D
 /// The session check every authenticated request passes. The transaction's tenant
 /// context is the token's, so on PostgreSQL a token naming another tenant's session
 /// finds nothing.
-pub async fn check(
-    tx: &TenantTx,
-    claims: &Claims,
-    csrf: &CsrfCheck,
-    now: DateTime<Utc>,
-) -> AppResult<Principal> {
+pub async fn check(tx: &TenantTx, claims: &Claims, csrf: &CsrfCheck, now: DateTime<Utc>) -> AppResult<Principal> {
     let tenant_filter = match claims.tid {
         Some(t) => auth_sessions::Column::TenantId.eq(t),
         None => auth_sessions::Column::TenantId.is_null(),
@@ -122,12 +111,8 @@ pub async fn check(
             return Err(AppError::CsrfRejected);
         }
     }
-    let user = users::Entity::find_by_id(claims.sub)
-        .one(&*tx.conn().await?)
-        .await?;
-    if !user.is_some_and(|u| {
-        u.status == UserStatus::Active && u.tenant_id == claims.tid && u.role == claims.role
-    }) {
+    let user = users::Entity::find_by_id(claims.sub).one(&*tx.conn().await?).await?;
+    if !user.is_some_and(|u| u.status == UserStatus::Active && u.tenant_id == claims.tid && u.role == claims.role) {
         return Err(AppError::Unauthenticated);
     }
     if now - session.last_seen_at >= TOUCH_EVERY {
@@ -137,12 +122,7 @@ pub async fn check(
             .exec(&*tx.conn().await?)
             .await?;
     }
-    Ok(Principal {
-        user_id: claims.sub,
-        tenant_id: claims.tid,
-        role: claims.role,
-        session_id: session.id,
-    })
+    Ok(Principal { user_id: claims.sub, tenant_id: claims.tid, role: claims.role, session_id: session.id })
 }
 
 pub async fn revoke(tx: &TenantTx, session_id: Uuid, now: DateTime<Utc>) -> AppResult<()> {
@@ -156,12 +136,7 @@ pub async fn revoke(tx: &TenantTx, session_id: Uuid, now: DateTime<Utc>) -> AppR
 }
 
 /// Ends every session of `user_id` except `keep` (password change, deactivation).
-pub async fn revoke_all(
-    tx: &TenantTx,
-    user_id: Uuid,
-    keep: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> AppResult<u64> {
+pub async fn revoke_all(tx: &TenantTx, user_id: Uuid, keep: Option<Uuid>, now: DateTime<Utc>) -> AppResult<u64> {
     let mut q = auth_sessions::Entity::update_many()
         .col_expr(auth_sessions::Column::RevokedAt, Expr::value(now))
         .filter(auth_sessions::Column::UserId.eq(user_id))

@@ -39,19 +39,14 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys")
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .finish()
+        f.debug_struct("TokenKeys").field("issuer", &self.issuer).field("audience", &self.audience).finish()
     }
 }
 
 impl TokenKeys {
     pub fn new(secret: &[u8], issuer: &str, audience: &str) -> AppResult<Self> {
         if secret.len() < MIN_SECRET_LEN {
-            return Err(AppError::Internal(format!(
-                "token secret must be at least {MIN_SECRET_LEN} bytes"
-            )));
+            return Err(AppError::Internal(format!("token secret must be at least {MIN_SECRET_LEN} bytes")));
         }
         let mut validation = Validation::new(ALGORITHM);
         validation.set_issuer(&[issuer]);
@@ -90,18 +85,16 @@ impl TokenKeys {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };
-        jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding)
-            .map_err(AppError::internal)
+        jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding).map_err(AppError::internal)
     }
 
     /// Signature, algorithm, issuer, audience, claim types, `exp` (strictly in the future)
     /// and `iat` (not in the future). Any failure is `Unauthenticated`, with no detail.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> AppResult<Claims> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| {
-                tracing::debug!(error = %e, "token refused");
-                AppError::Unauthenticated
-            })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+            tracing::debug!(error = %e, "token refused");
+            AppError::Unauthenticated
+        })?;
         let claims = data.claims;
         let now = now.timestamp();
         if claims.exp <= now || claims.iat > now + 5 {
@@ -124,14 +117,7 @@ mod tests {
 
     fn token(now: DateTime<Utc>) -> String {
         keys()
-            .issue(
-                Uuid::new_v4(),
-                Some(Uuid::new_v4()),
-                Role::Coach,
-                Uuid::new_v4(),
-                now,
-                now + Duration::hours(1),
-            )
+            .issue(Uuid::new_v4(), Some(Uuid::new_v4()), Role::Coach, Uuid::new_v4(), now, now + Duration::hours(1))
             .expect("token")
     }
 
@@ -145,21 +131,13 @@ mod tests {
     #[test]
     fn an_expired_token_is_refused() {
         let now = Utc::now();
-        assert!(
-            keys()
-                .verify(&token(now), now + Duration::hours(1))
-                .is_err()
-        );
+        assert!(keys().verify(&token(now), now + Duration::hours(1)).is_err());
     }
 
     #[test]
     fn a_token_issued_in_the_future_is_refused() {
         let now = Utc::now();
-        assert!(
-            keys()
-                .verify(&token(now + Duration::minutes(10)), now)
-                .is_err()
-        );
+        assert!(keys().verify(&token(now + Duration::minutes(10)), now).is_err());
     }
 
     #[test]
@@ -167,14 +145,7 @@ mod tests {
         let now = Utc::now();
         let other = TokenKeys::new(&[8u8; 32], "coachgraph", "coachgraph-api").expect("keys");
         let t = other
-            .issue(
-                Uuid::new_v4(),
-                None,
-                Role::SystemAdmin,
-                Uuid::new_v4(),
-                now,
-                now + Duration::hours(1),
-            )
+            .issue(Uuid::new_v4(), None, Role::SystemAdmin, Uuid::new_v4(), now, now + Duration::hours(1))
             .expect("token");
         assert!(keys().verify(&t, now).is_err());
     }
@@ -182,32 +153,16 @@ mod tests {
     #[test]
     fn wrong_audience_or_issuer_is_refused() {
         let now = Utc::now();
-        for (iss, aud) in [
-            ("coachgraph", "other-api"),
-            ("someone-else", "coachgraph-api"),
-        ] {
+        for (iss, aud) in [("coachgraph", "other-api"), ("someone-else", "coachgraph-api")] {
             let k = TokenKeys::new(&[7u8; 32], iss, aud).expect("keys");
-            let t = k
-                .issue(
-                    Uuid::new_v4(),
-                    None,
-                    Role::Coachee,
-                    Uuid::new_v4(),
-                    now,
-                    now + Duration::hours(1),
-                )
-                .expect("t");
+            let t =
+                k.issue(Uuid::new_v4(), None, Role::Coachee, Uuid::new_v4(), now, now + Duration::hours(1)).expect("t");
             assert!(keys().verify(&t, now).is_err(), "{iss}/{aud}");
         }
     }
 
     fn forge(header: &str, payload: serde_json::Value, signature: &str) -> String {
-        format!(
-            "{}.{}.{}",
-            URL_SAFE_NO_PAD.encode(header),
-            URL_SAFE_NO_PAD.encode(payload.to_string()),
-            signature
-        )
+        format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload.to_string()), signature)
     }
 
     fn payload(now: DateTime<Utc>) -> serde_json::Value {
@@ -230,12 +185,7 @@ mod tests {
         // Correctly signed, but `exp` is a string.
         let mut p = payload(now);
         p["exp"] = serde_json::json!((now.timestamp() + 3600).to_string());
-        let t = jsonwebtoken::encode(
-            &Header::new(ALGORITHM),
-            &p,
-            &EncodingKey::from_secret(&[7u8; 32]),
-        )
-        .expect("t");
+        let t = jsonwebtoken::encode(&Header::new(ALGORITHM), &p, &EncodingKey::from_secret(&[7u8; 32])).expect("t");
         assert!(keys().verify(&t, now).is_err());
     }
 
@@ -246,12 +196,7 @@ mod tests {
         let parts: Vec<&str> = t.split('.').collect();
         let mut p = payload(now);
         p["role"] = serde_json::json!("SYSTEM_ADMIN");
-        let forged = format!(
-            "{}.{}.{}",
-            parts[0],
-            URL_SAFE_NO_PAD.encode(p.to_string()),
-            parts[2]
-        );
+        let forged = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(p.to_string()), parts[2]);
         assert!(keys().verify(&forged, now).is_err());
     }
 
@@ -260,12 +205,7 @@ mod tests {
         let now = Utc::now();
         let mut p = payload(now);
         p.as_object_mut().expect("object").remove("exp");
-        let t = jsonwebtoken::encode(
-            &Header::new(ALGORITHM),
-            &p,
-            &EncodingKey::from_secret(&[7u8; 32]),
-        )
-        .expect("t");
+        let t = jsonwebtoken::encode(&Header::new(ALGORITHM), &p, &EncodingKey::from_secret(&[7u8; 32])).expect("t");
         assert!(keys().verify(&t, now).is_err());
     }
 

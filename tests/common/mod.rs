@@ -37,8 +37,7 @@ pub fn postgres_required() -> bool {
 
 /// Owner (superuser) connection to the server, for creating test databases.
 pub fn pg_admin_base() -> String {
-    std::env::var("COACHGRAPH_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+    std::env::var("COACHGRAPH_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
 fn pg_url_as(user: &str, db: &str) -> String {
@@ -67,18 +66,10 @@ impl Drop for PgDatabase {
         let name = self.name.clone();
         // Drop from a thread of its own: this may run inside a runtime that is shutting down.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             rt.block_on(async {
-                let admin = Database::connect(pg_url_as("postgres", "postgres"))
-                    .await
-                    .ok()?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await
-                    .ok()
+                let admin = Database::connect(pg_url_as("postgres", "postgres")).await.ok()?;
+                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await.ok()
             })
         })
         .join();
@@ -91,22 +82,14 @@ pub async fn create_pg_database() -> Option<PgDatabase> {
         Ok(c) => c,
         Err(e) => {
             if postgres_required() {
-                panic!(
-                    "PostgreSQL is required (COACHGRAPH_REQUIRE_POSTGRES=1) but unreachable: {e}"
-                );
+                panic!("PostgreSQL is required (COACHGRAPH_REQUIRE_POSTGRES=1) but unreachable: {e}");
             }
-            eprintln!(
-                "SKIPPED: PostgreSQL test (server unreachable at {}: {e})",
-                pg_admin_base()
-            );
+            eprintln!("SKIPPED: PostgreSQL test (server unreachable at {}: {e})", pg_admin_base());
             return None;
         }
     };
     let name = format!("cg_test_{}", Uuid::new_v4().simple());
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .expect("create database");
+    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
     Some(PgDatabase { name })
 }
 
@@ -115,9 +98,7 @@ pub async fn migrate(conn: &DatabaseConnection) {
 }
 
 pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("date")
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).single().expect("date")
 }
 
 /// A running coachgraph (router in process) over its own database with demo data.
@@ -144,14 +125,10 @@ impl TestApp {
             }
             Backend::Postgres => {
                 let pg = create_pg_database().await?;
-                let owner = Database::connect(pg.owner_url())
-                    .await
-                    .expect("owner connection");
+                let owner = Database::connect(pg.owner_url()).await.expect("owner connection");
                 migrate(&owner).await;
                 let db = Db::connect(&pg.app_url()).await.expect("app connection");
-                db.check_runtime_role()
-                    .await
-                    .expect("app role is neither superuser nor owner");
+                db.check_runtime_role().await.expect("app role is neither superuser nor owner");
                 (db, owner, Some(pg))
             }
         };
@@ -159,18 +136,9 @@ impl TestApp {
             Some(pg) => Db::connect(&pg.owner_url()).await.expect("owner db"),
             None => app_db.clone(),
         };
-        coachgraph::seed::seed_demo(&seed_db, t0())
-            .await
-            .expect("seed");
-        let state = AppState::new(app_db, SECRET, ISSUER, AUDIENCE, Arc::new(clock.clone()))
-            .expect("state");
-        Some(TestApp {
-            backend,
-            state,
-            clock,
-            owner,
-            pg,
-        })
+        coachgraph::seed::seed_demo(&seed_db, t0()).await.expect("seed");
+        let state = AppState::new(app_db, SECRET, ISSUER, AUDIENCE, Arc::new(clock.clone())).expect("state");
+        Some(TestApp { backend, state, clock, owner, pg })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -183,53 +151,43 @@ impl TestApp {
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-        Response {
-            status,
-            headers,
-            body,
-        }
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        Response { status, headers, body }
     }
 
     pub async fn post(&self, auth: &Auth, query: &str, variables: Value) -> Response {
-        let mut req = Request::post("/graphql").header(header::CONTENT_TYPE, "application/json");
+        // The AI principal must declare model and purpose; the headers mean nothing to others.
+        let mut req = Request::post("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-ai-model", "test-model")
+            .header("x-ai-purpose", "test-purpose");
         match auth {
             Auth::None => {}
             Auth::Bearer(t) => req = req.header(header::AUTHORIZATION, format!("Bearer {t}")),
             Auth::Cookie { token, csrf } => {
-                req = req.header(
-                    header::COOKIE,
-                    format!("{}={token}", coachgraph::http::SESSION_COOKIE),
-                );
+                req = req.header(header::COOKIE, format!("{}={token}", coachgraph::http::SESSION_COOKIE));
                 if let Some(csrf) = csrf {
                     req = req.header(coachgraph::http::CSRF_HEADER, csrf);
                 }
             }
         }
         let body = json!({ "query": query, "variables": variables }).to_string();
-        self.send(req.body(Body::from(body)).expect("request"))
-            .await
+        self.send(req.body(Body::from(body)).expect("request")).await
     }
 
     /// A GraphQL call with a bearer token; returns the JSON body.
     pub async fn gql(&self, token: &str, query: &str) -> Value {
-        self.post(&Auth::Bearer(token.to_owned()), query, json!({}))
-            .await
-            .body
+        self.post(&Auth::Bearer(token.to_owned()), query, json!({})).await.body
     }
 
     pub async fn gql_vars(&self, token: &str, query: &str, variables: Value) -> Value {
-        self.post(&Auth::Bearer(token.to_owned()), query, variables)
-            .await
-            .body
+        self.post(&Auth::Bearer(token.to_owned()), query, variables).await.body
     }
 
     /// Logs in through the API (the real PBKDF2 check).
     pub async fn login_full(&self, email: &str, password: &str) -> Response {
         let q = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token csrfToken expiresAt viewer { id role tenantId displayName } } }";
-        self.post(&Auth::None, q, json!({ "e": email, "p": password }))
-            .await
+        self.post(&Auth::None, q, json!({ "e": email, "p": password })).await
     }
 
     pub async fn login(&self, email: &str) -> Session {
@@ -252,10 +210,7 @@ impl TestApp {
     pub async fn count(&self, sql: &str) -> i64 {
         let row = self
             .owner
-            .query_one_raw(sea_orm::Statement::from_string(
-                self.owner.get_database_backend(),
-                sql.to_owned(),
-            ))
+            .query_one_raw(sea_orm::Statement::from_string(self.owner.get_database_backend(), sql.to_owned()))
             .await
             .expect("query")
             .expect("row");
@@ -307,16 +262,12 @@ macro_rules! both_backends {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = $crate::common::TestApp::start($crate::common::Backend::Sqlite)
-                    .await
-                    .expect("sqlite app");
+                let app = $crate::common::TestApp::start($crate::common::Backend::Sqlite).await.expect("sqlite app");
                 $body(&app).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) =
-                    $crate::common::TestApp::start($crate::common::Backend::Postgres).await
-                {
+                if let Some(app) = $crate::common::TestApp::start($crate::common::Backend::Postgres).await {
                     $body(&app).await;
                 }
             }

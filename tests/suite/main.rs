@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin_queries;
 mod auth;
 mod migrations_run;
 mod rls;

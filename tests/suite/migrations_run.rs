@@ -7,39 +7,26 @@ use crate::common::*;
 
 async fn tables(conn: &sea_orm::DatabaseConnection) -> Vec<String> {
     let sql = match conn.get_database_backend() {
-        sea_orm::DbBackend::Postgres => {
-            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
-        }
+        sea_orm::DbBackend::Postgres => "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
         _ => "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1",
     };
-    conn.query_all_raw(sea_orm::Statement::from_string(
-        conn.get_database_backend(),
-        sql,
-    ))
-    .await
-    .expect("tables")
-    .iter()
-    .map(|r| r.try_get_by_index::<String>(0).expect("name"))
-    .collect()
+    conn.query_all_raw(sea_orm::Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .expect("tables")
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).expect("name"))
+        .collect()
 }
 
 async fn check(conn: &sea_orm::DatabaseConnection) {
     Migrator::up(conn, None).await.expect("first run");
     let first = tables(conn).await;
     for table in migrations::TABLES {
-        assert!(
-            first.iter().any(|t| t == table),
-            "table {table} missing after migration"
-        );
+        assert!(first.iter().any(|t| t == table), "table {table} missing after migration");
     }
     Migrator::up(conn, None).await.expect("second run");
     assert_eq!(tables(conn).await, first, "a re-run changes nothing");
-    assert!(
-        Migrator::get_pending_migrations(conn)
-            .await
-            .expect("pending")
-            .is_empty()
-    );
+    assert!(Migrator::get_pending_migrations(conn).await.expect("pending").is_empty());
 }
 
 #[tokio::test]

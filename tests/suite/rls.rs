@@ -1,10 +1,7 @@
 //! PostgreSQL row-level security, tested with raw SQL as the application role, with the
 //! application layer out of the way: the database alone must keep tenants apart.
 
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
-    TransactionTrait,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 
 use crate::common::*;
 
@@ -60,23 +57,15 @@ async fn tenant_tables(app: &TestApp) -> Vec<String> {
         ))
         .await
         .expect("q");
-    let tables: Vec<String> = rows
-        .iter()
-        .map(|r| r.try_get_by_index::<String>(0).expect("name"))
-        .collect();
-    assert!(
-        tables.len() >= 20,
-        "expected every tenant table, got {tables:?}"
-    );
+    let tables: Vec<String> = rows.iter().map(|r| r.try_get_by_index::<String>(0).expect("name")).collect();
+    assert!(tables.len() >= 20, "expected every tenant table, got {tables:?}");
     tables
 }
 
 async fn set_context(conn: &impl ConnectionTrait, tenant: &str, principal: &str, role: &str) {
-    conn.execute_unprepared(&format!(
-        "SELECT set_tenant_context('{tenant}'::uuid, '{principal}'::uuid, '{role}')"
-    ))
-    .await
-    .expect("set_tenant_context");
+    conn.execute_unprepared(&format!("SELECT set_tenant_context('{tenant}'::uuid, '{principal}'::uuid, '{role}')"))
+        .await
+        .expect("set_tenant_context");
 }
 
 #[tokio::test]
@@ -84,21 +73,26 @@ async fn app_role_is_not_superuser_not_bypassrls_and_owns_nothing() {
     let Some((_app, conn)) = app_and_conn().await else {
         return;
     };
-    let bad = scalar_i64(
-        &conn,
-        "SELECT count(*) FROM pg_roles WHERE rolname = current_user AND (rolsuper OR rolbypassrls)",
-    )
-    .await;
+    let bad =
+        scalar_i64(&conn, "SELECT count(*) FROM pg_roles WHERE rolname = current_user AND (rolsuper OR rolbypassrls)")
+            .await;
     assert_eq!(bad, 0);
-    assert_eq!(scalar_i64(&conn, "SELECT count(*) FROM pg_roles WHERE rolname = current_user AND rolname = 'coachgraph_app'").await, 1);
+    assert_eq!(
+        scalar_i64(&conn, "SELECT count(*) FROM pg_roles WHERE rolname = current_user AND rolname = 'coachgraph_app'")
+            .await,
+        1
+    );
     let owned = scalar_i64(
         &conn,
         "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = current_user",
     )
     .await;
     assert_eq!(owned, 0, "the application role owns no relation");
-    let functions_owned =
-        scalar_i64(&conn, "SELECT count(*) FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE r.rolname = current_user").await;
+    let functions_owned = scalar_i64(
+        &conn,
+        "SELECT count(*) FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE r.rolname = current_user",
+    )
+    .await;
     assert_eq!(functions_owned, 0);
 }
 
@@ -133,27 +127,14 @@ async fn without_context_every_tenant_table_shows_no_rows() {
         if scalar_i64(&app.owner, &format!("SELECT count(*) FROM {table}")).await > 0 {
             nonempty_for_owner += 1;
         }
-        assert_eq!(
-            scalar_i64(&conn, &format!("SELECT count(*) FROM {table}")).await,
-            0,
-            "{table} without context"
-        );
+        assert_eq!(scalar_i64(&conn, &format!("SELECT count(*) FROM {table}")).await, 0, "{table} without context");
         // An empty context (as after a reset) is no context either.
         let tx = conn.begin().await.expect("begin");
-        tx.execute_unprepared("SELECT set_tenant_context(NULL, NULL, NULL)")
-            .await
-            .expect("ctx");
-        assert_eq!(
-            scalar_i64(&tx, &format!("SELECT count(*) FROM {table}")).await,
-            0,
-            "{table} with empty context"
-        );
+        tx.execute_unprepared("SELECT set_tenant_context(NULL, NULL, NULL)").await.expect("ctx");
+        assert_eq!(scalar_i64(&tx, &format!("SELECT count(*) FROM {table}")).await, 0, "{table} with empty context");
         tx.rollback().await.expect("rollback");
     }
-    assert!(
-        nonempty_for_owner >= 15,
-        "the demo data fills the tables the check looks at"
-    );
+    assert!(nonempty_for_owner >= 15, "the demo data fills the tables the check looks at");
 }
 
 #[tokio::test]
@@ -169,26 +150,13 @@ async fn tenant_context_cannot_read_insert_update_or_delete_another_tenants_rows
     let tx = conn.begin().await.expect("begin");
     set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
     // Positive control: its own tenant is visible.
-    assert!(
-        scalar_i64(
-            &tx,
-            &format!("SELECT count(*) FROM users WHERE tenant_id = '{acme}'")
-        )
-        .await
-            > 10
-    );
+    assert!(scalar_i64(&tx, &format!("SELECT count(*) FROM users WHERE tenant_id = '{acme}'")).await > 10);
     for table in tenant_tables(&app).await {
-        let n = scalar_i64(
-            &tx,
-            &format!("SELECT count(*) FROM {table} WHERE tenant_id = '{globex}'"),
-        )
-        .await;
+        let n = scalar_i64(&tx, &format!("SELECT count(*) FROM {table} WHERE tenant_id = '{globex}'")).await;
         assert_eq!(n, 0, "{table}: another tenant's rows are invisible");
     }
     let updated = tx
-        .execute_unprepared(&format!(
-            "UPDATE users SET display_name = 'pwned' WHERE tenant_id = '{globex}'"
-        ))
+        .execute_unprepared(&format!("UPDATE users SET display_name = 'pwned' WHERE tenant_id = '{globex}'"))
         .await
         .expect("update runs")
         .rows_affected();
@@ -216,29 +184,13 @@ async fn tenant_context_cannot_read_insert_update_or_delete_another_tenants_rows
     // Moving one of its own rows into the other tenant is refused too.
     let tx = conn.begin().await.expect("begin");
     set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
-    let moved = tx
-        .execute_unprepared(&format!("UPDATE goals SET tenant_id = '{globex}'"))
-        .await;
+    let moved = tx.execute_unprepared(&format!("UPDATE goals SET tenant_id = '{globex}'")).await;
     assert!(moved.is_err(), "re-tenanting rows must fail");
     tx.rollback().await.expect("rollback");
 
     // The other tenant's data is intact.
-    assert_eq!(
-        scalar_i64(
-            &app.owner,
-            "SELECT count(*) FROM users WHERE display_name = 'pwned'"
-        )
-        .await,
-        0
-    );
-    assert!(
-        scalar_i64(
-            &app.owner,
-            &format!("SELECT count(*) FROM goals WHERE tenant_id = '{globex}'")
-        )
-        .await
-            > 0
-    );
+    assert_eq!(scalar_i64(&app.owner, "SELECT count(*) FROM users WHERE display_name = 'pwned'").await, 0);
+    assert!(scalar_i64(&app.owner, &format!("SELECT count(*) FROM goals WHERE tenant_id = '{globex}'")).await > 0);
 }
 
 #[tokio::test]
@@ -247,9 +199,7 @@ async fn context_is_transaction_local_and_does_not_leak_through_a_pooled_connect
         return;
     };
     let mut opts = ConnectOptions::new(app.pg.as_ref().expect("pg").app_url());
-    opts.max_connections(1)
-        .min_connections(1)
-        .sqlx_logging(false);
+    opts.max_connections(1).min_connections(1).sqlx_logging(false);
     let pool = Database::connect(opts).await.expect("pool of one");
     let acme = tenant_id(&app, "acme").await;
     let globex = tenant_id(&app, "globex").await;
@@ -265,39 +215,21 @@ async fn context_is_transaction_local_and_does_not_leak_through_a_pooled_connect
     // Request 2 on the same connection: tenant B sees nothing of A.
     let tx = pool.begin().await.expect("begin");
     set_context(&tx, &globex, &globex_admin, "PROGRAM_ADMIN").await;
-    assert_eq!(
-        scalar_i64(
-            &tx,
-            &format!("SELECT count(*) FROM users WHERE tenant_id = '{acme}'")
-        )
-        .await,
-        0
-    );
+    assert_eq!(scalar_i64(&tx, &format!("SELECT count(*) FROM users WHERE tenant_id = '{acme}'")).await, 0);
     assert!(scalar_i64(&tx, "SELECT count(*) FROM users").await > 10);
     tx.commit().await.expect("commit");
 
     // Request 3: tenant A fails mid-transaction.
     let tx = pool.begin().await.expect("begin");
     set_context(&tx, &acme, &acme_admin, "PROGRAM_ADMIN").await;
-    assert!(
-        tx.execute_unprepared("SELECT * FROM no_such_table")
-            .await
-            .is_err()
-    );
+    assert!(tx.execute_unprepared("SELECT * FROM no_such_table").await.is_err());
     drop(tx); // rolled back
 
     // Request 4: no context at all sees nothing; tenant B still sees nothing of A.
     assert_eq!(scalar_i64(&pool, "SELECT count(*) FROM users").await, 0);
     let tx = pool.begin().await.expect("begin");
     set_context(&tx, &globex, &globex_admin, "PROGRAM_ADMIN").await;
-    assert_eq!(
-        scalar_i64(
-            &tx,
-            &format!("SELECT count(*) FROM users WHERE tenant_id = '{acme}'")
-        )
-        .await,
-        0
-    );
+    assert_eq!(scalar_i64(&tx, &format!("SELECT count(*) FROM users WHERE tenant_id = '{acme}'")).await, 0);
     tx.commit().await.expect("commit");
 }
 
@@ -313,18 +245,10 @@ async fn audit_events_cannot_be_updated_or_deleted_by_the_app_role() {
     let tx = conn.begin().await.expect("begin");
     set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
     assert!(scalar_i64(&tx, "SELECT count(*) FROM audit_events").await >= 1);
-    assert!(
-        tx.execute_unprepared("UPDATE audit_events SET action = 'x'")
-            .await
-            .is_err()
-    );
+    assert!(tx.execute_unprepared("UPDATE audit_events SET action = 'x'").await.is_err());
     tx.rollback().await.expect("rollback");
     let tx = conn.begin().await.expect("begin");
     set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
-    assert!(
-        tx.execute_unprepared("DELETE FROM audit_events")
-            .await
-            .is_err()
-    );
+    assert!(tx.execute_unprepared("DELETE FROM audit_events").await.is_err());
     tx.rollback().await.expect("rollback");
 }

@@ -34,36 +34,21 @@ struct AuthPayloadView {
 }
 
 pub async fn load_viewer(ctx: &Ctx, p: &Principal) -> AppResult<ViewerView> {
-    let user = users::Entity::find_by_id(p.user_id)
-        .one(&*ctx.db().conn().await?)
-        .await?
-        .ok_or(AppError::Unauthenticated)?;
-    Ok(ViewerView {
-        id: user.id,
-        role: user.role,
-        tenant_id: user.tenant_id,
-        display_name: user.display_name,
-    })
+    let user =
+        users::Entity::find_by_id(p.user_id).one(&*ctx.db().conn().await?).await?.ok_or(AppError::Unauthenticated)?;
+    Ok(ViewerView { id: user.id, role: user.role, tenant_id: user.tenant_id, display_name: user.display_name })
 }
 
 pub fn declare(c: &mut Catalog) {
     c.object(
         ObjectDecl::structural("Viewer")
-            .field(FieldDecl::structural(
-                "id",
-                "ID!",
-                leaf(|_, v: &ViewerView| Ok(Some(uuid(v.id)))),
-            ))
+            .field(FieldDecl::structural("id", "ID!", leaf(|_, v: &ViewerView| Ok(Some(uuid(v.id))))))
             .field(FieldDecl::structural(
                 "role",
                 "Role!",
                 leaf(|_, v: &ViewerView| Ok(Some(enum_value(v.role.as_str())))),
             ))
-            .field(FieldDecl::structural(
-                "tenantId",
-                "ID",
-                leaf(|_, v: &ViewerView| Ok(v.tenant_id.map(uuid))),
-            ))
+            .field(FieldDecl::structural("tenantId", "ID", leaf(|_, v: &ViewerView| Ok(v.tenant_id.map(uuid)))))
             .field(FieldDecl::structural(
                 "displayName",
                 "String!",
@@ -122,9 +107,7 @@ pub fn declare(c: &mut Catalog) {
             "Viewer!",
             Entry::Anonymous,
             resolver(|_| {
-                FieldFuture::new(async move {
-                    Err::<Option<Value>, _>(AppError::Unauthenticated.into_graphql())
-                })
+                FieldFuture::new(async move { Err::<Option<Value>, _>(AppError::Unauthenticated.into_graphql()) })
             }),
         )
         .describe("Who is calling; every authenticated principal may read it."),
@@ -141,12 +124,8 @@ pub fn declare(c: &mut Catalog) {
                     let keys = rc.data::<Arc<TokenKeys>>()?;
                     let email = rc.args.try_get("email")?.string()?.to_owned();
                     let password = rc.args.try_get("password")?.string()?.to_owned();
-                    let outcome = login::login(ctx, keys, &email, &password)
-                        .await
-                        .map_err(AppError::into_graphql)?;
-                    let viewer = load_viewer(ctx, &outcome.principal)
-                        .await
-                        .map_err(AppError::into_graphql)?;
+                    let outcome = login::login(ctx, keys, &email, &password).await.map_err(AppError::into_graphql)?;
+                    let viewer = load_viewer(ctx, &outcome.principal).await.map_err(AppError::into_graphql)?;
                     Ok(Some(FieldValue::owned_any(AuthPayloadView {
                         token: outcome.token,
                         csrf_token: outcome.csrf_token,
@@ -181,9 +160,7 @@ pub fn declare(c: &mut Catalog) {
                     let ctx = ctx_of(&rc)?;
                     let current = rc.args.try_get("currentPassword")?.string()?.to_owned();
                     let new = rc.args.try_get("newPassword")?.string()?.to_owned();
-                    login::change_password(ctx, &current, &new)
-                        .await
-                        .map_err(AppError::into_graphql)?;
+                    login::change_password(ctx, &current, &new).await.map_err(AppError::into_graphql)?;
                     Ok(Some(Value::Boolean(true)))
                 })
             }),

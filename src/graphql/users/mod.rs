@@ -4,12 +4,21 @@ use async_graphql::Value;
 use async_graphql::dynamic::{FieldFuture, FieldValue};
 use sea_orm::EntityTrait;
 
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use uuid::Uuid;
+
+use super::coaching::{GoalView, ItemView, NoteView, SessionView, coachee_rows, ctx_arc};
 use super::decl::{Entry, FieldDecl, ObjectDecl, ctx_of};
+use super::loaders::{self, Loaders};
+use super::paging::Page;
 use super::schema::{Catalog, enum_value, leaf, resolver};
 use super::uuid;
 use crate::authz::{Access, Action, Resource, Scope, VisibilityTag, profile_fields};
 use crate::ctx::Ctx;
 use crate::db::entities::users;
+use crate::domain::kinds::Role;
 use crate::error::{AppError, AppResult};
 
 /// A user row together with how the viewer is related to it, which decides the
@@ -49,26 +58,143 @@ fn profile_leaf(field: &'static str, value: fn(&users::Model) -> Value) -> Field
 
 pub async fn load_own_profile(ctx: &Ctx) -> AppResult<Option<UserView>> {
     let p = ctx.require()?;
-    let model = users::Entity::find_by_id(p.user_id)
-        .one(&*ctx.db().conn().await?)
-        .await?;
-    Ok(model
-        .filter(|m| m.tenant_id == p.tenant_id)
-        .map(|model| UserView {
-            model,
-            scope: Scope::Own,
-        }))
+    let model = users::Entity::find_by_id(p.user_id).one(&*ctx.db().conn().await?).await?;
+    Ok(model.filter(|m| m.tenant_id == p.tenant_id).map(|model| UserView { model, scope: Scope::Own }))
+}
+
+/// A relation of a user (as coachee): the rows the caller may see, possibly none.
+fn relation(
+    name: &'static str,
+    ty: &'static str,
+    tag: VisibilityTag,
+    resource: Resource,
+    paged: bool,
+    load: RelationLoad,
+) -> FieldDecl {
+    let decl = FieldDecl::tagged(
+        name,
+        ty,
+        tag,
+        Access::Resource(resource),
+        resolver(move |rc| {
+            FieldFuture::new(async move {
+                let ctx = ctx_arc(&rc)?;
+                let loaders = rc.data::<Arc<Loaders>>()?.clone();
+                let user = rc.parent_value.try_downcast_ref::<UserView>()?.model.id;
+                let run = async {
+                    let page = if paged { Some(Page::from_args(&rc, ctx.role())?) } else { None };
+                    load(ctx.clone(), loaders, user, page).await
+                };
+                Ok(Some(run.await.map_err(AppError::into_graphql)?))
+            })
+        }),
+    );
+    if paged { decl.arg("first", "Int").arg("after", "String") } else { decl }
+}
+
+type RelationLoad =
+    fn(Arc<Ctx>, Arc<Loaders>, Uuid, Option<Page>) -> BoxFuture<'static, AppResult<FieldValue<'static>>>;
+
+fn default_page(page: Option<Page>) -> Page {
+    page.unwrap_or(Page { offset: 0, limit: crate::graphql::paging::DEFAULT_PAGE })
+}
+
+fn user_sessions(
+    ctx: Arc<Ctx>,
+    l: Arc<Loaders>,
+    user: Uuid,
+    page: Option<Page>,
+) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
+    Box::pin(async move {
+        let load = || loaders::rows(&l.sessions_by_coachee, user);
+        let rows = coachee_rows(&ctx, user, Resource::SessionMetadata, load, |s| s.id).await?;
+        Ok(FieldValue::owned_any(default_page(page).slice(rows.into_iter().map(SessionView).collect())))
+    })
+}
+
+fn user_items(
+    ctx: Arc<Ctx>,
+    l: Arc<Loaders>,
+    user: Uuid,
+    page: Option<Page>,
+) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
+    Box::pin(async move {
+        let load = || loaders::rows(&l.items_by_coachee, user);
+        let rows = coachee_rows(&ctx, user, Resource::ActionItems, load, |i| i.id).await?;
+        Ok(FieldValue::owned_any(default_page(page).slice(rows.into_iter().map(ItemView).collect())))
+    })
+}
+
+fn user_goals(
+    ctx: Arc<Ctx>,
+    l: Arc<Loaders>,
+    user: Uuid,
+    _: Option<Page>,
+) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
+    Box::pin(async move {
+        let load = || loaders::rows(&l.goals_by_coachee, user);
+        let rows = coachee_rows(&ctx, user, Resource::Goals, load, |g| g.id).await?;
+        Ok(FieldValue::list(rows.into_iter().map(|g| FieldValue::owned_any(GoalView(g)))))
+    })
+}
+
+/// A coach reads only its own notes; the AI only those of coaches whose own AI level for
+/// this coachee is ANALYZE or more.
+fn user_notes(
+    ctx: Arc<Ctx>,
+    l: Arc<Loaders>,
+    user: Uuid,
+    _: Option<Page>,
+) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
+    Box::pin(async move {
+        let reach = ctx.reach().await?;
+        let me = ctx.require()?.user_id;
+        let role = ctx.role();
+        let load = || async {
+            let all = loaders::rows(&l.notes_by_coachee, user).await?;
+            Ok(all
+                .into_iter()
+                .filter(|n| match role {
+                    Some(Role::Coach) => n.coach_id == me,
+                    Some(Role::AiAgent) => reach.ai_may_read_notes_of(user, n.coach_id),
+                    _ => false,
+                })
+                .collect())
+        };
+        let rows = coachee_rows(&ctx, user, Resource::CoachNotes, load, |n| n.id).await?;
+        Ok(FieldValue::list(rows.into_iter().map(|n| FieldValue::owned_any(NoteView(n)))))
+    })
 }
 
 pub fn declare(c: &mut Catalog) {
+    use VisibilityTag::{ClientVisible, CoachOnly};
     c.object(
         ObjectDecl::new("User")
             .field(profile_leaf("id", |u| uuid(u.id)))
             .field(profile_leaf("role", |u| enum_value(u.role.as_str())))
-            .field(profile_leaf("displayName", |u| {
-                Value::String(u.display_name.clone())
-            }))
-            .field(profile_leaf("email", |u| Value::String(u.email.clone()))),
+            .field(profile_leaf("displayName", |u| Value::String(u.display_name.clone())))
+            .field(profile_leaf("email", |u| Value::String(u.email.clone())))
+            .field(
+                relation("coachNotes", "[CoachNote!]!", CoachOnly, Resource::CoachNotes, false, user_notes)
+                    .describe("The coach's private notes about this coachee (own notes only)."),
+            )
+            .field(relation(
+                "sessions",
+                "CoachingSessionConnection!",
+                ClientVisible,
+                Resource::SessionMetadata,
+                true,
+                user_sessions,
+            ))
+            .field(relation("goals", "[Goal!]!", ClientVisible, Resource::Goals, false, user_goals))
+            .field(relation(
+                "actionItems",
+                "ActionItemConnection!",
+                ClientVisible,
+                Resource::ActionItems,
+                true,
+                user_items,
+            )),
     );
     c.query(
         FieldDecl::root(
@@ -78,9 +204,7 @@ pub fn declare(c: &mut Catalog) {
             resolver(|rc| {
                 FieldFuture::new(async move {
                     let ctx = ctx_of(&rc)?;
-                    let me = load_own_profile(ctx)
-                        .await
-                        .map_err(AppError::into_graphql)?;
+                    let me = load_own_profile(ctx).await.map_err(AppError::into_graphql)?;
                     Ok(me.map(FieldValue::owned_any))
                 })
             }),

@@ -1,0 +1,275 @@
+//! Administrators' reads: `auditEvents`, `tenantSettings`, `systemConfig`, `accountStatus`,
+//! `breakGlassRequests`.
+
+use async_graphql::Value;
+use async_graphql::dynamic::{FieldFuture, FieldValue};
+
+use super::{id_arg, string_arg};
+use crate::authz::{Access, Action, Resource, VisibilityTag};
+use crate::db::entities::{audit_events, tenant_settings};
+use crate::domain::admin::{self, AccountStatus, BreakGlassView};
+use crate::domain::kinds::Role;
+use crate::error::AppError;
+use crate::graphql::decl::{Entry, FieldDecl, ObjectDecl, ctx_of};
+use crate::graphql::paging::{Connection, Page, connection_decl};
+use crate::graphql::schema::{Catalog, enum_value, leaf, resolver};
+use crate::graphql::{datetime, uuid};
+
+/// `SystemConfig`: the platform configuration.
+#[derive(Debug, Clone)]
+pub struct SystemConfigView {
+    pub entries: Vec<ConfigEntryView>,
+}
+
+/// `ConfigEntry`.
+#[derive(Debug, Clone)]
+pub struct ConfigEntryView {
+    pub key: String,
+    pub value: String,
+}
+
+fn string(s: &str) -> Value {
+    Value::String(s.to_owned())
+}
+
+fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
+    v.map(f).unwrap_or(Value::Null)
+}
+
+fn declare_audit_events(c: &mut Catalog) {
+    const AUDIT: Access = Access::Resource(Resource::AuditLogs);
+    fn field(name: &'static str, ty: &'static str, value: fn(&audit_events::Model) -> Value) -> FieldDecl {
+        FieldDecl::tagged(
+            name,
+            ty,
+            VisibilityTag::AdminAggregate,
+            AUDIT,
+            leaf(move |_, e: &audit_events::Model| Ok(Some(value(e)))),
+        )
+    }
+    c.object(
+        ObjectDecl::new("AuditEvent")
+            .field(field("id", "ID!", |e| uuid(e.id)))
+            .field(field("at", "DateTime!", |e| datetime(e.at)))
+            .field(field("actorId", "ID", |e| opt(e.actor_id, uuid)))
+            .field(field("actorRole", "Role", |e| opt(e.actor_role, |r| enum_value(r.as_str()))))
+            .field(field("action", "String!", |e| string(&e.action)))
+            .field(field("resource", "String!", |e| string(&e.resource)))
+            .field(field("outcome", "String!", |e| string(e.outcome.as_str())).describe("ALLOWED, DENIED or ALERT."))
+            .field(field("reason", "String", |e| opt(e.reason.as_deref(), string)))
+            .field(FieldDecl::tagged(
+                "ipAddress",
+                "String",
+                VisibilityTag::SystemInternal,
+                AUDIT,
+                leaf(|_, e: &audit_events::Model| Ok(Some(opt(e.ip_address.as_deref(), string)))),
+            )),
+    );
+    c.object(connection_decl::<audit_events::Model>("AuditEventConnection", "[AuditEvent!]!"));
+    c.query(
+        FieldDecl::root(
+            "auditEvents",
+            "AuditEventConnection!",
+            Entry::Matrix(Resource::AuditLogs, Action::Read),
+            resolver(|rc| {
+                FieldFuture::new(async move {
+                    let ctx = ctx_of(&rc)?;
+                    let page = Page::from_args(&rc, ctx.role()).map_err(AppError::into_graphql)?;
+                    let outcome = string_arg(&rc, "outcome")
+                        .and_then(|o| o.as_deref().map(admin::parse_outcome).transpose())
+                        .map_err(AppError::into_graphql)?;
+                    let (rows, total) = admin::audit_events(ctx, outcome, page.offset, page.limit)
+                        .await
+                        .map_err(AppError::into_graphql)?;
+                    Ok(Some(FieldValue::owned_any(Connection::new(rows, page, Some(total)))))
+                })
+            }),
+        )
+        .arg("first", "Int")
+        .arg("after", "String")
+        .arg("outcome", "String")
+        .describe(
+            "PROGRAM_ADMIN: its tenant's audit trail. SYSTEM_ADMIN: every tenant's and the \
+             platform's. Newest first; `outcome` filters (ALLOWED, DENIED or ALERT).",
+        ),
+    );
+}
+
+fn declare_tenant_settings(c: &mut Catalog) {
+    fn field(name: &'static str, ty: &'static str, value: fn(&tenant_settings::Model) -> Value) -> FieldDecl {
+        FieldDecl::tagged(
+            name,
+            ty,
+            VisibilityTag::AdminAggregate,
+            Access::Resource(Resource::SystemConfig),
+            leaf(move |_, s: &tenant_settings::Model| Ok(Some(value(s)))),
+        )
+    }
+    c.object(
+        ObjectDecl::new("TenantSettings")
+            .field(field("sessionTimeoutMinutes", "Int!", |s| Value::from(s.session_timeout_minutes)))
+            .field(field("auditRetentionDays", "Int!", |s| Value::from(s.audit_retention_days)))
+            .field(field("dataRetentionDays", "Int", |s| opt(s.data_retention_days, Value::from))),
+    );
+    c.query(
+        FieldDecl::root(
+            "tenantSettings",
+            "TenantSettings!",
+            Entry::Matrix(Resource::SystemConfig, Action::Read),
+            resolver(|rc| {
+                FieldFuture::new(async move {
+                    let ctx = ctx_of(&rc)?;
+                    let tenant = id_arg(&rc, "tenantId").map_err(AppError::into_graphql)?;
+                    let settings = admin::tenant_settings(ctx, tenant).await.map_err(AppError::into_graphql)?;
+                    Ok(Some(FieldValue::owned_any(settings)))
+                })
+            }),
+        )
+        .arg("tenantId", "ID")
+        .describe(
+            "PROGRAM_ADMIN: its own tenant's settings (tenantId optional). SYSTEM_ADMIN: the \
+             settings of tenantId (required).",
+        ),
+    );
+}
+
+fn declare_system_config(c: &mut Catalog) {
+    const CONFIG: Access = Access::Resource(Resource::SystemConfig);
+    c.object(
+        ObjectDecl::new("ConfigEntry")
+            .field(FieldDecl::tagged(
+                "key",
+                "String!",
+                VisibilityTag::SystemInternal,
+                CONFIG,
+                leaf(|_, e: &ConfigEntryView| Ok(Some(string(&e.key)))),
+            ))
+            .field(FieldDecl::tagged(
+                "value",
+                "String!",
+                VisibilityTag::SystemInternal,
+                CONFIG,
+                leaf(|_, e: &ConfigEntryView| Ok(Some(string(&e.value)))),
+            )),
+    );
+    c.object(ObjectDecl::new("SystemConfig").field(FieldDecl::tagged(
+        "entries",
+        "[ConfigEntry!]!",
+        VisibilityTag::SystemInternal,
+        CONFIG,
+        resolver(|rc| {
+            FieldFuture::new(async move {
+                let config = rc.parent_value.try_downcast_ref::<SystemConfigView>()?;
+                Ok(Some(FieldValue::list(config.entries.iter().cloned().map(FieldValue::owned_any))))
+            })
+        }),
+    )));
+    c.query(
+        FieldDecl::root(
+            "systemConfig",
+            "SystemConfig!",
+            // The program admin's SystemConfig grant covers tenant settings only
+            // (Gate::TenantSettingsOnly): the platform configuration is SYSTEM_ADMIN's.
+            Entry::Roles(&[Role::SystemAdmin]),
+            resolver(|rc| {
+                FieldFuture::new(async move {
+                    let ctx = ctx_of(&rc)?;
+                    let entries = admin::system_config(ctx).await.map_err(AppError::into_graphql)?;
+                    Ok(Some(FieldValue::owned_any(SystemConfigView {
+                        entries: entries.into_iter().map(|(key, value)| ConfigEntryView { key, value }).collect(),
+                    })))
+                })
+            }),
+        )
+        .describe("SYSTEM_ADMIN: the platform configuration, sorted by key."),
+    );
+}
+
+fn declare_account_status(c: &mut Catalog) {
+    fn field(name: &'static str, ty: &'static str, value: fn(&AccountStatus) -> Value) -> FieldDecl {
+        FieldDecl::tagged(
+            name,
+            ty,
+            VisibilityTag::SystemInternal,
+            Access::Resource(Resource::AccountSecurityStatus),
+            leaf(move |_, s: &AccountStatus| Ok(Some(value(s)))),
+        )
+    }
+    c.object(
+        ObjectDecl::new("AccountStatus")
+            .field(field("userId", "ID!", |s| uuid(s.user_id)))
+            .field(field("lastLoginAt", "DateTime", |s| opt(s.last_login_at, datetime)))
+            .field(field("failedLoginCount", "Int!", |s| Value::from(s.failed_login_count)))
+            .field(
+                field("lockedUntil", "DateTime", |s| opt(s.locked_until, datetime))
+                    .describe("Set only while the account is locked."),
+            )
+            .field(field("active", "Boolean!", |s| Value::Boolean(s.active))),
+    );
+    c.query(
+        FieldDecl::root(
+            "accountStatus",
+            "AccountStatus",
+            Entry::Matrix(Resource::AccountSecurityStatus, Action::Read),
+            resolver(|rc| {
+                FieldFuture::new(async move {
+                    let ctx = ctx_of(&rc)?;
+                    let user_id = id_arg(&rc, "userId")
+                        .and_then(|id| id.ok_or_else(|| AppError::bad_input("userId is required")))
+                        .map_err(AppError::into_graphql)?;
+                    let status = admin::account_status(ctx, user_id).await.map_err(AppError::into_graphql)?;
+                    Ok(Some(FieldValue::owned_any(status)))
+                })
+            }),
+        )
+        .arg("userId", "ID!"),
+    );
+}
+
+fn declare_break_glass(c: &mut Catalog) {
+    fn field(name: &'static str, ty: &'static str, value: fn(&BreakGlassView) -> Value) -> FieldDecl {
+        FieldDecl::tagged(
+            name,
+            ty,
+            VisibilityTag::AdminAggregate,
+            Access::Resource(Resource::BreakGlassRequests),
+            leaf(move |_, r: &BreakGlassView| Ok(Some(value(r)))),
+        )
+    }
+    c.object(
+        ObjectDecl::new("BreakGlassRequest")
+            .field(field("id", "ID!", |r| uuid(r.id)))
+            .field(field("coacheeId", "ID!", |r| uuid(r.coachee_id)))
+            .field(field("requestedBy", "ID!", |r| uuid(r.requested_by)))
+            .field(field("approvedBy", "ID", |r| opt(r.approved_by, uuid)))
+            .field(field("reason", "String!", |r| string(&r.reason)))
+            .field(field("expiresAt", "DateTime", |r| opt(r.expires_at, datetime)))
+            .field(field("active", "Boolean!", |r| Value::Boolean(r.active))),
+    );
+    c.query(
+        FieldDecl::root(
+            "breakGlassRequests",
+            "[BreakGlassRequest!]!",
+            Entry::Matrix(Resource::BreakGlassRequests, Action::Read),
+            resolver(|rc| {
+                FieldFuture::new(async move {
+                    let ctx = ctx_of(&rc)?;
+                    let requests = admin::break_glass_requests(ctx).await.map_err(AppError::into_graphql)?;
+                    Ok(Some(FieldValue::list(requests.into_iter().map(FieldValue::owned_any))))
+                })
+            }),
+        )
+        .describe(
+            "PROGRAM_ADMIN: its tenant's break-glass requests. SYSTEM_ADMIN: every tenant's. \
+             Newest first.",
+        ),
+    );
+}
+
+pub fn declare(c: &mut Catalog) {
+    declare_audit_events(c);
+    declare_tenant_settings(c);
+    declare_system_config(c);
+    declare_account_status(c);
+    declare_break_glass(c);
+}

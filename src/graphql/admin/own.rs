@@ -1,0 +1,160 @@
+//! The caller's own operational rows: `integrationTokens` (COACHEE, COACH), `aiAccessLog`
+//! (COACHEE), `accessNotices` (COACHEE, COACH), `myConsents` (COACHEE).
+
+use async_graphql::Value;
+use async_graphql::dynamic::{FieldFuture, FieldValue};
+
+use crate::authz::{Access, Action, Resource, VisibilityTag};
+use crate::domain::admin::{self, AccessNoticeView, AiAccessEntry, ConsentView, IntegrationTokenView};
+use crate::domain::kinds::{ConsentKind, Role};
+use crate::error::AppError;
+use crate::graphql::decl::{Entry, FieldDecl, ObjectDecl, ctx_of};
+use crate::graphql::paging::{Connection, Page, connection_decl};
+use crate::graphql::schema::{Catalog, enum_value, leaf, resolver};
+use crate::graphql::{datetime, uuid};
+
+fn client_field<T: std::any::Any + Send + Sync>(
+    name: &'static str,
+    ty: &'static str,
+    resource: Resource,
+    value: fn(&T) -> Value,
+) -> FieldDecl {
+    FieldDecl::tagged(
+        name,
+        ty,
+        VisibilityTag::ClientVisible,
+        Access::Resource(resource),
+        leaf(move |_, v: &T| Ok(Some(value(v)))),
+    )
+}
+
+fn string(s: &str) -> Value {
+    Value::String(s.to_owned())
+}
+
+fn consent_kind_name(kind: ConsentKind) -> &'static str {
+    match kind {
+        ConsentKind::SashaObserve => "SASHA_OBSERVE",
+        ConsentKind::SashaAnalyze => "SASHA_ANALYZE",
+        ConsentKind::SashaAct => "SASHA_ACT",
+        ConsentKind::TranscriptSharing => "TRANSCRIPT_SHARING",
+    }
+}
+
+fn declare_integration_tokens(c: &mut Catalog) {
+    const R: Resource = Resource::IntegrationTokens;
+    c.object(
+        ObjectDecl::new("IntegrationToken")
+            .field(client_field("id", "ID!", R, |t: &IntegrationTokenView| uuid(t.id)))
+            .field(client_field("name", "String!", R, |t: &IntegrationTokenView| string(&t.name)))
+            .field(client_field("createdAt", "DateTime!", R, |t: &IntegrationTokenView| datetime(t.created_at)))
+            .field(client_field("lastUsedAt", "DateTime", R, |t: &IntegrationTokenView| {
+                t.last_used_at.map(datetime).unwrap_or(Value::Null)
+            })),
+    );
+    c.query(
+        FieldDecl::root(
+            "integrationTokens",
+            "[IntegrationToken!]!",
+            Entry::Matrix(Resource::IntegrationTokens, Action::Read),
+            resolver(|rc| {
+                FieldFuture::new(async move {
+                    let ctx = ctx_of(&rc)?;
+                    let tokens = admin::my_integration_tokens(ctx).await.map_err(AppError::into_graphql)?;
+                    Ok(Some(FieldValue::list(tokens.into_iter().map(FieldValue::owned_any))))
+                })
+            }),
+        )
+        .describe("The caller's integration tokens that are not revoked, newest first."),
+    );
+}
+
+fn declare_ai_access_log(c: &mut Catalog) {
+    const R: Resource = Resource::AiAccessLog;
+    c.object(
+        ObjectDecl::new("AiAccessLogEntry")
+            .field(client_field("at", "DateTime!", R, |e: &AiAccessEntry| datetime(e.at)))
+            .field(client_field("model", "String!", R, |e: &AiAccessEntry| string(&e.model)))
+            .field(client_field("purpose", "String!", R, |e: &AiAccessEntry| string(&e.purpose)))
+            .field(client_field("resource", "String!", R, |e: &AiAccessEntry| string(&e.resource))),
+    );
+    c.object(connection_decl::<AiAccessEntry>("AiAccessLogConnection", "[AiAccessLogEntry!]!"));
+    c.query(
+        FieldDecl::root(
+            "aiAccessLog",
+            "AiAccessLogConnection!",
+            Entry::Matrix(Resource::AiAccessLog, Action::Read),
+            resolver(|rc| {
+                FieldFuture::new(async move {
+                    let ctx = ctx_of(&rc)?;
+                    let page = Page::from_args(&rc, ctx.role()).map_err(AppError::into_graphql)?;
+                    let (rows, total) =
+                        admin::my_ai_access_log(ctx, page.offset, page.limit).await.map_err(AppError::into_graphql)?;
+                    Ok(Some(FieldValue::owned_any(Connection::new(rows, page, Some(total)))))
+                })
+            }),
+        )
+        .arg("first", "Int")
+        .arg("after", "String")
+        .describe("COACHEE: every AI read or write of the caller's data, newest first."),
+    );
+}
+
+fn declare_access_notices(c: &mut Catalog) {
+    const R: Resource = Resource::AccessNotices;
+    c.object(
+        ObjectDecl::new("AccessNotice")
+            .field(client_field("at", "DateTime!", R, |n: &AccessNoticeView| datetime(n.at)))
+            .field(client_field("actorRole", "Role!", R, |n: &AccessNoticeView| enum_value(n.actor_role.as_str())))
+            .field(client_field("reason", "String!", R, |n: &AccessNoticeView| string(&n.reason))),
+    );
+    c.query(
+        FieldDecl::root(
+            "accessNotices",
+            "[AccessNotice!]!",
+            Entry::Matrix(Resource::AccessNotices, Action::Read),
+            resolver(|rc| {
+                FieldFuture::new(async move {
+                    let ctx = ctx_of(&rc)?;
+                    let notices = admin::my_access_notices(ctx).await.map_err(AppError::into_graphql)?;
+                    Ok(Some(FieldValue::list(notices.into_iter().map(FieldValue::owned_any))))
+                })
+            }),
+        )
+        .describe("Who read the caller's data under break-glass, when and why; newest first."),
+    );
+}
+
+fn declare_consents(c: &mut Catalog) {
+    const R: Resource = Resource::Consents;
+    c.object(
+        ObjectDecl::new("Consent")
+            .field(client_field("kind", "ConsentKind!", R, |v: &ConsentView| enum_value(consent_kind_name(v.kind))))
+            .field(client_field("granted", "Boolean!", R, |v: &ConsentView| Value::Boolean(v.granted)))
+            .field(client_field("changedAt", "DateTime!", R, |v: &ConsentView| datetime(v.changed_at))),
+    );
+    c.query(
+        FieldDecl::root(
+            "myConsents",
+            "[Consent!]!",
+            // Own consents: the coachee's. (The coach's and the AI's consent reads are of
+            // other people's consents, not "mine".)
+            Entry::Roles(&[Role::Coachee]),
+            resolver(|rc| {
+                FieldFuture::new(async move {
+                    let ctx = ctx_of(&rc)?;
+                    let consents = admin::my_consents(ctx).await.map_err(AppError::into_graphql)?;
+                    Ok(Some(FieldValue::list(consents.into_iter().map(FieldValue::owned_any))))
+                })
+            }),
+        )
+        .describe("COACHEE: every consent kind, granted or not, in a fixed order."),
+    );
+}
+
+pub fn declare(c: &mut Catalog) {
+    declare_integration_tokens(c);
+    declare_ai_access_log(c);
+    declare_access_notices(c);
+    declare_consents(c);
+}
