@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_schema;
 mod m20261122_000002_postgres_security;
 mod m20261122_000003_audit_chain;
+mod m20261122_000004_relationship_policies;
 
 /// Table names in creation order (parents first).
 pub use m20261122_000001_schema::TABLES;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_schema::Migration),
             Box::new(m20261122_000002_postgres_security::Migration),
             Box::new(m20261122_000003_audit_chain::Migration),
+            Box::new(m20261122_000004_relationship_policies::Migration),
         ]
     }
 }

@@ -178,8 +178,33 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
     Plan { objects, query, mutation }
 }
 
+/// async-graphql's dynamic executor drops a failed field from its object and reports the
+/// error without a path. POLICY.md section 8 wants a refused nullable field present as
+/// `null` with its coded error, so nullable fields record the error (with its path)
+/// themselves and resolve to null. Non-null fields keep the executor's behaviour.
+fn null_on_error(resolve: Resolver, nullable: bool) -> Resolver {
+    if !nullable {
+        return resolve;
+    }
+    Arc::new(move |rc: ResolverContext<'_>| {
+        let gctx = rc.ctx;
+        match resolve(rc) {
+            FieldFuture::Future(fut) => FieldFuture::new(async move {
+                match fut.await {
+                    Ok(value) => Ok(value),
+                    Err(e) => {
+                        gctx.add_error(gctx.set_error_path(e.into_server_error(gctx.item.pos)));
+                        Ok(None)
+                    }
+                }
+            }),
+            value => value,
+        }
+    })
+}
+
 fn dynamic_field(decl: &FieldDecl, with_directive: bool) -> Field {
-    let resolve = guarded(decl);
+    let resolve = null_on_error(guarded(decl), !decl.ty.ends_with('!'));
     let mut field = Field::new(decl.name, type_ref(decl.ty), move |rc| resolve(rc));
     for arg in &decl.args {
         field = field.argument(InputValue::new(arg.name, type_ref(arg.ty)));

@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
+use coachgraph::clock::Clock;
 use coachgraph::db::entities::{
     access_notices, action_items, ai_access_log, audit_events, break_glass_grants, break_glass_requests,
     coaching_sessions, integration_tokens, system_config, tenant_settings, tenants, users,
@@ -46,8 +47,7 @@ const FIELDS: [(&str, &str, &[&str]); 10] = [
     ("myConsents", "{ myConsents { kind } }", &["COACHEE"]),
 ];
 
-const METRICS: &str =
-    "activeCoachees sessionsCompleted actionItemCompletionRate averageSatisfaction suppressed";
+const METRICS: &str = "activeCoachees sessionsCompleted actionItemCompletionRate averageSatisfaction suppressed";
 
 fn unknown(field: &str, ty: &str) -> String {
     format!("Unknown field \"{field}\" on type \"{ty}\".")
@@ -121,15 +121,19 @@ async fn each_field_exists_only_for_the_roles_the_policy_allows(app: &TestApp) {
         }
     }
 }
-both_backends!(each_field_exists_only_for_the_roles_the_policy_allows, each_field_exists_only_for_the_roles_the_policy_allows);
+both_backends!(
+    each_field_exists_only_for_the_roles_the_policy_allows,
+    each_field_exists_only_for_the_roles_the_policy_allows
+);
 
 // ------------------------------------------------------------------ programMetrics
 
 /// The all-time figures of a tenant, computed independently with plain SQL as the owner.
 async fn expected_metrics(app: &TestApp, slug: &str) -> (i64, i64, f64, f64) {
     let t = format!("JOIN tenants t ON t.id = x.tenant_id WHERE t.slug = '{slug}'");
-    let active =
-        app.count(&format!("SELECT COUNT(DISTINCT x.coachee_id) FROM coaching_sessions x {t} AND x.status = 'COMPLETED'")).await;
+    let active = app
+        .count(&format!("SELECT COUNT(DISTINCT x.coachee_id) FROM coaching_sessions x {t} AND x.status = 'COMPLETED'"))
+        .await;
     let sessions = app.count(&format!("SELECT COUNT(*) FROM coaching_sessions x {t} AND x.status = 'COMPLETED'")).await;
     let items = app.count(&format!("SELECT COUNT(*) FROM action_items x {t}")).await;
     let done = app.count(&format!("SELECT COUNT(*) FROM action_items x {t} AND x.completed_at IS NOT NULL")).await;
@@ -176,14 +180,24 @@ async fn program_metrics_answer_admins_and_executives_with_tenant_figures(app: &
         assert_figures(&october, expected);
         // Open ends.
         assert_figures(&metrics(app, &s.token, "(from: \"2026-10-31T23:59:59Z\")").await, expected);
-        assert_figures(&metrics(app, &s.token, "(to: \"2026-10-01T00:00:00+02:00\")").await, expected);
+        assert_figures(&metrics(app, &s.token, "(to: \"2026-10-01T00:00:00Z\")").await, expected);
+        // Months are UTC months: midnight of 1 October at UTC+2 is still September.
+        assert_suppressed(&metrics(app, &s.token, "(to: \"2026-10-01T00:00:00+02:00\")").await);
+        assert_figures(&metrics(app, &s.token, "(from: \"2026-11-01T00:00:00+02:00\")").await, expected);
         // November holds only scheduled sessions: no one behind any figure, suppressed.
-        assert_suppressed(&metrics(app, &s.token, "(from: \"2026-11-01T00:00:00Z\", to: \"2026-11-30T00:00:00Z\")").await);
+        assert_suppressed(
+            &metrics(app, &s.token, "(from: \"2026-11-01T00:00:00Z\", to: \"2026-11-30T00:00:00Z\")").await,
+        );
         // September: nothing at all.
-        assert_suppressed(&metrics(app, &s.token, "(from: \"2026-09-01T00:00:00Z\", to: \"2026-09-30T00:00:00Z\")").await);
+        assert_suppressed(
+            &metrics(app, &s.token, "(from: \"2026-09-01T00:00:00Z\", to: \"2026-09-30T00:00:00Z\")").await,
+        );
 
         let res = app
-            .gql(&s.token, "{ programMetrics(from: \"2026-10-02T00:00:00Z\", to: \"2026-10-01T00:00:00Z\") { suppressed } }")
+            .gql(
+                &s.token,
+                "{ programMetrics(from: \"2026-10-02T00:00:00Z\", to: \"2026-10-01T00:00:00Z\") { suppressed } }",
+            )
             .await;
         assert_eq!(code(&res), Some("BAD_USER_INPUT"), "{res}");
         assert!(res["data"].is_null());
@@ -225,7 +239,9 @@ async fn a_month_with_fewer_than_five_coachees_suppresses_every_range_that_conta
     let coachee1 = user(app, "coachee1@acme.test").await.id;
     put::<coaching_sessions::Entity>(app, completed_session(acme, coach, coachee1, ts("2026-08-14T10:00:00Z"))).await;
     assert_suppressed(&metrics(app, &exec.token, "").await);
-    assert_suppressed(&metrics(app, &exec.token, "(from: \"2026-08-20T00:00:00Z\", to: \"2026-10-31T00:00:00Z\")").await);
+    assert_suppressed(
+        &metrics(app, &exec.token, "(from: \"2026-08-20T00:00:00Z\", to: \"2026-10-31T00:00:00Z\")").await,
+    );
     assert_suppressed(&metrics(app, &exec.token, "(to: \"2026-08-01T00:00:00Z\")").await);
     // Ranges that leave August out are answered, and exactly as before.
     assert_figures(&metrics(app, &exec.token, "(from: \"2026-09-01T00:00:00Z\")").await, expected);
@@ -233,7 +249,8 @@ async fn a_month_with_fewer_than_five_coachees_suppresses_every_range_that_conta
     // Four more coachees in August: five people, the month may be shown.
     for i in 2..=5 {
         let coachee = user(app, &format!("coachee{i}@acme.test")).await.id;
-        put::<coaching_sessions::Entity>(app, completed_session(acme, coach, coachee, ts("2026-08-20T10:00:00Z"))).await;
+        put::<coaching_sessions::Entity>(app, completed_session(acme, coach, coachee, ts("2026-08-20T10:00:00Z")))
+            .await;
     }
     let all = metrics(app, &exec.token, "").await;
     assert_figures(&all, (expected.0, expected.1 + 5, expected.2, expected.3));
@@ -260,7 +277,9 @@ async fn a_month_with_fewer_than_five_coachees_suppresses_every_range_that_conta
     )
     .await;
     assert_suppressed(&metrics(app, &exec.token, "").await);
-    assert_suppressed(&metrics(app, &exec.token, "(from: \"2026-09-01T00:00:00Z\", to: \"2026-09-30T00:00:00Z\")").await);
+    assert_suppressed(
+        &metrics(app, &exec.token, "(from: \"2026-09-01T00:00:00Z\", to: \"2026-09-30T00:00:00Z\")").await,
+    );
     assert_eq!(metrics(app, &exec.token, "(from: \"2026-10-01T00:00:00Z\")").await["suppressed"], false);
 
     // Deleting a coachee's data takes its contribution away too: with coachee1 gone from
@@ -276,7 +295,9 @@ async fn a_month_with_fewer_than_five_coachees_suppresses_every_range_that_conta
         .exec(&app.owner)
         .await
         .expect("delete");
-    assert_suppressed(&metrics(app, &exec.token, "(from: \"2026-08-01T00:00:00Z\", to: \"2026-08-31T00:00:00Z\")").await);
+    assert_suppressed(
+        &metrics(app, &exec.token, "(from: \"2026-08-01T00:00:00Z\", to: \"2026-08-31T00:00:00Z\")").await,
+    );
     assert_figures(&metrics(app, &exec.token, "(from: \"2026-09-01T00:00:00Z\")").await, expected);
 }
 both_backends!(
@@ -374,9 +395,35 @@ async fn audit_events_show_admins_their_tenant_and_the_system_admin_everything(a
     let nodes = conn["nodes"].as_array().expect("nodes");
     let seen: BTreeSet<String> = nodes.iter().map(|n| n["id"].as_str().expect("id").to_owned()).collect();
     assert_eq!(seen, acme_ids, "the acme chain, all of it, nothing else");
-    assert!(nodes.iter().any(|n| n["action"] == "LOGIN_FAILED" && n["outcome"] == "DENIED" && n["actorRole"] == "PROGRAM_ADMIN"));
-    let ats: Vec<&str> = nodes.iter().map(|n| n["at"].as_str().expect("at")).collect();
-    assert!(ats.windows(2).all(|w| w[0] >= w[1]), "newest first: {ats:?}");
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["action"] == "LOGIN_FAILED" && n["outcome"] == "DENIED" && n["actorRole"] == "PROGRAM_ADMIN")
+    );
+    // Newest first: by time, then by position in the chain.
+    let order: Vec<String> = audit_events::Entity::find()
+        .filter(audit_events::Column::TenantId.eq(acme))
+        .order_by_desc(audit_events::Column::At)
+        .order_by_desc(audit_events::Column::Seq)
+        .all(&app.owner)
+        .await
+        .expect("q")
+        .into_iter()
+        .map(|e| e.id.to_string())
+        .collect();
+    let got: Vec<String> = nodes.iter().map(|n| n["id"].as_str().expect("id").to_owned()).collect();
+    assert_eq!(got, order);
+    // Pages follow each other without overlap, newest first throughout.
+    let first = app.gql_vars(admin, AUDIT_QUERY, json!({ "first": 2 })).await;
+    let page1 = &first["data"]["auditEvents"];
+    assert_eq!(page1["nodes"].as_array().expect("nodes").len(), 2, "{first}");
+    assert_eq!(page1["pageInfo"]["hasNextPage"], true);
+    let second = app.gql_vars(admin, AUDIT_QUERY, json!({ "first": 2, "after": page1["pageInfo"]["endCursor"] })).await;
+    let page2 = &second["data"]["auditEvents"]["nodes"];
+    assert_eq!(page2[0]["id"], nodes[2]["id"], "{second}");
+    assert_eq!(page2[1]["id"], nodes[3]["id"]);
+    assert_eq!(page1["nodes"][0]["id"], nodes[0]["id"]);
+
     // Reading the audit log is not itself audited.
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_events").await, total_before);
 
@@ -388,28 +435,16 @@ async fn audit_events_show_admins_their_tenant_and_the_system_admin_everything(a
     // Filter by outcome.
     let res = app.gql_vars(admin, AUDIT_QUERY, json!({ "first": 100, "outcome": "DENIED" })).await;
     let denied = app
-        .count(&format!(
-            "SELECT COUNT(*) FROM audit_events x JOIN tenants t ON t.id = x.tenant_id WHERE t.slug = 'acme' AND x.outcome = 'DENIED'"
-        ))
+        .count(
+            "SELECT COUNT(*) FROM audit_events x JOIN tenants t ON t.id = x.tenant_id \
+             WHERE t.slug = 'acme' AND x.outcome = 'DENIED'",
+        )
         .await;
     assert!(denied >= 1);
     assert_eq!(res["data"]["auditEvents"]["totalCount"], denied, "{res}");
     assert!(res["data"]["auditEvents"]["nodes"].as_array().expect("nodes").iter().all(|n| n["outcome"] == "DENIED"));
     let res = app.gql_vars(admin, AUDIT_QUERY, json!({ "outcome": "denied" })).await;
     assert_eq!(code(&res), Some("BAD_USER_INPUT"), "{res}");
-
-    // Pages follow each other without overlap, newest first throughout.
-    let first = app.gql_vars(admin, AUDIT_QUERY, json!({ "first": 2 })).await;
-    let page1 = &first["data"]["auditEvents"];
-    assert_eq!(page1["nodes"].as_array().expect("nodes").len(), 2, "{first}");
-    assert_eq!(page1["pageInfo"]["hasNextPage"], true);
-    let second = app
-        .gql_vars(admin, AUDIT_QUERY, json!({ "first": 2, "after": page1["pageInfo"]["endCursor"] }))
-        .await;
-    let page2 = &second["data"]["auditEvents"]["nodes"];
-    assert_eq!(page2[0]["id"], nodes[2]["id"], "{second}");
-    assert_eq!(page2[1]["id"], nodes[3]["id"]);
-    assert_eq!(page1["nodes"][0]["id"], nodes[0]["id"]);
 
     // System admin: every chain, the platform's included, with IP addresses.
     let root = &sessions["SYSTEM_ADMIN"].token;
@@ -464,7 +499,8 @@ async fn tenant_settings_are_the_own_tenants_and_another_tenant_is_not_found(app
     let denied = "SELECT COUNT(*) FROM audit_events WHERE outcome = 'DENIED' AND resource = 'system_config'";
     let before = app.count(denied).await;
     let other = app.gql(&admin.token, &format!("{{ tenantSettings(tenantId: \"{globex}\") {fields} }}")).await;
-    let random = app.gql(&admin.token, &format!("{{ tenantSettings(tenantId: \"{}\") {fields} }}", Uuid::new_v4())).await;
+    let random =
+        app.gql(&admin.token, &format!("{{ tenantSettings(tenantId: \"{}\") {fields} }}", Uuid::new_v4())).await;
     assert_eq!(code(&other), Some("NOT_FOUND"), "{other}");
     assert_eq!(other, random);
     assert!(other["data"].is_null());
@@ -556,7 +592,8 @@ async fn account_status_shows_security_state_to_the_system_admin(app: &TestApp) 
     assert_eq!(res["data"]["accountStatus"]["lockedUntil"], Value::Null, "{res}");
 
     // Unknown id: null, NOT_FOUND, audited on the platform chain.
-    let platform_denials = "SELECT COUNT(*) FROM audit_events WHERE tenant_id IS NULL AND resource = 'account_security_status'";
+    let platform_denials =
+        "SELECT COUNT(*) FROM audit_events WHERE tenant_id IS NULL AND resource = 'account_security_status'";
     let before = app.count(platform_denials).await;
     let res = app.gql(&root.token, &q(&Uuid::new_v4().to_string())).await;
     assert_eq!(res["data"]["accountStatus"], Value::Null, "{res}");
@@ -643,18 +680,31 @@ async fn break_glass_requests_are_listed_for_admins_of_the_tenant_and_the_platfo
 
     let pending = file_request(app, acme, coachee, admin1, now - Duration::minutes(1), None, false).await;
     let live_at = now - Duration::minutes(10);
-    let live = file_request(app, acme, coachee, admin1, now - Duration::minutes(20), Some((admin2, live_at, 30)), false).await;
+    let live =
+        file_request(app, acme, coachee, admin1, now - Duration::minutes(20), Some((admin2, live_at, 30)), false).await;
     let old_at = now - Duration::hours(2);
-    let expired = file_request(app, acme, coachee, admin2, now - Duration::hours(3), Some((admin1, old_at, 15)), false).await;
+    let expired =
+        file_request(app, acme, coachee, admin2, now - Duration::hours(3), Some((admin1, old_at, 15)), false).await;
     let revoked_at = now - Duration::hours(5);
-    let revoked = file_request(app, acme, coachee, admin1, now - Duration::hours(6), Some((admin2, revoked_at, 60)), true).await;
+    let revoked =
+        file_request(app, acme, coachee, admin1, now - Duration::hours(6), Some((admin2, revoked_at, 60)), true).await;
     let foreign = file_request(app, globex, g_coachee, g_admin1, now - Duration::minutes(2), None, false).await;
 
     let acme_expected = [
         Filed { id: pending, expires_at: None, approved_by: None, active: false },
         Filed { id: live, expires_at: Some(live_at + Duration::minutes(30)), approved_by: Some(admin2), active: true },
-        Filed { id: expired, expires_at: Some(old_at + Duration::minutes(15)), approved_by: Some(admin1), active: false },
-        Filed { id: revoked, expires_at: Some(revoked_at + Duration::minutes(60)), approved_by: Some(admin2), active: false },
+        Filed {
+            id: expired,
+            expires_at: Some(old_at + Duration::minutes(15)),
+            approved_by: Some(admin1),
+            active: false,
+        },
+        Filed {
+            id: revoked,
+            expires_at: Some(revoked_at + Duration::minutes(60)),
+            approved_by: Some(admin2),
+            active: false,
+        },
     ];
     let as_json = |f: &Filed, coachee: Uuid, requester: Uuid| {
         json!({
@@ -668,8 +718,7 @@ async fn break_glass_requests_are_listed_for_admins_of_the_tenant_and_the_platfo
 
     let admin = app.login("admin2@acme.test").await;
     let res = app.gql(&admin.token, query).await;
-    let expected: Vec<Value> =
-        acme_expected.iter().zip(requesters).map(|(f, r)| as_json(f, coachee, r)).collect();
+    let expected: Vec<Value> = acme_expected.iter().zip(requesters).map(|(f, r)| as_json(f, coachee, r)).collect();
     assert_eq!(res["data"]["breakGlassRequests"], json!(expected), "{res}");
 
     let g_admin = app.login("admin1@globex.test").await;
@@ -802,7 +851,8 @@ async fn ai_access_log_is_the_coachees_own(app: &TestApp) {
     assert_eq!(conn["nodes"][0]["purpose"], "prep 3");
     assert_eq!(conn["pageInfo"]["hasNextPage"], false);
 
-    let res = app.gql(&app.login("coachee3@acme.test").await.token, "{ aiAccessLog { totalCount nodes { at } } }").await;
+    let res =
+        app.gql(&app.login("coachee3@acme.test").await.token, "{ aiAccessLog { totalCount nodes { at } } }").await;
     assert_eq!(res["data"]["aiAccessLog"], json!({ "totalCount": 0, "nodes": [] }), "{res}");
     // Not the coach's (nor anyone else's) to read.
     let res = app.gql(&app.login("coach1@acme.test").await.token, "{ aiAccessLog { totalCount } }").await;
@@ -871,7 +921,10 @@ async fn my_consents_list_every_kind_for_the_coachee(app: &TestApp) {
     );
     // coachee5 withdrew OBSERVE (a row with granted = false).
     let res = app.gql(&app.login("coachee5@acme.test").await.token, query).await;
-    assert_eq!(res["data"]["myConsents"][0], json!({ "kind": "SASHA_OBSERVE", "granted": false, "changedAt": changed }));
+    assert_eq!(
+        res["data"]["myConsents"][0],
+        json!({ "kind": "SASHA_OBSERVE", "granted": false, "changedAt": changed })
+    );
     // Globex's coachee1 has its own rows (changed a day earlier in the demo data).
     let res = app.gql(&app.login("coachee1@globex.test").await.token, query).await;
     assert_eq!(res["data"]["myConsents"][0]["changedAt"], dt(t0 - Duration::days(21)), "{res}");

@@ -8,5 +8,7 @@ mod admin_queries;
 mod auth;
 mod migrations_run;
 mod rls;
+mod rows;
 mod schema_files;
 mod viewer;
+mod visibility;

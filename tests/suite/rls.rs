@@ -184,7 +184,8 @@ async fn tenant_context_cannot_read_insert_update_or_delete_another_tenants_rows
     // Moving one of its own rows into the other tenant is refused too.
     let tx = conn.begin().await.expect("begin");
     set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
-    let moved = tx.execute_unprepared(&format!("UPDATE goals SET tenant_id = '{globex}'")).await;
+    assert!(scalar_i64(&tx, "SELECT count(*) FROM coaching_sessions").await > 0, "rows it can see");
+    let moved = tx.execute_unprepared(&format!("UPDATE coaching_sessions SET tenant_id = '{globex}'")).await;
     assert!(moved.is_err(), "re-tenanting rows must fail");
     tx.rollback().await.expect("rollback");
 
@@ -250,5 +251,78 @@ async fn audit_events_cannot_be_updated_or_deleted_by_the_app_role() {
     let tx = conn.begin().await.expect("begin");
     set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
     assert!(tx.execute_unprepared("DELETE FROM audit_events").await.is_err());
+    tx.rollback().await.expect("rollback");
+}
+
+/// Rows of `table` visible inside a transaction with the given context.
+async fn visible(conn: &DatabaseConnection, ctx: (&str, &str, &str), sql: &str) -> i64 {
+    let tx = conn.begin().await.expect("begin");
+    set_context(&tx, ctx.0, ctx.1, ctx.2).await;
+    let n = scalar_i64(&tx, sql).await;
+    tx.rollback().await.expect("rollback");
+    n
+}
+
+#[tokio::test]
+async fn relationship_policies_confine_coaches_coachees_ai_and_admins_inside_the_tenant() {
+    let Some((app, conn)) = app_and_conn().await else { return };
+    let acme = tenant_id(&app, "acme").await;
+    let coach1 = user_id(&app, "coach1@acme.test").await;
+    let coachee1 = user_id(&app, "coachee1@acme.test").await;
+    let coachee7 = user_id(&app, "coachee7@acme.test").await;
+    let ai = user_id(&app, "ai@acme.test").await;
+    let admin = user_id(&app, "admin1@acme.test").await;
+    let exec = user_id(&app, "exec1@acme.test").await;
+    let goals_of = |c: &str| format!("SELECT count(*) FROM goals WHERE coachee_id = '{c}'");
+
+    // Coach: assigned coachees only, own notes only.
+    let coach = (acme.as_str(), coach1.as_str(), "COACH");
+    assert!(visible(&conn, coach, &goals_of(&coachee1)).await > 0, "assigned coachee's goals");
+    assert_eq!(visible(&conn, coach, &goals_of(&coachee7)).await, 0, "another coach's coachee");
+    assert_eq!(
+        visible(&conn, coach, &format!("SELECT count(*) FROM coach_notes WHERE coach_id <> '{coach1}'")).await,
+        0
+    );
+    assert!(visible(&conn, coach, "SELECT count(*) FROM coach_notes").await > 0);
+
+    // Coachee: its own rows only.
+    let me = (acme.as_str(), coachee1.as_str(), "COACHEE");
+    assert!(visible(&conn, me, &goals_of(&coachee1)).await > 0);
+    assert_eq!(visible(&conn, me, &goals_of(&coachee7)).await, 0);
+    assert_eq!(visible(&conn, me, "SELECT count(*) FROM coach_notes").await, 0, "never coach notes");
+
+    // AI: only coachees with a SASHA consent and no coach switching it off. Demo: coachee3
+    // grants nothing of SASHA (3 % 3 == 0, odd) ; coachee2 grants OBSERVE and ANALYZE with
+    // coach level ANALYZE.
+    let coachee2 = user_id(&app, "coachee2@acme.test").await;
+    let coachee3 = user_id(&app, "coachee3@acme.test").await;
+    let ai_ctx = (acme.as_str(), ai.as_str(), "AI_AGENT");
+    assert!(visible(&conn, ai_ctx, &goals_of(&coachee2)).await > 0);
+    assert_eq!(visible(&conn, ai_ctx, &goals_of(&coachee3)).await, 0);
+    // Withdrawal counts from the next statement.
+    app.owner
+        .execute_unprepared(&format!("UPDATE consents SET granted = false WHERE coachee_id = '{coachee2}'"))
+        .await
+        .expect("withdraw");
+    assert_eq!(visible(&conn, ai_ctx, &goals_of(&coachee2)).await, 0, "withdrawn consent closes the rows");
+
+    // Program admin and executive: session metadata for aggregates, never content.
+    for ctx in [(acme.as_str(), admin.as_str(), "PROGRAM_ADMIN"), (acme.as_str(), exec.as_str(), "EXECUTIVE")] {
+        assert!(visible(&conn, ctx, "SELECT count(*) FROM coaching_sessions").await > 0);
+        for table in ["goals", "coach_notes", "transcripts", "insights", "evidence_packs"] {
+            assert_eq!(visible(&conn, ctx, &format!("SELECT count(*) FROM {table}")).await, 0, "{table} for {}", ctx.2);
+        }
+    }
+
+    // A coach cannot write a goal for a coachee it is not assigned to.
+    let tx = conn.begin().await.expect("begin");
+    set_context(&tx, &acme, &coach1, "COACH").await;
+    let insert = tx
+        .execute_unprepared(&format!(
+            "INSERT INTO goals (id, tenant_id, coachee_id, created_by, title, progress_percent, created_at, updated_at) \
+             VALUES (gen_random_uuid(), '{acme}', '{coachee7}', '{coach1}', 'x', 0, now(), now())"
+        ))
+        .await;
+    assert!(insert.is_err(), "write for an unassigned coachee must fail");
     tx.rollback().await.expect("rollback");
 }

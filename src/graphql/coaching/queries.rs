@@ -151,7 +151,9 @@ async fn session(ctx: &Ctx, id: Uuid) -> AppResult<SessionView> {
         .filter(coaching_sessions::Column::Id.eq(id))
         .one(&*ctx.db().conn().await?)
         .await?;
-    let Some(s) = found else { return Err(access::not_found(ctx, Resource::SessionMetadata)) };
+    let Some(s) = found else {
+        return Err(access::refuse_missing(ctx, "coaching_sessions", id, Resource::SessionMetadata).await?);
+    };
     ctx.reach()
         .await?
         .coachee(s.coachee_id, Resource::SessionMetadata)
