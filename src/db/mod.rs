@@ -55,6 +55,12 @@ impl Db {
         Ok(Db { conn })
     }
 
+    /// Calls `observe` for every statement the pool runs (metrics; the batching tests count
+    /// statements per request with it).
+    pub fn on_statement(&mut self, observe: impl Fn(&str) + Send + Sync + 'static) {
+        self.conn.set_metric_callback(move |info| observe(&info.statement.sql));
+    }
+
     pub fn backend(&self) -> DbBackend {
         self.conn.get_database_backend()
     }

@@ -109,6 +109,8 @@ pub struct TestApp {
     /// Owner connection (PostgreSQL: superuser) for inspecting and tampering, never the app's.
     pub owner: DatabaseConnection,
     pub pg: Option<PgDatabase>,
+    /// Statements the application's pool has run (not the owner's).
+    pub statements: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl TestApp {
@@ -137,8 +139,14 @@ impl TestApp {
             None => app_db.clone(),
         };
         coachgraph::seed::seed_demo(&seed_db, t0()).await.expect("seed");
+        let statements = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut app_db = app_db;
+        let counter = statements.clone();
+        app_db.on_statement(move |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
         let state = AppState::new(app_db, SECRET, ISSUER, AUDIENCE, Arc::new(clock.clone())).expect("state");
-        Some(TestApp { backend, state, clock, owner, pg })
+        Some(TestApp { backend, state, clock, owner, pg, statements })
     }
 
     pub fn router(&self) -> axum::Router {

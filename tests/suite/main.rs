@@ -6,6 +6,7 @@ mod common;
 
 mod admin_queries;
 mod auth;
+mod batching;
 mod migrations_run;
 mod rls;
 mod rows;

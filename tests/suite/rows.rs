@@ -377,3 +377,37 @@ both_backends!(
     another_tenants_ids_behave_like_ids_that_do_not_exist,
     another_tenants_ids_behave_like_ids_that_do_not_exist
 );
+
+// --- data export ------------------------------------------------------------------------
+
+async fn coachee_export_holds_its_own_data_and_nothing_of_anyone_else(app: &TestApp) {
+    let s = app.login("coachee1@acme.test").await;
+    let res = app.gql(&s.token, "{ myDataExport { json generatedAt } }").await;
+    let doc: Value = serde_json::from_str(res["data"]["myDataExport"]["json"].as_str().expect("json")).expect("parse");
+    assert_eq!(doc["profile"]["email"], "coachee1@acme.test");
+    assert_eq!(doc["sessions"].as_array().map(Vec::len), Some(3));
+    assert_eq!(doc["goals"].as_array().map(Vec::len), Some(2));
+    assert_eq!(doc["evidencePacks"].as_array().map(Vec::len), Some(3), "L0 and approved L1 only");
+    assert_eq!(doc["coaches"][0]["displayName"], "Coach1 (Acme)");
+    let text = doc.to_string();
+    for forbidden in
+        ["Coach note", "Private note", "Draft insight", "Transcript of", "coach1@acme.test", "token_hash", "password"]
+    {
+        assert!(!text.contains(forbidden), "export leaks {forbidden:?}");
+    }
+    // Nothing of any other user: no other coachee's id appears.
+    for i in 2..=12 {
+        let other = user_id(app, &format!("coachee{i}@acme.test")).await;
+        assert!(!text.contains(&other), "coachee{i}'s id in coachee1's export");
+    }
+    let other_tenant = user_id(app, "coachee1@globex.test").await;
+    assert!(!text.contains(&other_tenant));
+    // Only the coachee may export.
+    let coach = app.login("coach1@acme.test").await;
+    let res = app.gql(&coach.token, "{ myDataExport { json } }").await;
+    assert_eq!(res["errors"][0]["message"], "Unknown field \"myDataExport\" on type \"Query\".");
+}
+both_backends!(
+    coachee_export_holds_its_own_data_and_nothing_of_anyone_else,
+    coachee_export_holds_its_own_data_and_nothing_of_anyone_else
+);

@@ -166,7 +166,49 @@ fn user_notes(
     })
 }
 
+#[derive(Debug, Clone)]
+struct DataExportView {
+    json: String,
+    generated_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn declare_export(c: &mut Catalog) {
+    c.object(
+        ObjectDecl::structural("DataExport")
+            .field(
+                FieldDecl::structural(
+                    "json",
+                    "String!",
+                    leaf(|_, e: &DataExportView| Ok(Some(Value::String(e.json.clone())))),
+                )
+                .describe("JSON document of everything stored about the caller."),
+            )
+            .field(FieldDecl::structural(
+                "generatedAt",
+                "DateTime!",
+                leaf(|_, e: &DataExportView| Ok(Some(super::datetime(e.generated_at)))),
+            )),
+    );
+    c.query(
+        FieldDecl::root(
+            "myDataExport",
+            "DataExport!",
+            Entry::Roles(&[Role::Coachee]),
+            resolver(|rc| {
+                FieldFuture::new(async move {
+                    let ctx = ctx_of(&rc)?;
+                    let doc = crate::domain::export::my_data_export(ctx).await.map_err(AppError::into_graphql)?;
+                    let view = DataExportView { json: doc.to_string(), generated_at: ctx.now() };
+                    Ok(Some(FieldValue::owned_any(view)))
+                })
+            }),
+        )
+        .describe("COACHEE only: everything stored about the caller, complete."),
+    );
+}
+
 pub fn declare(c: &mut Catalog) {
+    declare_export(c);
     use VisibilityTag::{ClientVisible, CoachOnly};
     c.object(
         ObjectDecl::new("User")
