@@ -6,6 +6,7 @@ pub mod coaching;
 pub mod decl;
 pub mod identity;
 pub mod loaders;
+pub mod mutation;
 pub mod paging;
 pub mod schema;
 pub mod users;

@@ -1,0 +1,178 @@
+//! Mutations: typed arguments with clear errors, and one wrapper that runs every mutation
+//! inside its own savepoint, so a failed mutation leaves no partial write while the
+//! request's audit events (denials included) are still recorded.
+
+use std::sync::Arc;
+
+use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext};
+use async_graphql::indexmap::IndexMap;
+use async_graphql::{Name, Value};
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use super::decl::Resolver;
+use super::schema::resolver;
+use crate::ctx::Ctx;
+use crate::error::{AppError, AppResult};
+
+/// A mutation's arguments, owned (so the mutation's future is `'static`).
+#[derive(Debug, Clone)]
+pub struct Args(IndexMap<Name, Value>);
+
+impl Args {
+    pub fn from_rc(rc: &ResolverContext<'_>) -> Self {
+        Args(rc.args.as_index_map().clone())
+    }
+
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).filter(|v| !matches!(v, Value::Null))
+    }
+
+    pub fn opt_id(&self, name: &str) -> AppResult<Option<Uuid>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => {
+                Uuid::parse_str(s).map(Some).map_err(|_| AppError::bad_input(format!("{name} is not a valid ID")))
+            }
+            Some(_) => Err(AppError::bad_input(format!("{name} must be an ID"))),
+        }
+    }
+
+    pub fn id(&self, name: &str) -> AppResult<Uuid> {
+        self.opt_id(name)?.ok_or_else(|| AppError::bad_input(format!("{name} is required")))
+    }
+
+    /// A trimmed string of 1..=`max` characters.
+    pub fn text(&self, name: &str, max: usize) -> AppResult<String> {
+        self.opt_text(name, max)?.ok_or_else(|| AppError::bad_input(format!("{name} is required")))
+    }
+
+    pub fn opt_text(&self, name: &str, max: usize) -> AppResult<Option<String>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => {
+                let s = s.trim();
+                let len = s.chars().count();
+                if len == 0 {
+                    Err(AppError::bad_input(format!("{name} must not be empty")))
+                } else if len > max {
+                    Err(AppError::bad_input(format!("{name} must be at most {max} characters")))
+                } else if s.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+                    Err(AppError::bad_input(format!("{name} contains control characters")))
+                } else {
+                    Ok(Some(s.to_owned()))
+                }
+            }
+            Some(_) => Err(AppError::bad_input(format!("{name} must be a string"))),
+        }
+    }
+
+    /// An integer within `range`.
+    pub fn opt_int(&self, name: &str, range: std::ops::RangeInclusive<i64>) -> AppResult<Option<i64>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => {
+                let v = n.as_i64().ok_or_else(|| AppError::bad_input(format!("{name} must be an integer")))?;
+                if range.contains(&v) {
+                    Ok(Some(v))
+                } else {
+                    Err(AppError::bad_input(format!("{name} must be between {} and {}", range.start(), range.end())))
+                }
+            }
+            Some(_) => Err(AppError::bad_input(format!("{name} must be an integer"))),
+        }
+    }
+
+    pub fn int(&self, name: &str, range: std::ops::RangeInclusive<i64>) -> AppResult<i64> {
+        self.opt_int(name, range)?.ok_or_else(|| AppError::bad_input(format!("{name} is required")))
+    }
+
+    pub fn opt_bool(&self, name: &str) -> AppResult<Option<bool>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Boolean(b)) => Ok(Some(*b)),
+            Some(_) => Err(AppError::bad_input(format!("{name} must be a boolean"))),
+        }
+    }
+
+    pub fn bool(&self, name: &str) -> AppResult<bool> {
+        self.opt_bool(name)?.ok_or_else(|| AppError::bad_input(format!("{name} is required")))
+    }
+
+    /// An enum argument, by its GraphQL name.
+    pub fn opt_enum<T>(&self, name: &str, parse: impl Fn(&str) -> Option<T>) -> AppResult<Option<T>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Enum(e)) => {
+                parse(e.as_str()).map(Some).ok_or_else(|| AppError::bad_input(format!("{name}: unknown value")))
+            }
+            Some(Value::String(s)) => {
+                parse(s).map(Some).ok_or_else(|| AppError::bad_input(format!("{name}: unknown value")))
+            }
+            Some(_) => Err(AppError::bad_input(format!("{name} must be an enum value"))),
+        }
+    }
+
+    pub fn enum_<T>(&self, name: &str, parse: impl Fn(&str) -> Option<T>) -> AppResult<T> {
+        self.opt_enum(name, parse)?.ok_or_else(|| AppError::bad_input(format!("{name} is required")))
+    }
+
+    /// A `DateTime` (RFC 3339).
+    pub fn opt_datetime(&self, name: &str) -> AppResult<Option<DateTime<Utc>>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+                .map(|t| Some(crate::clock::micros(t.with_timezone(&Utc))))
+                .map_err(|_| AppError::bad_input(format!("{name} must be an RFC 3339 date-time"))),
+            Some(_) => Err(AppError::bad_input(format!("{name} must be a DateTime"))),
+        }
+    }
+
+    pub fn datetime(&self, name: &str) -> AppResult<DateTime<Utc>> {
+        self.opt_datetime(name)?.ok_or_else(|| AppError::bad_input(format!("{name} is required")))
+    }
+
+    /// A `Date` (YYYY-MM-DD).
+    pub fn opt_date(&self, name: &str) -> AppResult<Option<NaiveDate>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Some)
+                .map_err(|_| AppError::bad_input(format!("{name} must be a date (YYYY-MM-DD)"))),
+            Some(_) => Err(AppError::bad_input(format!("{name} must be a Date"))),
+        }
+    }
+
+    /// An input object argument.
+    pub fn object(&self, name: &str) -> AppResult<Args> {
+        match self.get(name) {
+            Some(Value::Object(map)) => Ok(Args(map.clone())),
+            None => Err(AppError::bad_input(format!("{name} is required"))),
+            Some(_) => Err(AppError::bad_input(format!("{name} must be an object"))),
+        }
+    }
+}
+
+/// The resolver of a mutation: `run(ctx, args)` inside a savepoint of the request's
+/// transaction; its errors go through the one masking boundary.
+pub fn mutation<F, Fut>(run: F) -> Resolver
+where
+    F: Fn(Arc<Ctx>, Args) -> Fut + Send + Sync + Copy + 'static,
+    Fut: Future<Output = AppResult<FieldValue<'static>>> + Send + 'static,
+{
+    resolver(move |rc| {
+        FieldFuture::new(async move {
+            let ctx =
+                rc.data::<Arc<Ctx>>().cloned().map_err(|_| AppError::internal("request without Ctx").into_graphql())?;
+            let args = Args::from_rc(&rc);
+            let tx_ctx = ctx.clone();
+            let value = tx_ctx.db().atomic(run(ctx, args)).await.map_err(AppError::into_graphql)?;
+            Ok(Some(value))
+        })
+    })
+}
+
+/// `true` as a mutation answer.
+pub fn done() -> FieldValue<'static> {
+    FieldValue::value(Value::Boolean(true))
+}
