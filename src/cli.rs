@@ -10,6 +10,7 @@ use crate::app::{self, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Cli, Command, Config, DEFAULT_DATABASE_URL, Mode};
 use crate::db::Db;
+use crate::domain::audit_tools;
 use crate::domain::kinds::Role;
 use crate::error::{AppError, AppResult};
 use crate::graphql::{self, Audience};
@@ -33,6 +34,8 @@ pub async fn run(cli: Cli) -> AppResult<()> {
             Ok(())
         }
         Command::ExportSchema { out_dir } => export_schema(&out_dir),
+        Command::VerifyAudit => verify_audit(&config).await,
+        Command::Purge => purge(&config).await,
     }
 }
 
@@ -93,6 +96,33 @@ pub fn export_schema(out_dir: &Path) -> AppResult<()> {
     for role in Role::ALL {
         write(&golden.join(format!("{}.graphql", role.slug())), Audience::Role(role))?;
     }
+    write(&golden.join("program_admin_break_glass.graphql"), Audience::BreakGlass)?;
     println!("wrote schema.graphql and tests/golden/schema/*.graphql");
+    Ok(())
+}
+
+/// `verify-audit`: OK, or every broken chain's first broken link and exit code 1.
+async fn verify_audit(config: &Config) -> AppResult<()> {
+    let db = Db::connect(audit_tools::owner_url(config)?).await?;
+    let report = audit_tools::verify(db.raw()).await?;
+    if report.ok() {
+        println!("OK: {} audit chains, {} events verified", report.chains, report.events);
+        return Ok(());
+    }
+    for link in &report.broken {
+        println!("{link}");
+    }
+    Err(AppError::Conflict(format!("{} of {} audit chains are broken", report.broken.len(), report.chains)))
+}
+
+/// `purge`: audit events past retention and ended sessions (see [`audit_tools::purge`]).
+async fn purge(config: &Config) -> AppResult<()> {
+    let db = Db::connect(audit_tools::owner_url(config)?).await?;
+    let report = audit_tools::purge(db.raw(), SystemClock.now()).await?;
+    for chain in &report.chains {
+        let name = chain.tenant_id.map(|t| format!("tenant {t}")).unwrap_or_else(|| "platform".to_owned());
+        println!("{name}: {} audit events, {} sessions purged", chain.events, chain.sessions);
+    }
+    println!("purged {} audit events and {} sessions", report.events(), report.sessions());
     Ok(())
 }

@@ -30,6 +30,14 @@ pub enum Command {
         #[arg(long, default_value = ".")]
         out_dir: PathBuf,
     },
+    /// Verify every audit hash chain (each tenant's and the platform's): prints OK or each
+    /// chain's first broken link (tenant, seq, event id) and exits 1. On PostgreSQL it reads
+    /// through MIGRATION_DATABASE_URL.
+    VerifyAudit,
+    /// Remove audit events older than each tenant's retention (default 90 days) and ended
+    /// auth sessions, keeping every chain verifiable; audited as PURGE events. On PostgreSQL
+    /// it runs through MIGRATION_DATABASE_URL.
+    Purge,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -15,6 +15,9 @@ use crate::domain::kinds::Role;
 use crate::domain::reach::{self, Reach};
 use crate::error::{AppError, AppResult};
 
+/// (coachee, resource, READ|WRITE) -> the rows touched.
+pub type AiAccesses = BTreeMap<(Uuid, &'static str, &'static str), BTreeSet<Uuid>>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Principal {
     pub user_id: Uuid,
@@ -50,8 +53,8 @@ pub struct Ctx {
     audit: Mutex<Vec<AuditRecord>>,
     cookie: Mutex<Option<CookieEffect>>,
     reach: tokio::sync::OnceCell<Arc<Reach>>,
-    /// AI_AGENT reads of this request: (coachee, resource) -> rows, logged at the end.
-    ai_reads: Mutex<BTreeMap<(Uuid, &'static str), BTreeSet<Uuid>>>,
+    /// AI_AGENT accesses of this request: (coachee, resource, READ|WRITE) -> rows, logged at the end.
+    ai_reads: Mutex<AiAccesses>,
 }
 
 impl Ctx {
@@ -122,14 +125,48 @@ impl Ctx {
         self.reach.get_or_try_init(|| async { reach::load(self).await.map(Arc::new) }).await.cloned()
     }
 
-    /// Notes that the AI principal read `rows` of `resource` about `coachee`; a no-op for
-    /// every other role. Written to the AI access log when the request finishes.
+    /// Notes that the AI principal read `rows` of `resource` about `coachee`. Written to the
+    /// AI access log when the request finishes. Every read path of coaching data calls it, so
+    /// it also audits a program admin's reads under break-glass (see `note_break_glass_read`);
+    /// a no-op for every other role.
     pub fn note_ai_read(&self, coachee: Uuid, resource: crate::authz::Resource, rows: impl IntoIterator<Item = Uuid>) {
+        self.note_break_glass_read(coachee, resource);
+        self.note_ai_access(coachee, resource, "READ", rows);
+    }
+
+    /// POLICY.md section 6: a PROGRAM_ADMIN's read that only its break-glass grant allows is
+    /// audited with the grant id (one event per grant and resource per request).
+    fn note_break_glass_read(&self, coachee: Uuid, resource: crate::authz::Resource) {
+        if self.role() != Some(Role::ProgramAdmin) {
+            return;
+        }
+        let Some(grant) = self.reach.get().and_then(|r| r.break_glass_grant(coachee, resource)) else { return };
+        let mut record = AuditRecord::by(self, "READ", resource.as_str(), crate::domain::kinds::AuditOutcome::Allowed)
+            .reason(format!("break-glass read of coachee {coachee}"));
+        record.grant_id = Some(grant);
+        let mut queue = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        if !queue.iter().any(|r| r.grant_id == record.grant_id && r.action == "READ" && r.resource == record.resource) {
+            queue.push(record);
+        }
+    }
+
+    /// Notes that the AI principal wrote `rows` of `resource` about `coachee`.
+    pub fn note_ai_write(&self, coachee: Uuid, resource: crate::authz::Resource, rows: impl IntoIterator<Item = Uuid>) {
+        self.note_ai_access(coachee, resource, "WRITE", rows);
+    }
+
+    fn note_ai_access(
+        &self,
+        coachee: Uuid,
+        resource: crate::authz::Resource,
+        action: &'static str,
+        rows: impl IntoIterator<Item = Uuid>,
+    ) {
         if self.role() != Some(Role::AiAgent) {
             return;
         }
         let mut reads = self.ai_reads.lock().unwrap_or_else(|p| p.into_inner());
-        reads.entry((coachee, resource.as_str())).or_default().extend(rows);
+        reads.entry((coachee, resource.as_str(), action)).or_default().extend(rows);
     }
 
     /// Writes the AI access log and the queued audit events, then commits. Called once,

@@ -7,6 +7,8 @@ mod m20261122_000001_schema;
 mod m20261122_000002_postgres_security;
 mod m20261122_000003_audit_chain;
 mod m20261122_000004_relationship_policies;
+mod m20261122_000005_data_rights;
+mod m20261122_000006_break_glass;
 
 /// Table names in creation order (parents first).
 pub use m20261122_000001_schema::TABLES;
@@ -23,6 +25,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_postgres_security::Migration),
             Box::new(m20261122_000003_audit_chain::Migration),
             Box::new(m20261122_000004_relationship_policies::Migration),
+            Box::new(m20261122_000005_data_rights::Migration),
+            Box::new(m20261122_000006_break_glass::Migration),
         ]
     }
 }

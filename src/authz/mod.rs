@@ -36,7 +36,12 @@ pub fn field_in_schema(role: Role, tag: VisibilityTag, access: Access, field: &s
         return false;
     }
     match access {
-        Access::Resource(resource) => matrix::allows(role, resource, Action::Read),
+        // A write-only grant (the AI creating drafts and evidence) shows the id of what was
+        // written, so a mutation's payload can name it; nothing else of the row.
+        Access::Resource(resource) => {
+            matrix::allows(role, resource, Action::Read)
+                || (field == "id" && matrix::allows(role, resource, Action::Create))
+        }
         Access::Profile => {
             let own = matrix::allows(role, Resource::OwnProfile, Action::Read);
             let other = matrix::grant(role, Resource::OtherUserProfiles, Action::Read)
@@ -50,6 +55,33 @@ pub fn field_in_schema(role: Role, tag: VisibilityTag, access: Access, field: &s
 /// May `role` call a root field that needs `action` on `resource`?
 pub fn may(role: Role, resource: Resource, action: Action) -> bool {
     matrix::allows(role, resource, action)
+}
+
+/// POLICY.md section 6: what an active break-glass grant opens to the program admin who holds
+/// it, for the one coachee it names, read-only: that coachee's individual coaching data.
+pub const BREAK_GLASS_RESOURCES: [Resource; 9] = [
+    Resource::SessionMetadata,
+    Resource::Transcripts,
+    Resource::DraftInsights,
+    Resource::ApprovedInsights,
+    Resource::EvidencePacks,
+    Resource::CoachNotes,
+    Resource::ActionItems,
+    Resource::Goals,
+    Resource::AiFeedback,
+];
+
+pub fn break_glass_opens(resource: Resource) -> bool {
+    BREAK_GLASS_RESOURCES.contains(&resource)
+}
+
+/// Does the field exist in the schema of a PROGRAM_ADMIN holding an active break-glass grant?
+/// Its own schema, plus the CLIENT_VISIBLE and COACH_ONLY fields of [`BREAK_GLASS_RESOURCES`].
+/// Never a SYSTEM_INTERNAL field, nothing of any other resource.
+pub fn field_in_break_glass_schema(tag: VisibilityTag, access: Access, field: &str) -> bool {
+    let opened = matches!(tag, VisibilityTag::ClientVisible | VisibilityTag::CoachOnly)
+        && matches!(access, Access::Resource(r) if break_glass_opens(r));
+    opened || field_in_schema(Role::ProgramAdmin, tag, access, field)
 }
 
 #[cfg(test)]
@@ -82,6 +114,53 @@ mod tests {
                 assert!(!field_in_schema(role, VisibilityTag::CoachOnly, Access::Resource(resource), "x"));
             }
         }
+    }
+
+    #[test]
+    fn a_write_only_grant_shows_the_id_and_nothing_else() {
+        let ev = Access::Resource(Resource::EvidencePacks);
+        assert!(field_in_schema(Role::AiAgent, VisibilityTag::ClientVisible, ev, "id"));
+        assert!(!field_in_schema(Role::AiAgent, VisibilityTag::ClientVisible, ev, "content"));
+        assert!(!field_in_schema(
+            Role::Coachee,
+            VisibilityTag::ClientVisible,
+            Access::Resource(Resource::DraftInsights),
+            "id"
+        ));
+    }
+
+    #[test]
+    fn break_glass_adds_coaching_content_to_the_admin_schema_and_nothing_else() {
+        use VisibilityTag::*;
+        let r = |resource| Access::Resource(resource);
+        // Opened: CLIENT_VISIBLE and COACH_ONLY coaching content.
+        for resource in BREAK_GLASS_RESOURCES {
+            assert!(
+                !field_in_schema(Role::ProgramAdmin, CoachOnly, r(resource), "x"),
+                "{resource:?} is closed normally"
+            );
+            assert!(field_in_break_glass_schema(CoachOnly, r(resource), "x"), "{resource:?}");
+            assert!(field_in_break_glass_schema(ClientVisible, r(resource), "x"), "{resource:?}");
+            assert!(!field_in_break_glass_schema(SystemInternal, r(resource), "x"), "{resource:?}");
+        }
+        // Everything the admin sees anyway stays; nothing else is added.
+        for resource in Resource::MATRIX_ROWS.into_iter().chain([Resource::AiAccessLog, Resource::AiActionProposals]) {
+            for tag in VisibilityTag::ALL {
+                let normal = field_in_schema(Role::ProgramAdmin, tag, r(resource), "x");
+                let glass = field_in_break_glass_schema(tag, r(resource), "x");
+                if normal {
+                    assert!(glass, "{resource:?} {tag:?} stays");
+                } else if !break_glass_opens(resource) || !matches!(tag, ClientVisible | CoachOnly) {
+                    assert!(!glass, "{resource:?} {tag:?} must not open");
+                }
+            }
+        }
+        assert!(!field_in_break_glass_schema(SystemInternal, r(Resource::AccountSecurityStatus), "active"));
+        assert!(!field_in_break_glass_schema(SystemInternal, r(Resource::AuditLogs), "ipAddress"));
+        assert!(!field_in_break_glass_schema(ClientVisible, r(Resource::Consents), "kind"));
+        assert!(!field_in_break_glass_schema(ClientVisible, r(Resource::AccessNotices), "reason"));
+        assert!(field_in_break_glass_schema(AdminAggregate, r(Resource::AuditLogs), "action"));
+        assert!(field_in_break_glass_schema(ClientVisible, Access::Profile, "email"));
     }
 
     #[test]

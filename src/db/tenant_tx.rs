@@ -71,6 +71,22 @@ impl TenantTx {
         Ok(())
     }
 
+    /// PostgreSQL: the request's clock as the transaction-local setting `app.now`, which the
+    /// break-glass policies compare expiries with (never the database's `now()`: the
+    /// application's clock decides, and tests move it). Unset, those policies open nothing.
+    pub async fn set_clock(&self, now: chrono::DateTime<chrono::Utc>) -> AppResult<()> {
+        if self.backend != DbBackend::Postgres {
+            return Ok(());
+        }
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT set_config('app.now', $1, true)",
+            [Value::String(Some(now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))],
+        );
+        self.conn().await?.execute_raw(stmt).await?;
+        Ok(())
+    }
+
     /// The connection for one statement.
     pub async fn conn(&self) -> AppResult<MappedMutexGuard<'_, DatabaseTransaction>> {
         let guard = self.tx.lock().await;

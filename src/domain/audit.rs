@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement, Value,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement, Value,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -125,47 +125,123 @@ async fn chain_head(tx: &TenantTx, tenant_id: Option<Uuid>) -> AppResult<(i64, S
     Ok(last.map(|e| (e.seq, e.hash)).unwrap_or((0, GENESIS_HASH.to_owned())))
 }
 
-/// Appends `records` to their chains.
+/// Denials by one principal within [`DENIAL_WINDOW`] that raise a `SECURITY_ALERT`.
+pub const DENIAL_ALERT_THRESHOLD: u64 = 10;
+/// The window of [`DENIAL_ALERT_THRESHOLD`]; at most one alert per principal per window.
+pub const DENIAL_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+/// The action of the alert raised by repeated denials (outcome ALERT).
+pub const SECURITY_ALERT: &str = "SECURITY_ALERT";
+
+/// Appends `records` to their chains; then, for each principal denied in this batch, raises
+/// a [`SECURITY_ALERT`] when its denials reached the threshold within the window.
 pub async fn write(tx: &TenantTx, records: Vec<AuditRecord>, now: DateTime<Utc>) -> AppResult<()> {
+    let mut denied: Vec<AuditRecord> = Vec::new();
     for r in records {
-        if r.outcome == AuditOutcome::Alert {
-            tracing::warn!(action = %r.action, actor = ?r.actor_id, tenant = ?r.tenant_id, reason = ?r.reason, "security alert");
+        if r.outcome == AuditOutcome::Denied
+            && r.actor_id.is_some()
+            && !denied.iter().any(|d| d.actor_id == r.actor_id && d.tenant_id == r.tenant_id)
+        {
+            denied.push(r.clone());
         }
-        let (seq, prev_hash) = chain_head(tx, r.tenant_id).await?;
-        let mut model = audit_events::Model {
-            id: Uuid::new_v4(),
-            tenant_id: r.tenant_id,
-            seq: seq + 1,
-            at: now,
-            actor_id: r.actor_id,
-            actor_role: r.actor_role,
-            action: r.action,
-            resource: r.resource,
-            outcome: r.outcome,
-            reason: r.reason,
-            ip_address: r.ip_address,
-            grant_id: r.grant_id,
-            prev_hash,
-            hash: String::new(),
-        };
-        model.hash = event_hash(&model);
-        let active = audit_events::ActiveModel {
-            id: Set(model.id),
-            tenant_id: Set(model.tenant_id),
-            seq: Set(model.seq),
-            at: Set(model.at),
-            actor_id: Set(model.actor_id),
-            actor_role: Set(model.actor_role),
-            action: Set(model.action),
-            resource: Set(model.resource),
-            outcome: Set(model.outcome),
-            reason: Set(model.reason),
-            ip_address: Set(model.ip_address),
-            grant_id: Set(model.grant_id),
-            prev_hash: Set(model.prev_hash),
-            hash: Set(model.hash),
-        };
-        audit_events::Entity::insert(active).exec_without_returning(&*tx.conn().await?).await?;
+        append(tx, r, now).await?;
+    }
+    for d in denied {
+        if let Some(alert) = denial_alert(tx, &d, now).await? {
+            append(tx, alert, now).await?;
+        }
     }
     Ok(())
+}
+
+/// The alert for repeated denials of `denied`'s principal, if one is due: at least
+/// [`DENIAL_ALERT_THRESHOLD`] DENIED events by it in its chain within [`DENIAL_WINDOW`] and
+/// no [`SECURITY_ALERT`] about it in that window yet. Names the principal (as actor) and
+/// counts; never what was denied.
+async fn denial_alert(tx: &TenantTx, denied: &AuditRecord, now: DateTime<Utc>) -> AppResult<Option<AuditRecord>> {
+    let Some(actor) = denied.actor_id else { return Ok(None) };
+    let chain = match denied.tenant_id {
+        Some(t) => audit_events::Column::TenantId.eq(t),
+        None => audit_events::Column::TenantId.is_null(),
+    };
+    let since = now - DENIAL_WINDOW;
+    let recent = || {
+        audit_events::Entity::find()
+            .filter(chain.clone())
+            .filter(audit_events::Column::ActorId.eq(actor))
+            .filter(audit_events::Column::At.gt(since))
+    };
+    let denials =
+        recent().filter(audit_events::Column::Outcome.eq(AuditOutcome::Denied)).count(&*tx.conn().await?).await?;
+    if denials < DENIAL_ALERT_THRESHOLD {
+        return Ok(None);
+    }
+    let alerted = recent()
+        .filter(audit_events::Column::Action.eq(SECURITY_ALERT))
+        .filter(audit_events::Column::Outcome.eq(AuditOutcome::Alert))
+        .count(&*tx.conn().await?)
+        .await?;
+    if alerted > 0 {
+        return Ok(None);
+    }
+    Ok(Some(AuditRecord {
+        tenant_id: denied.tenant_id,
+        actor_id: Some(actor),
+        actor_role: denied.actor_role,
+        action: SECURITY_ALERT.to_owned(),
+        resource: "access_control".to_owned(),
+        outcome: AuditOutcome::Alert,
+        reason: Some(format!(
+            "{denials} denied requests by this principal within {} minutes",
+            DENIAL_WINDOW.num_minutes()
+        )),
+        ip_address: denied.ip_address.clone(),
+        grant_id: None,
+    }))
+}
+
+/// Appends one record to its chain.
+async fn append(tx: &TenantTx, r: AuditRecord, now: DateTime<Utc>) -> AppResult<()> {
+    if r.outcome == AuditOutcome::Alert {
+        tracing::warn!(action = %r.action, actor = ?r.actor_id, tenant = ?r.tenant_id, reason = ?r.reason, "security alert");
+    }
+    let (seq, prev_hash) = chain_head(tx, r.tenant_id).await?;
+    let mut model = audit_events::Model {
+        id: Uuid::new_v4(),
+        tenant_id: r.tenant_id,
+        seq: seq + 1,
+        at: now,
+        actor_id: r.actor_id,
+        actor_role: r.actor_role,
+        action: r.action,
+        resource: r.resource,
+        outcome: r.outcome,
+        reason: r.reason,
+        ip_address: r.ip_address,
+        grant_id: r.grant_id,
+        prev_hash,
+        hash: String::new(),
+    };
+    model.hash = event_hash(&model);
+    audit_events::Entity::insert(active_model(model)).exec_without_returning(&*tx.conn().await?).await?;
+    Ok(())
+}
+
+/// Every column `Set`, for inserting an event whose hash is already computed.
+pub fn active_model(model: audit_events::Model) -> audit_events::ActiveModel {
+    audit_events::ActiveModel {
+        id: Set(model.id),
+        tenant_id: Set(model.tenant_id),
+        seq: Set(model.seq),
+        at: Set(model.at),
+        actor_id: Set(model.actor_id),
+        actor_role: Set(model.actor_role),
+        action: Set(model.action),
+        resource: Set(model.resource),
+        outcome: Set(model.outcome),
+        reason: Set(model.reason),
+        ip_address: Set(model.ip_address),
+        grant_id: Set(model.grant_id),
+        prev_hash: Set(model.prev_hash),
+        hash: Set(model.hash),
+    }
 }

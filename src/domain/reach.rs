@@ -36,6 +36,9 @@ pub struct Reach {
     pub my_coaches: HashSet<Uuid>,
     /// AI_AGENT: per coachee, the effective AI level and each coach's own level.
     pub ai: HashMap<Uuid, AiReach>,
+    /// PROGRAM_ADMIN: the coachees of my active break-glass grants -> the grant (POLICY.md
+    /// section 6). Opens reads of [`crate::authz::BREAK_GLASS_RESOURCES`] about them.
+    pub break_glass: HashMap<Uuid, Uuid>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -86,8 +89,21 @@ pub fn ai_level_needed(resource: Resource) -> Option<AiLevel> {
 impl Reach {
     /// May the principal read `resource` about `coachee`? Pure: decided on the loaded facts.
     pub fn coachee(&self, coachee: Uuid, resource: Resource) -> Result<(), Refusal> {
+        self.may(coachee, resource, Action::Read)
+    }
+
+    /// May the principal do `action` on `resource` about `coachee`? Row conditions beyond
+    /// the relationship (authorship, status) are the caller's to check.
+    pub fn may(&self, coachee: Uuid, resource: Resource, action: Action) -> Result<(), Refusal> {
         let Some(role) = self.role else { return Err(Refusal::Forbidden) };
-        let Some(grant) = matrix::grant(role, resource, Action::Read) else { return Err(Refusal::Forbidden) };
+        if role == Role::ProgramAdmin
+            && action == Action::Read
+            && self.break_glass.contains_key(&coachee)
+            && crate::authz::break_glass_opens(resource)
+        {
+            return Ok(());
+        }
+        let Some(grant) = matrix::grant(role, resource, action) else { return Err(Refusal::Forbidden) };
         match grant.scope {
             // A coach's own notes are notes it wrote about its assigned coachees; whose
             // notes they are is checked per row (author).
@@ -135,6 +151,9 @@ impl Reach {
     pub fn coachees_for(&self, resource: Resource) -> Option<HashSet<Uuid>> {
         let role = self.role?;
         let scope = matrix::grant(role, resource, Action::Read).map(|g| g.scope);
+        if role == Role::ProgramAdmin && scope.is_none() && crate::authz::break_glass_opens(resource) {
+            return Some(self.break_glass.keys().copied().collect());
+        }
         match scope {
             Some(Scope::Tenant) => None,
             Some(Scope::Own) if role == Role::Coach && resource == Resource::CoachNotes => {
@@ -147,6 +166,16 @@ impl Reach {
             Some(Scope::Consented) => Some(self.ai.keys().copied().filter(|c| self.allows(*c, resource)).collect()),
             _ => Some(HashSet::new()),
         }
+    }
+
+    /// The break-glass grant a read of `resource` about `coachee` happens under: `Some` only
+    /// for a program admin holding an active grant for that coachee, and only for what the
+    /// grant opens beyond the admin's own rights (the reads audited with the grant id).
+    pub fn break_glass_grant(&self, coachee: Uuid, resource: Resource) -> Option<Uuid> {
+        let opened = self.role == Some(Role::ProgramAdmin)
+            && crate::authz::break_glass_opens(resource)
+            && !matrix::allows(Role::ProgramAdmin, resource, Action::Read);
+        if opened { self.break_glass.get(&coachee).copied() } else { None }
     }
 }
 
@@ -192,6 +221,12 @@ pub async fn load(ctx: &Ctx) -> AppResult<Reach> {
                 let level = effective_level(consented, r.coach_levels.values().copied());
                 r.effective = (level > AiLevel::Off).then_some(level);
             }
+        }
+        Role::ProgramAdmin => {
+            // Break-glass: the request's clock for the database's policies, then my grants.
+            let now = ctx.now();
+            ctx.db().set_clock(now).await?;
+            reach.break_glass = crate::domain::breakglass::active_grants(ctx, tenant, p.user_id, now).await?;
         }
         _ => {}
     }
@@ -262,6 +297,30 @@ mod tests {
         assert_eq!(r.coachee(Uuid::new_v4(), Resource::SessionMetadata), Err(Refusal::Forbidden));
         // Evidence packs and drafts are create-only for the AI: never readable.
         assert_eq!(r.coachee(c, Resource::EvidencePacks), Err(Refusal::Forbidden));
+    }
+
+    #[test]
+    fn break_glass_opens_one_coachees_content_to_its_admin_read_only() {
+        let (coachee, other, grant) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut admin = Reach { role: Some(Role::ProgramAdmin), me: Some(Uuid::new_v4()), ..Reach::default() };
+        assert_eq!(admin.coachee(coachee, Resource::Goals), Err(Refusal::Forbidden), "no grant, no content");
+        admin.break_glass.insert(coachee, grant);
+        for resource in crate::authz::BREAK_GLASS_RESOURCES {
+            assert_eq!(admin.coachee(coachee, resource), Ok(()), "{resource:?}");
+        }
+        assert_eq!(admin.coachee(other, Resource::Goals), Err(Refusal::Forbidden), "another coachee");
+        assert_eq!(admin.coachee(coachee, Resource::Consents), Err(Refusal::Forbidden), "not coaching content");
+        assert_eq!(admin.may(coachee, Resource::Goals, Action::Update), Err(Refusal::Forbidden), "read-only");
+        assert_eq!(admin.may(coachee, Resource::CoachNotes, Action::Create), Err(Refusal::Forbidden), "read-only");
+        assert_eq!(admin.coachees_for(Resource::Goals), Some(HashSet::from([coachee])));
+        assert_eq!(admin.coachees_for(Resource::SessionMetadata), None, "the admin's own tenant-wide right");
+        assert_eq!(admin.break_glass_grant(coachee, Resource::Transcripts), Some(grant));
+        assert_eq!(admin.break_glass_grant(coachee, Resource::SessionMetadata), None, "not opened by the grant");
+        assert_eq!(admin.break_glass_grant(other, Resource::Transcripts), None);
+        // The same facts open nothing to any other role.
+        let coach = Reach { role: Some(Role::Coach), break_glass: admin.break_glass.clone(), ..Reach::default() };
+        assert_eq!(coach.coachee(coachee, Resource::Goals), Err(Refusal::Forbidden));
+        assert_eq!(coach.break_glass_grant(coachee, Resource::Goals), None);
     }
 
     #[test]

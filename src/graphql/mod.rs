@@ -2,11 +2,14 @@
 //! the per-role schemas are built.
 
 pub mod admin;
+pub mod breakglass;
 pub mod coaching;
+pub mod consent;
 pub mod decl;
 pub mod identity;
 pub mod loaders;
 pub mod mutation;
+pub mod operations;
 pub mod paging;
 pub mod schema;
 pub mod users;
@@ -31,6 +34,9 @@ pub fn catalog() -> Catalog {
     users::declare(&mut c);
     coaching::declare(&mut c);
     admin::declare(&mut c);
+    consent::declare(&mut c);
+    breakglass::declare(&mut c);
+    operations::declare(&mut c);
     c
 }
 

@@ -14,10 +14,13 @@ use async_graphql::dynamic::{
 use async_graphql::resolver_utils::EnumType;
 use async_graphql::{Name, Value};
 
-use super::decl::{FieldDecl, ObjectDecl, Resolver, guarded, named_type, type_ref};
-use crate::authz::VisibilityTag;
+use super::decl::{FieldDecl, ObjectDecl, Resolver, ctx_of, guarded, named_type, type_ref};
+use crate::authz::{self, VisibilityTag};
 use crate::domain::kinds::Role;
 use crate::error::{AppError, AppResult};
+
+pub const MAX_DEPTH: usize = 16;
+pub const MAX_COMPLEXITY: usize = 5_000;
 
 /// Which schema to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,6 +30,10 @@ pub enum Audience {
     /// Unauthenticated callers: login only.
     Anonymous,
     Role(Role),
+    /// A PROGRAM_ADMIN holding an active break-glass grant (POLICY.md section 6): its own
+    /// schema plus the coaching content a grant opens ([`authz::field_in_break_glass_schema`]).
+    /// Which coachee's rows those fields show is the request's `Reach`'s business.
+    BreakGlass,
 }
 
 impl Audience {
@@ -118,6 +125,11 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
         Audience::Contract => true,
         Audience::Anonymous => f.tag.is_none() && f.entry.is_none_or(|e| e.admits(None)),
         Audience::Role(_) => f.in_schema_of(role, structural),
+        Audience::BreakGlass => match (f.entry, f.tag, f.access) {
+            (Some(entry), _, _) => entry.admits(Some(Role::ProgramAdmin)),
+            (None, Some(tag), Some(access)) => authz::field_in_break_glass_schema(tag, access, f.name),
+            _ => structural,
+        },
     };
     let mut objects: BTreeMap<&'static str, (&ObjectDecl, Vec<&FieldDecl>)> = catalog
         .objects
@@ -203,8 +215,29 @@ fn null_on_error(resolve: Resolver, nullable: bool) -> Resolver {
     })
 }
 
-fn dynamic_field(decl: &FieldDecl, with_directive: bool) -> Field {
-    let resolve = null_on_error(guarded(decl), !decl.ty.ends_with('!'));
+/// The runtime guard of the break-glass schema, derived like [`guarded`] from the same
+/// predicate that built the schema: a program admin's request, a field a grant may show.
+fn break_glass_guarded(decl: &FieldDecl) -> Resolver {
+    let inner = decl.resolve.clone();
+    let (Some(tag), Some(access), name) = (decl.tag, decl.access, decl.name) else { return inner };
+    Arc::new(move |rc: ResolverContext<'_>| {
+        let allowed = ctx_of(&rc).and_then(|ctx| {
+            if ctx.role() == Some(Role::ProgramAdmin) && authz::field_in_break_glass_schema(tag, access, name) {
+                Ok(())
+            } else {
+                Err(AppError::Forbidden.into_graphql())
+            }
+        });
+        match allowed {
+            Ok(()) => inner(rc),
+            Err(e) => FieldFuture::new(async move { Err::<Option<Value>, _>(e) }),
+        }
+    })
+}
+
+fn dynamic_field(decl: &FieldDecl, with_directive: bool, audience: Audience) -> Field {
+    let guard = if audience == Audience::BreakGlass { break_glass_guarded(decl) } else { guarded(decl) };
+    let resolve = null_on_error(guard, !decl.ty.ends_with('!'));
     let mut field = Field::new(decl.name, type_ref(decl.ty), move |rc| resolve(rc));
     for arg in &decl.args {
         field = field.argument(InputValue::new(arg.name, type_ref(arg.ty)));
@@ -222,7 +255,12 @@ fn dynamic_field(decl: &FieldDecl, with_directive: bool) -> Field {
 pub fn build(catalog: &Catalog, audience: Audience) -> Result<Schema, SchemaError> {
     let plan = plan(catalog, audience);
     let mutation_name = (!plan.mutation.is_empty()).then_some("Mutation");
-    let mut builder = Schema::build("Query", mutation_name, None).disable_suggestions();
+    // Depth and complexity bounds keep a nested query (user -> sessions -> coach -> ...) from
+    // becoming a denial of service; the standard introspection query fits within them.
+    let mut builder = Schema::build("Query", mutation_name, None)
+        .disable_suggestions()
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY);
     let mut used: BTreeSet<&str> = BTreeSet::new();
     let mut note = |f: &FieldDecl| {
         used.insert(named_type(f.ty));
@@ -234,14 +272,14 @@ pub fn build(catalog: &Catalog, audience: Audience) -> Result<Schema, SchemaErro
     let mut query = Object::new("Query");
     for f in &plan.query {
         note(f);
-        query = query.field(dynamic_field(f, true));
+        query = query.field(dynamic_field(f, true, audience));
     }
     builder = builder.register(query);
     if !plan.mutation.is_empty() {
         let mut mutation = Object::new("Mutation");
         for f in &plan.mutation {
             note(f);
-            mutation = mutation.field(dynamic_field(f, true));
+            mutation = mutation.field(dynamic_field(f, true, audience));
         }
         builder = builder.register(mutation);
     }
@@ -252,7 +290,7 @@ pub fn build(catalog: &Catalog, audience: Audience) -> Result<Schema, SchemaErro
         }
         for f in fields {
             note(f);
-            obj = obj.field(dynamic_field(f, true));
+            obj = obj.field(dynamic_field(f, true, audience));
         }
         builder = builder.register(obj);
     }
@@ -289,6 +327,8 @@ pub fn build(catalog: &Catalog, audience: Audience) -> Result<Schema, SchemaErro
 pub struct Schemas {
     by_role: HashMap<Role, Schema>,
     anonymous: Schema,
+    /// A PROGRAM_ADMIN's while it holds an active break-glass grant.
+    break_glass: Schema,
     /// Every field of the contract: (type, field) -> the resource it belongs to, to tell a
     /// probe for a hidden field (audited) from a typo (not a denial).
     contract_fields: HashMap<(String, String), &'static str>,
@@ -323,7 +363,12 @@ impl Schemas {
                 contract_fields.insert((ty.to_owned(), f.name.to_owned()), resource_of(f));
             }
         }
-        Ok(Self { by_role, anonymous: build(catalog, Audience::Anonymous)?, contract_fields })
+        Ok(Self {
+            by_role,
+            anonymous: build(catalog, Audience::Anonymous)?,
+            break_glass: build(catalog, Audience::BreakGlass)?,
+            contract_fields,
+        })
     }
 
     /// For an "Unknown field" validation error: the resource, if the field exists in the
@@ -339,6 +384,11 @@ impl Schemas {
     pub fn for_role(&self, role: Option<Role>) -> &Schema {
         role.and_then(|r| self.by_role.get(&r)).unwrap_or(&self.anonymous)
     }
+
+    /// Served only to a PROGRAM_ADMIN request whose principal holds an active grant.
+    pub fn break_glass(&self) -> &Schema {
+        &self.break_glass
+    }
 }
 
 /// The SDL of an audience, as checked in: the directive definition first, then the types.
@@ -350,6 +400,7 @@ pub fn sdl(catalog: &Catalog, audience: Audience) -> Result<String, SchemaError>
     let header = match audience {
         Audience::Contract => "# The full contract of coachgraph (every field, every tag). Generated by\n# `coachgraph export-schema`; do not edit. A test fails when it is stale.\n".to_owned(),
         Audience::Anonymous => "# What an unauthenticated caller sees. Generated by `coachgraph export-schema`.\n".to_owned(),
+        Audience::BreakGlass => "# What a PROGRAM_ADMIN sees while it holds an active break-glass grant (POLICY.md\n# section 6): its own schema plus the coaching content a grant opens, read-only; the\n# rows are those of the one coachee the grant names. Generated by `coachgraph export-schema`;\n# review every change to this file as a change of what this role can read.\n".to_owned(),
         Audience::Role(r) => format!(
             "# What a {} sees: its whole API. Generated by `coachgraph export-schema`;\n# review every change to this file as a change of what this role can read.\n",
             r.as_str()

@@ -15,7 +15,8 @@ use super::credentials;
 use crate::app::AppState;
 use crate::ctx::{CookieEffect, RequestMeta};
 use crate::domain::audit::AuditRecord;
-use crate::domain::kinds::AuditOutcome;
+use crate::domain::kinds::{AuditOutcome, Role};
+use crate::domain::rate_limit::{self, Admission};
 use crate::error::AppError;
 use crate::identity::{self, Credentials};
 
@@ -82,7 +83,32 @@ pub async fn handle(
         }
     };
 
-    let schema = state.schemas.for_role(ctx.role());
+    // POLICY.md section 5: every AI_AGENT request takes a token of its tenant's bucket first;
+    // without one nothing runs (HTTP 429, code RATE_LIMITED, Retry-After).
+    match rate_limit::admit_ai(&ctx).await {
+        Ok(Admission::Admitted) => {}
+        Ok(Admission::Refused { retry_after_secs, .. }) => {
+            if let Err(e) = ctx.finish().await {
+                tracing::error!(error = %e, "could not record a rate-limit refusal");
+            }
+            let mut response = refusal(StatusCode::TOO_MANY_REQUESTS, AppError::RateLimited);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            return response;
+        }
+        Err(e) => return failed(&ctx, e).await,
+    }
+
+    // POLICY.md section 6: a program admin holding an active break-glass grant (decided now,
+    // for this request only, by its `Reach`) is served the break-glass schema; every other
+    // request, its role's.
+    let schema = match ctx.role() {
+        Some(Role::ProgramAdmin) => match ctx.reach().await {
+            Ok(reach) if !reach.break_glass.is_empty() => state.schemas.break_glass(),
+            Ok(_) => state.schemas.for_role(ctx.role()),
+            Err(e) => return failed(&ctx, e).await,
+        },
+        role => state.schemas.for_role(role),
+    };
     let loaders = Arc::new(crate::graphql::loaders::Loaders::new(&ctx));
     let response = schema.execute(request.data(ctx.clone()).data(loaders).data(state.keys.clone())).await;
 
@@ -105,6 +131,13 @@ pub async fn handle(
         append_cookies(&mut http, &effect, &state);
     }
     http
+}
+
+/// A failure while setting the request up: nothing is kept, the client learns nothing.
+async fn failed(ctx: &crate::ctx::Ctx, e: AppError) -> Response {
+    tracing::error!(error = ?e, "request setup failed");
+    let _ = ctx.db().rollback().await;
+    refusal(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(String::new()))
 }
 
 fn append_cookies(response: &mut Response, effect: &CookieEffect, state: &AppState) {

@@ -65,6 +65,21 @@ async fn candidates(tx: &TenantTx, email: &str) -> AppResult<Vec<Candidate>> {
     Ok(rows.into_iter().map(|u| Candidate { user_id: u.id, tenant_id: u.tenant_id, role: u.role }).collect())
 }
 
+/// Keeps the candidates whose account is ACTIVE, reading each in its own tenant context
+/// (the transaction's context is restored by the caller's next `set_scope`).
+async fn active_only(tx: &TenantTx, found: Vec<Candidate>) -> AppResult<Vec<Candidate>> {
+    let mut active = Vec::new();
+    for c in found {
+        tx.set_scope(DbScope { tenant_id: c.tenant_id, principal_id: Some(c.user_id), role: Some(c.role) }).await?;
+        let user = users::Entity::find_by_id(c.user_id).one(&*tx.conn().await?).await?;
+        if user.is_some_and(|u| u.status == UserStatus::Active) {
+            active.push(c);
+        }
+    }
+    tx.set_scope(DbScope::ANONYMOUS).await?;
+    Ok(active)
+}
+
 /// `login(email, password)`. Unknown email, wrong password, locked or inactive account all
 /// give `InvalidCredentials` after one full PBKDF2 verification, so neither the answer nor
 /// its timing tells them apart.
@@ -75,7 +90,12 @@ pub async fn login(ctx: &Ctx, keys: &TokenKeys, email: &str, password: &str) -> 
     }
     let now = ctx.now();
     let tx = ctx.db();
-    let found = candidates(tx, &email).await?;
+    let mut found = candidates(tx, &email).await?;
+    if found.len() > 1 {
+        // Only active accounts compete for an email: an invitation in another tenant must
+        // not lock the owner of the address out.
+        found = active_only(tx, found).await?;
+    }
     let [candidate] = found.as_slice() else {
         // Unknown (or, without a tenant to tell them apart, ambiguous) email.
         password::verify(None, password.to_owned()).await?;

@@ -226,6 +226,39 @@ impl TestApp {
     }
 }
 
+/// A second server process over the same database (PostgreSQL): its own pool, its own
+/// schemas, the same signing key and clock, as a second replica behind a load balancer
+/// would have. `None` on SQLite (an in-memory database lives in one pool).
+impl TestApp {
+    pub async fn second_process(&self) -> Option<AppState> {
+        let pg = self.pg.as_ref()?;
+        let db = Db::connect(&pg.app_url()).await.expect("second pool");
+        db.check_runtime_role().await.expect("app role");
+        Some(AppState::new(db, SECRET, ISSUER, AUDIENCE, Arc::new(self.clock.clone())).expect("second state"))
+    }
+}
+
+/// Sends `request` to the process serving `state`; returns status, headers and JSON body.
+pub async fn send_to(state: &AppState, request: Request<Body>) -> Response {
+    let res = coachgraph::http::router(state.clone()).oneshot(request).await.expect("router");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    Response { status, headers, body }
+}
+
+/// A bearer-authenticated GraphQL POST (with the AI headers, like `TestApp::post`).
+pub fn gql_request(token: &str, query: &str, variables: Value) -> Request<Body> {
+    Request::post("/graphql")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-ai-model", "test-model")
+        .header("x-ai-purpose", "test-purpose")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::from(json!({ "query": query, "variables": variables }).to_string()))
+        .expect("request")
+}
+
 fn db_conn(db: &Db) -> &DatabaseConnection {
     coachgraph::db::testing::connection(db)
 }

@@ -346,3 +346,16 @@ fn urlencode(s: &str) -> String {
 }
 
 use sea_orm::ConnectionTrait;
+
+async fn an_invitation_in_another_tenant_does_not_lock_out_the_owner_of_the_email(app: &TestApp) {
+    let admin = app.login(&email("admin1", "globex")).await;
+    let invite = "mutation { inviteUser(email: \"coach1@acme.test\", displayName: \"Squatter\", role: COACH) { id } }";
+    let res = app.gql(&admin.token, invite).await;
+    assert!(res["data"]["inviteUser"]["id"].is_string(), "{res}");
+    let res = app.login_full(&email("coach1", "acme"), DEMO_PASSWORD).await;
+    assert_eq!(res.body["data"]["login"]["viewer"]["role"], "COACH", "{}", res.body);
+}
+both_backends!(
+    an_invitation_in_another_tenant_does_not_lock_out_the_owner_of_the_email,
+    an_invitation_in_another_tenant_does_not_lock_out_the_owner_of_the_email
+);

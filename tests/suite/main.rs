@@ -5,9 +5,16 @@
 mod common;
 
 mod admin_queries;
+mod audit_chain;
 mod auth;
 mod batching;
+mod break_glass;
+mod consent;
+mod content_writes;
+mod data_rights;
 mod migrations_run;
+mod operations;
+mod replicas;
 mod rls;
 mod rows;
 mod schema_files;

@@ -231,3 +231,21 @@ both_backends!(
     probing_a_hidden_field_is_audited_and_a_typo_is_not,
     probing_a_hidden_field_is_audited_and_a_typo_is_not
 );
+
+async fn deeply_nested_queries_are_refused_before_execution(app: &TestApp) {
+    let s = app.login("coach1@acme.test").await;
+    let mut q = String::from("id");
+    // 1 + 6 x 3 + 1 = 20 levels: above the schema's depth limit (16).
+    for _ in 0..6 {
+        q = format!("sessions {{ nodes {{ coach {{ {q} }} }} }}");
+    }
+    let res = app.gql(&s.token, &format!("{{ me {{ {q} }} }}")).await;
+    assert!(res["data"].is_null(), "{res}");
+    assert!(res["errors"][0]["message"].as_str().unwrap_or("").contains("too deep"), "{res}");
+    // Deeper still is refused by the parser's recursion limit, also before execution.
+    let before = app.statements.load(std::sync::atomic::Ordering::SeqCst);
+    app.gql(&s.token, &format!("{{ me {{ {q} }} }}")).await;
+    let ran = app.statements.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert!(ran <= 8, "refused before any resolver ran ({ran} statements: session check and commit only)");
+}
+both_backends!(deeply_nested_queries_are_refused_before_execution, deeply_nested_queries_are_refused_before_execution);

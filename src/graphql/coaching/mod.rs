@@ -3,6 +3,7 @@
 //! before they are returned; per-row refusals of a readable field answer null with
 //! `FORBIDDEN` or `CONSENT_REQUIRED`; lists drop what the caller may not see.
 
+pub mod mutations;
 pub mod queries;
 
 use std::sync::Arc;
@@ -296,6 +297,8 @@ pub fn declare(c: &mut Catalog) {
                         // A session's private notes are its coach's own notes.
                         Role::Coach => s.coach_id == p.user_id && reach.assigned.contains_key(&s.coachee_id),
                         Role::AiAgent => reach.ai_may_read_notes_of(s.coachee_id, s.coach_id),
+                        // Break-glass: the one coachee of the admin's grant.
+                        Role::ProgramAdmin => reach.break_glass.contains_key(&s.coachee_id),
                         _ => false,
                     };
                     if !allowed {
@@ -427,4 +430,5 @@ pub fn declare(c: &mut Catalog) {
     );
 
     queries::declare(c);
+    mutations::declare(c);
 }

@@ -157,6 +157,8 @@ fn user_notes(
                 .filter(|n| match role {
                     Some(Role::Coach) => n.coach_id == me,
                     Some(Role::AiAgent) => reach.ai_may_read_notes_of(user, n.coach_id),
+                    // Break-glass: every note about the one coachee of the admin's grant.
+                    Some(Role::ProgramAdmin) => reach.break_glass.contains_key(&user),
                     _ => false,
                 })
                 .collect())

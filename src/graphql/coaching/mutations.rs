@@ -1,0 +1,342 @@
+//! Coaching-content mutations. Inputs carry no tenant or owner: those come from the `Ctx`.
+
+use async_graphql::Value;
+use async_graphql::dynamic::FieldValue;
+
+use super::{GoalView, InsightView, ItemView, NoteView, PackView, SessionView};
+use crate::authz::{Access, Action, Resource, VisibilityTag};
+use crate::ctx::Ctx;
+use crate::db::entities::ai_feedback;
+use crate::domain::content::{self, MAX_BODY, MAX_TITLE, MAX_TRANSCRIPT};
+use crate::domain::kinds::{EvidenceLevel, InsightStatus, Role, SessionStatus};
+use crate::graphql::decl::{Entry, FieldDecl, ObjectDecl};
+use crate::graphql::mutation::{done, mutation};
+use crate::graphql::schema::{Catalog, leaf};
+use crate::graphql::uuid;
+
+#[derive(Debug, Clone)]
+struct FeedbackView(ai_feedback::Model);
+
+fn session_status(s: &str) -> Option<SessionStatus> {
+    match s {
+        "SCHEDULED" => Some(SessionStatus::Scheduled),
+        "COMPLETED" => Some(SessionStatus::Completed),
+        "CANCELLED" => Some(SessionStatus::Cancelled),
+        _ => None,
+    }
+}
+
+fn evidence_level(s: &str) -> Option<EvidenceLevel> {
+    match s {
+        "L0" => Some(EvidenceLevel::L0),
+        "L1" => Some(EvidenceLevel::L1),
+        _ => None,
+    }
+}
+
+fn owned<T: Clone + Send + Sync + 'static>(v: T) -> FieldValue<'static> {
+    FieldValue::owned_any(v)
+}
+
+pub fn declare(c: &mut Catalog) {
+    use Action::{Create, Delete, Update};
+    use Resource as R;
+
+    let feedback = |name, ty, value: fn(&ai_feedback::Model) -> Option<Value>| {
+        FieldDecl::tagged(
+            name,
+            ty,
+            VisibilityTag::ClientVisible,
+            Access::Resource(R::AiFeedback),
+            leaf(move |_: &Ctx, f: &FeedbackView| Ok(value(&f.0))),
+        )
+    };
+    c.object(
+        ObjectDecl::new("AiFeedback")
+            .field(feedback("id", "ID!", |f| Some(uuid(f.id))))
+            .field(feedback("helpful", "Boolean!", |f| Some(Value::Boolean(f.helpful))))
+            .field(feedback("comment", "String", |f| f.comment.clone().map(Value::String))),
+    );
+
+    // Sessions.
+    c.mutation(
+        FieldDecl::root(
+            "createSession",
+            "CoachingSession!",
+            Entry::Matrix(R::SessionMetadata, Create),
+            mutation(|ctx, a| async move {
+                let s = content::create_session(
+                    &ctx,
+                    a.id("coacheeId")?,
+                    a.datetime("scheduledAt")?,
+                    a.int("durationMinutes", i64::MIN..=i64::MAX)?,
+                )
+                .await?;
+                Ok(owned(SessionView(s)))
+            }),
+        )
+        .arg("coacheeId", "ID!")
+        .arg("scheduledAt", "DateTime!")
+        .arg("durationMinutes", "Int!"),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "updateSession",
+            "CoachingSession!",
+            Entry::Matrix(R::SessionMetadata, Update),
+            mutation(|ctx, a| async move {
+                let s = content::update_session(
+                    &ctx,
+                    a.id("id")?,
+                    a.opt_datetime("scheduledAt")?,
+                    a.opt_enum("status", session_status)?,
+                    a.opt_text("privateNotes", MAX_BODY)?,
+                )
+                .await?;
+                Ok(owned(SessionView(s)))
+            }),
+        )
+        .arg("id", "ID!")
+        .arg("scheduledAt", "DateTime")
+        .arg("status", "SessionStatus")
+        .arg("privateNotes", "String"),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "deleteSession",
+            "Boolean!",
+            Entry::Matrix(R::SessionMetadata, Delete),
+            mutation(|ctx, a| async move {
+                content::delete_session(&ctx, a.id("id")?).await?;
+                Ok(done())
+            }),
+        )
+        .arg("id", "ID!"),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "attachTranscript",
+            "Boolean!",
+            Entry::Roles(&[Role::Coach]),
+            mutation(|ctx, a| async move {
+                content::attach_transcript(&ctx, a.id("sessionId")?, a.text("text", MAX_TRANSCRIPT)?).await?;
+                Ok(done())
+            }),
+        )
+        .arg("sessionId", "ID!")
+        .arg("text", "String!"),
+    );
+
+    // Insights.
+    c.mutation(
+        FieldDecl::root(
+            "createInsight",
+            "Insight!",
+            Entry::Matrix(R::DraftInsights, Create),
+            mutation(|ctx, a| async move {
+                let i = content::create_insight(&ctx, a.id("sessionId")?, a.text("body", MAX_BODY)?).await?;
+                Ok(owned(InsightView(i)))
+            }),
+        )
+        .arg("sessionId", "ID!")
+        .arg("body", "String!"),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "updateInsight",
+            "Insight!",
+            Entry::Matrix(R::DraftInsights, Update),
+            mutation(|ctx, a| async move {
+                let i = content::update_insight(&ctx, a.id("id")?, a.text("body", MAX_BODY)?).await?;
+                Ok(owned(InsightView(i)))
+            }),
+        )
+        .arg("id", "ID!")
+        .arg("body", "String!"),
+    );
+    for (name, status) in [("approveInsight", InsightStatus::Approved), ("rejectInsight", InsightStatus::Rejected)] {
+        let resolve = match status {
+            InsightStatus::Approved => mutation(|ctx, a| async move {
+                let i = content::set_insight_status(&ctx, a.id("id")?, InsightStatus::Approved).await?;
+                Ok(owned(InsightView(i)))
+            }),
+            _ => mutation(|ctx, a| async move {
+                let i = content::set_insight_status(&ctx, a.id("id")?, InsightStatus::Rejected).await?;
+                Ok(owned(InsightView(i)))
+            }),
+        };
+        c.mutation(
+            FieldDecl::root(name, "Insight!", Entry::Matrix(R::DraftInsights, Update), resolve).arg("id", "ID!"),
+        );
+    }
+    c.mutation(
+        FieldDecl::root(
+            "deleteInsight",
+            "Boolean!",
+            Entry::Matrix(R::DraftInsights, Delete),
+            mutation(|ctx, a| async move {
+                content::delete_insight(&ctx, a.id("id")?).await?;
+                Ok(done())
+            }),
+        )
+        .arg("id", "ID!"),
+    );
+
+    // Evidence packs.
+    c.mutation(
+        FieldDecl::root(
+            "createEvidencePack",
+            "EvidencePack!",
+            Entry::Matrix(R::EvidencePacks, Create),
+            mutation(|ctx, a| async move {
+                let p = content::create_evidence_pack(
+                    &ctx,
+                    a.id("sessionId")?,
+                    a.enum_("level", evidence_level)?,
+                    a.text("content", MAX_BODY)?,
+                )
+                .await?;
+                Ok(owned(PackView(p)))
+            }),
+        )
+        .arg("sessionId", "ID!")
+        .arg("level", "EvidenceLevel!")
+        .arg("content", "String!"),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "approveEvidencePack",
+            "EvidencePack!",
+            Entry::Matrix(R::EvidencePacks, Update),
+            mutation(|ctx, a| async move {
+                let p = content::approve_evidence_pack(&ctx, a.id("id")?).await?;
+                Ok(owned(PackView(p)))
+            }),
+        )
+        .arg("id", "ID!"),
+    );
+
+    // Action items and goals.
+    c.mutation(
+        FieldDecl::root(
+            "createActionItem",
+            "ActionItem!",
+            Entry::Matrix(R::ActionItems, Create),
+            mutation(|ctx, a| async move {
+                let i = content::create_action_item(
+                    &ctx,
+                    a.id("coacheeId")?,
+                    a.text("title", MAX_TITLE)?,
+                    a.opt_date("dueOn")?,
+                )
+                .await?;
+                Ok(owned(ItemView(i)))
+            }),
+        )
+        .arg("coacheeId", "ID!")
+        .arg("title", "String!")
+        .arg("dueOn", "Date"),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "completeActionItem",
+            "ActionItem!",
+            Entry::Matrix(R::ActionItems, Update),
+            mutation(|ctx, a| async move {
+                let i = content::complete_action_item(&ctx, a.id("id")?).await?;
+                Ok(owned(ItemView(i)))
+            }),
+        )
+        .arg("id", "ID!"),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "createGoal",
+            "Goal!",
+            Entry::Matrix(R::Goals, Create),
+            mutation(|ctx, a| async move {
+                let g = content::create_goal(&ctx, a.id("coacheeId")?, a.text("title", MAX_TITLE)?).await?;
+                Ok(owned(GoalView(g)))
+            }),
+        )
+        .arg("coacheeId", "ID!")
+        .arg("title", "String!"),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "updateGoalProgress",
+            "Goal!",
+            Entry::Matrix(R::Goals, Update),
+            mutation(|ctx, a| async move {
+                let g =
+                    content::update_goal_progress(&ctx, a.id("id")?, a.int("progressPercent", i64::MIN..=i64::MAX)?)
+                        .await?;
+                Ok(owned(GoalView(g)))
+            }),
+        )
+        .arg("id", "ID!")
+        .arg("progressPercent", "Int!"),
+    );
+
+    // Coach notes: the author's alone.
+    c.mutation(
+        FieldDecl::root(
+            "addCoachNote",
+            "CoachNote!",
+            Entry::Matrix(R::CoachNotes, Create),
+            mutation(|ctx, a| async move {
+                let n = content::add_coach_note(&ctx, a.id("coacheeId")?, a.text("body", MAX_BODY)?).await?;
+                Ok(owned(NoteView(n)))
+            }),
+        )
+        .arg("coacheeId", "ID!")
+        .arg("body", "String!"),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "updateCoachNote",
+            "CoachNote!",
+            Entry::Matrix(R::CoachNotes, Update),
+            mutation(|ctx, a| async move {
+                let n = content::update_coach_note(&ctx, a.id("id")?, a.text("body", MAX_BODY)?).await?;
+                Ok(owned(NoteView(n)))
+            }),
+        )
+        .arg("id", "ID!")
+        .arg("body", "String!"),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "deleteCoachNote",
+            "Boolean!",
+            Entry::Matrix(R::CoachNotes, Delete),
+            mutation(|ctx, a| async move {
+                content::delete_coach_note(&ctx, a.id("id")?).await?;
+                Ok(done())
+            }),
+        )
+        .arg("id", "ID!"),
+    );
+
+    // AI feedback by the coachee.
+    c.mutation(
+        FieldDecl::root(
+            "giveAiFeedback",
+            "AiFeedback!",
+            Entry::Matrix(R::AiFeedback, Create),
+            mutation(|ctx, a| async move {
+                let f = content::give_ai_feedback(
+                    &ctx,
+                    a.id("insightId")?,
+                    a.bool("helpful")?,
+                    a.opt_text("comment", crate::domain::content::MAX_TITLE * 4)?,
+                )
+                .await?;
+                Ok(owned(FeedbackView(f)))
+            }),
+        )
+        .arg("insightId", "ID!")
+        .arg("helpful", "Boolean!")
+        .arg("comment", "String"),
+    );
+}

@@ -1,0 +1,68 @@
+//! `deleteMyAccount` and `deleteCoachee` ([`crate::domain::rights`]).
+
+use std::sync::Arc;
+
+use async_graphql::Value;
+use async_graphql::dynamic::FieldFuture;
+
+use crate::authz::{Action, Resource};
+use crate::ctx::Ctx;
+use crate::domain::kinds::Role;
+use crate::domain::rights;
+use crate::error::AppError;
+use crate::graphql::decl::{Entry, FieldDecl, Resolver};
+use crate::graphql::mutation::{done, mutation};
+use crate::graphql::schema::{Catalog, resolver};
+
+/// Like [`mutation`], but the password is taken exactly as typed (`Args::text` would trim
+/// it); a wrong or oversized one is INVALID_CREDENTIALS like any other wrong password.
+fn delete_my_account() -> Resolver {
+    resolver(|rc| {
+        FieldFuture::new(async move {
+            let ctx =
+                rc.data::<Arc<Ctx>>().cloned().map_err(|_| AppError::internal("request without Ctx").into_graphql())?;
+            let password = match rc.args.as_index_map().get("password") {
+                Some(Value::String(s)) => s.clone(),
+                _ => return Err(AppError::bad_input("password is required").into_graphql()),
+            };
+            let tx_ctx = ctx.clone();
+            tx_ctx
+                .db()
+                .atomic(async move { rights::delete_my_account(&ctx, &password).await })
+                .await
+                .map_err(AppError::into_graphql)?;
+            Ok(Some(Value::Boolean(true)))
+        })
+    })
+}
+
+pub fn declare(c: &mut Catalog) {
+    c.mutation(
+        FieldDecl::root(
+            "deleteMyAccount",
+            "Boolean!",
+            // COACHEE and COACH: the D of own_profile.
+            Entry::Matrix(Resource::OwnProfile, Action::Delete),
+            delete_my_account(),
+        )
+        .arg("password", "String!")
+        .describe(
+            "COACHEE and COACH: deletes the caller's account and every row about it, at once. \
+             The password is asked again.",
+        ),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "deleteCoachee",
+            "Boolean!",
+            // POLICY.md section 10 ("a coach can delete a coachee it coaches"): no matrix cell.
+            Entry::Roles(&[Role::Coach]),
+            mutation(|ctx, args| async move {
+                rights::delete_coachee(&ctx, args.id("id")?).await?;
+                Ok(done())
+            }),
+        )
+        .arg("id", "ID!")
+        .describe("COACH: deletes a coachee actively assigned to it and every row about it, at once."),
+    );
+}
