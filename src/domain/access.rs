@@ -4,10 +4,16 @@
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use uuid::Uuid;
 
-use crate::authz::Resource;
+use sea_orm::{ColumnTrait, QueryFilter};
+
+use crate::authz::{Action, Resource};
 use crate::ctx::Ctx;
+use crate::db::entities::users;
+use crate::db::scoped;
 use crate::domain::audit::AuditRecord;
 use crate::domain::kinds::AuditOutcome;
+use crate::domain::kinds::Role;
+use crate::domain::reach::Refusal;
 use crate::error::{AppError, AppResult};
 
 /// Records the denial of `action` on `resource` and hands back `error` for the caller to return.
@@ -56,4 +62,42 @@ pub async fn refuse_missing(ctx: &Ctx, table: &'static str, id: Uuid, resource: 
             Ok(()) => forbidden(ctx, resource, "hidden by row-level security"),
         },
     })
+}
+
+/// The audit action name of a matrix action.
+pub fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Create => "CREATE",
+        Action::Read => "READ",
+        Action::Update => "UPDATE",
+        Action::Delete => "DELETE",
+    }
+}
+
+/// A relationship refusal of `action` on `resource`, audited.
+pub fn refuse(ctx: &Ctx, action: Action, resource: Resource, refusal: Refusal) -> AppError {
+    match refusal {
+        Refusal::Forbidden => {
+            deny(ctx, action_name(action), resource, "no relationship grants this", AppError::Forbidden)
+        }
+        Refusal::ConsentRequired => {
+            deny(ctx, action_name(action), resource, "consent gate closed", AppError::ConsentRequired)
+        }
+    }
+}
+
+/// The caller may `action` `resource` about `coachee` (relationship and consent), or the
+/// audited refusal. Row conditions (authorship, status) are the caller's to check.
+pub async fn require(ctx: &Ctx, coachee: Uuid, resource: Resource, action: Action) -> AppResult<()> {
+    ctx.reach().await?.may(coachee, resource, action).map_err(|refusal| refuse(ctx, action, resource, refusal))
+}
+
+/// A coachee of the caller's tenant, or NOT_FOUND (another tenant's id answers the same).
+pub async fn require_coachee(ctx: &Ctx, id: Uuid, resource: Resource) -> AppResult<()> {
+    let found = scoped::select::<users::Entity>(ctx.tenant_id()?)
+        .filter(users::Column::Id.eq(id))
+        .filter(users::Column::Role.eq(Role::Coachee))
+        .one(&*ctx.db().conn().await?)
+        .await?;
+    found.map(|_| ()).ok_or_else(|| not_found(ctx, resource))
 }

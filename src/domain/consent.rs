@@ -22,9 +22,9 @@ use uuid::Uuid;
 
 use crate::authz::{Action, Resource, Scope, matrix};
 use crate::ctx::Ctx;
-use crate::db::entities::{ai_action_proposals, coach_assignments, consent_history, consents, users};
+use crate::db::entities::{ai_action_proposals, coach_assignments, consent_history, consents};
 use crate::db::scoped;
-use crate::domain::access;
+use crate::domain::access::{self, refuse, require_coachee};
 use crate::domain::admin::ConsentView;
 use crate::domain::audit::AuditRecord;
 use crate::domain::kinds::{AiLevel, AuditOutcome, ConsentKind, Role};
@@ -75,37 +75,6 @@ pub fn kinds_changed(kind: ConsentKind, granted: bool) -> Vec<ConsentKind> {
         Some(i) if !granted => SASHA[i..].to_vec(),
         _ => vec![kind],
     }
-}
-
-fn action_name(action: Action) -> &'static str {
-    match action {
-        Action::Create => "CREATE",
-        Action::Read => "READ",
-        Action::Update => "UPDATE",
-        Action::Delete => "DELETE",
-    }
-}
-
-/// A relationship refusal of a write, audited.
-fn refuse(ctx: &Ctx, action: Action, resource: Resource, refusal: Refusal) -> AppError {
-    match refusal {
-        Refusal::Forbidden => {
-            access::deny(ctx, action_name(action), resource, "no relationship grants this write", AppError::Forbidden)
-        }
-        Refusal::ConsentRequired => {
-            access::deny(ctx, action_name(action), resource, "consent gate closed", AppError::ConsentRequired)
-        }
-    }
-}
-
-/// A coachee of the caller's tenant, or NOT_FOUND (another tenant's id answers the same).
-async fn require_coachee(ctx: &Ctx, id: Uuid, resource: Resource) -> AppResult<()> {
-    let found = scoped::select::<users::Entity>(ctx.tenant_id()?)
-        .filter(users::Column::Id.eq(id))
-        .filter(users::Column::Role.eq(Role::Coachee))
-        .one(&*ctx.db().conn().await?)
-        .await?;
-    found.map(|_| ()).ok_or_else(|| access::not_found(ctx, resource))
 }
 
 // ------------------------------------------------------------------------ consents

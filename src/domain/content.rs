@@ -11,37 +11,22 @@ use uuid::Uuid;
 use crate::authz::{Action, Resource};
 use crate::ctx::Ctx;
 use crate::db::entities::{
-    action_items, ai_feedback, coach_notes, coaching_sessions, evidence_packs, goals, insights, transcripts, users,
+    action_items, ai_feedback, coach_notes, coaching_sessions, evidence_packs, goals, insights, transcripts,
 };
 use crate::db::scoped::{self, TenantScoped};
-use crate::domain::access;
+use crate::domain::access::{self, action_name, require, require_coachee as coachee};
 use crate::domain::audit::AuditRecord;
-use crate::domain::kinds::{AuditOutcome, EvidenceLevel, InsightStatus, Role, SessionStatus};
+use crate::domain::kinds::{AuditOutcome, EvidenceLevel, InsightStatus, SessionStatus};
 use crate::error::{AppError, AppResult};
 
 pub const MAX_BODY: usize = 20_000;
 pub const MAX_TRANSCRIPT: usize = 500_000;
 pub const MAX_TITLE: usize = 300;
 
-/// The caller may `action` `resource` about `coachee`, or the refusal (audited).
-async fn require(ctx: &Ctx, coachee: Uuid, resource: Resource, action: Action) -> AppResult<()> {
-    ctx.reach().await?.may(coachee, resource, action).map_err(|refusal| match refusal {
-        crate::domain::reach::Refusal::Forbidden => {
-            access::deny(ctx, action_name(action), resource, "no relationship grants this write", AppError::Forbidden)
-        }
-        crate::domain::reach::Refusal::ConsentRequired => {
-            access::deny(ctx, action_name(action), resource, "consent gate closed", AppError::ConsentRequired)
-        }
-    })
-}
-
-fn action_name(action: Action) -> &'static str {
-    match action {
-        Action::Create => "CREATE",
-        Action::Read => "READ",
-        Action::Update => "UPDATE",
-        Action::Delete => "DELETE",
-    }
+/// A new row about `coachee_id`: a coachee of the caller's tenant the caller may create for.
+async fn may_create_for(ctx: &Ctx, coachee_id: Uuid, resource: Resource) -> AppResult<()> {
+    coachee(ctx, coachee_id, resource).await?;
+    require(ctx, coachee_id, resource, Action::Create).await
 }
 
 fn written(ctx: &Ctx, action: Action, resource: Resource, id: Uuid) {
@@ -63,14 +48,16 @@ where
     }
 }
 
-/// The coachee named by an argument: a coachee of the caller's tenant, else NOT_FOUND.
-async fn coachee(ctx: &Ctx, id: Uuid, resource: Resource) -> AppResult<()> {
-    let found = scoped::select::<users::Entity>(ctx.tenant_id()?)
-        .filter(users::Column::Id.eq(id))
-        .filter(users::Column::Role.eq(Role::Coachee))
-        .one(&*ctx.db().conn().await?)
-        .await?;
-    found.map(|_| ()).ok_or_else(|| access::not_found(ctx, resource))
+/// A session of the caller's tenant by id, or the refusal an absent row deserves.
+async fn session_row(ctx: &Ctx, id: Uuid) -> AppResult<coaching_sessions::Model> {
+    row::<coaching_sessions::Entity>(
+        ctx,
+        "coaching_sessions",
+        id,
+        Resource::SessionMetadata,
+        coaching_sessions::Column::Id,
+    )
+    .await
 }
 
 fn check_schedule(ctx: &Ctx, at: DateTime<Utc>) -> AppResult<()> {
@@ -98,8 +85,7 @@ pub async fn create_session(
 ) -> AppResult<coaching_sessions::Model> {
     let minutes = check_duration(minutes)?;
     check_schedule(ctx, at)?;
-    coachee(ctx, coachee_id, Resource::SessionMetadata).await?;
-    require(ctx, coachee_id, Resource::SessionMetadata, Action::Create).await?;
+    may_create_for(ctx, coachee_id, Resource::SessionMetadata).await?;
     let now = ctx.now();
     let model = coaching_sessions::ActiveModel {
         id: Set(Uuid::new_v4()),
@@ -127,14 +113,7 @@ pub async fn update_session(
     status: Option<SessionStatus>,
     private_notes: Option<String>,
 ) -> AppResult<coaching_sessions::Model> {
-    let s = row::<coaching_sessions::Entity>(
-        ctx,
-        "coaching_sessions",
-        id,
-        Resource::SessionMetadata,
-        coaching_sessions::Column::Id,
-    )
-    .await?;
+    let s = session_row(ctx, id).await?;
     require(ctx, s.coachee_id, Resource::SessionMetadata, Action::Update).await?;
     if private_notes.is_some() && s.coach_id != ctx.require()?.user_id {
         // Private notes are the session coach's own notes.
@@ -158,14 +137,7 @@ pub async fn update_session(
 }
 
 pub async fn delete_session(ctx: &Ctx, id: Uuid) -> AppResult<()> {
-    let s = row::<coaching_sessions::Entity>(
-        ctx,
-        "coaching_sessions",
-        id,
-        Resource::SessionMetadata,
-        coaching_sessions::Column::Id,
-    )
-    .await?;
+    let s = session_row(ctx, id).await?;
     require(ctx, s.coachee_id, Resource::SessionMetadata, Action::Delete).await?;
     coaching_sessions::Entity::delete_by_id(s.id).exec(&*ctx.db().conn().await?).await?;
     written(ctx, Action::Delete, Resource::SessionMetadata, s.id);
@@ -175,14 +147,7 @@ pub async fn delete_session(ctx: &Ctx, id: Uuid) -> AppResult<()> {
 /// Attaches (or replaces) a session's transcript: the session's coach only. Reading it
 /// stays gated by TRANSCRIPT_SHARING.
 pub async fn attach_transcript(ctx: &Ctx, session_id: Uuid, text: String) -> AppResult<()> {
-    let s = row::<coaching_sessions::Entity>(
-        ctx,
-        "coaching_sessions",
-        session_id,
-        Resource::SessionMetadata,
-        coaching_sessions::Column::Id,
-    )
-    .await?;
+    let s = session_row(ctx, session_id).await?;
     require(ctx, s.coachee_id, Resource::SessionMetadata, Action::Update).await?;
     if s.coach_id != ctx.require()?.user_id {
         return Err(access::deny(ctx, "CREATE", Resource::Transcripts, "not the session's coach", AppError::Forbidden));
@@ -211,14 +176,7 @@ pub async fn attach_transcript(ctx: &Ctx, session_id: Uuid, text: String) -> App
 
 /// A draft by the session's assigned coach, or by the AI at ANALYZE.
 pub async fn create_insight(ctx: &Ctx, session_id: Uuid, body: String) -> AppResult<insights::Model> {
-    let s = row::<coaching_sessions::Entity>(
-        ctx,
-        "coaching_sessions",
-        session_id,
-        Resource::SessionMetadata,
-        coaching_sessions::Column::Id,
-    )
-    .await?;
+    let s = session_row(ctx, session_id).await?;
     require(ctx, s.coachee_id, Resource::DraftInsights, Action::Create).await?;
     let p = *ctx.require()?;
     let now = ctx.now();
@@ -305,14 +263,7 @@ pub async fn create_evidence_pack(
     level: EvidenceLevel,
     content: String,
 ) -> AppResult<evidence_packs::Model> {
-    let s = row::<coaching_sessions::Entity>(
-        ctx,
-        "coaching_sessions",
-        session_id,
-        Resource::SessionMetadata,
-        coaching_sessions::Column::Id,
-    )
-    .await?;
+    let s = session_row(ctx, session_id).await?;
     require(ctx, s.coachee_id, Resource::EvidencePacks, Action::Create).await?;
     let p = *ctx.require()?;
     let model = evidence_packs::ActiveModel {
@@ -360,8 +311,7 @@ pub async fn create_action_item(
     title: String,
     due_on: Option<NaiveDate>,
 ) -> AppResult<action_items::Model> {
-    coachee(ctx, coachee_id, Resource::ActionItems).await?;
-    require(ctx, coachee_id, Resource::ActionItems, Action::Create).await?;
+    may_create_for(ctx, coachee_id, Resource::ActionItems).await?;
     if let Some(due) = due_on {
         let today = ctx.now().date_naive();
         if due < today - Duration::days(366) || due > today + Duration::days(3 * 366) {
@@ -405,8 +355,7 @@ pub async fn complete_action_item(ctx: &Ctx, id: Uuid) -> AppResult<action_items
 }
 
 pub async fn create_goal(ctx: &Ctx, coachee_id: Uuid, title: String) -> AppResult<goals::Model> {
-    coachee(ctx, coachee_id, Resource::Goals).await?;
-    require(ctx, coachee_id, Resource::Goals, Action::Create).await?;
+    may_create_for(ctx, coachee_id, Resource::Goals).await?;
     let now = ctx.now();
     let model = goals::ActiveModel {
         id: Set(Uuid::new_v4()),
@@ -441,8 +390,7 @@ pub async fn update_goal_progress(ctx: &Ctx, id: Uuid, percent: i64) -> AppResul
 // --- coach notes ------------------------------------------------------------------------------
 
 pub async fn add_coach_note(ctx: &Ctx, coachee_id: Uuid, body: String) -> AppResult<coach_notes::Model> {
-    coachee(ctx, coachee_id, Resource::CoachNotes).await?;
-    require(ctx, coachee_id, Resource::CoachNotes, Action::Create).await?;
+    may_create_for(ctx, coachee_id, Resource::CoachNotes).await?;
     let now = ctx.now();
     let model = coach_notes::ActiveModel {
         id: Set(Uuid::new_v4()),

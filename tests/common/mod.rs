@@ -215,6 +215,30 @@ impl TestApp {
         }
     }
 
+    /// The uuid in the first column of the first row of `sql` (owner connection).
+    pub async fn uuid_of(&self, sql: &str) -> String {
+        let row = self
+            .owner
+            .query_one_raw(sea_orm::Statement::from_string(self.owner.get_database_backend(), sql.to_owned()))
+            .await
+            .expect("query")
+            .unwrap_or_else(|| panic!("no row: {sql}"));
+        row.try_get_by_index::<uuid::Uuid>(0).map(|u| u.to_string()).expect("uuid")
+    }
+
+    pub async fn user_id(&self, email: &str) -> String {
+        self.uuid_of(&format!("SELECT id FROM users WHERE email = '{email}'")).await
+    }
+
+    /// The earliest completed session of the coachee with this email.
+    pub async fn completed_session_of(&self, email: &str) -> String {
+        self.uuid_of(&format!(
+            "SELECT s.id FROM coaching_sessions s JOIN users u ON u.id = s.coachee_id \
+             WHERE u.email = '{email}' AND s.status = 'COMPLETED' ORDER BY s.scheduled_at LIMIT 1"
+        ))
+        .await
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         let row = self
             .owner
@@ -289,6 +313,16 @@ pub struct Session {
     pub user_id: String,
     pub set_cookies: Vec<String>,
 }
+
+/// One demo account per role (acme, and the platform's system admin): (email, role).
+pub const ROLE_ACCOUNTS: [(&str, &str); 6] = [
+    ("coachee1@acme.test", "COACHEE"),
+    ("coach1@acme.test", "COACH"),
+    ("admin1@acme.test", "PROGRAM_ADMIN"),
+    ("exec1@acme.test", "EXECUTIVE"),
+    ("ai@acme.test", "AI_AGENT"),
+    ("root@coachgraph.test", "SYSTEM_ADMIN"),
+];
 
 pub fn email(name: &str, tenant: &str) -> String {
     format!("{name}@{tenant}.test")

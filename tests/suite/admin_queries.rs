@@ -19,15 +19,7 @@ use uuid::Uuid;
 use crate::both_backends;
 use crate::common::*;
 
-/// One demo account per role, all in `acme` but the platform's system admin.
-const ACCOUNTS: [(&str, &str); 6] = [
-    ("coachee1@acme.test", "COACHEE"),
-    ("coach1@acme.test", "COACH"),
-    ("admin1@acme.test", "PROGRAM_ADMIN"),
-    ("exec1@acme.test", "EXECUTIVE"),
-    ("ai@acme.test", "AI_AGENT"),
-    ("root@coachgraph.test", "SYSTEM_ADMIN"),
-];
+const ACCOUNTS: [(&str, &str); 6] = ROLE_ACCOUNTS;
 
 /// (field, a query naming it, the roles whose schema has it).
 const FIELDS: [(&str, &str, &[&str]); 10] = [

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::both_backends;
@@ -42,31 +42,6 @@ const CALLERS: [(&str, &[&str]); 19] = [
     ("giveAiFeedback", &["COACHEE"]),
 ];
 
-async fn id_of(app: &TestApp, sql: &str) -> String {
-    let row = app
-        .owner
-        .query_one_raw(Statement::from_string(app.owner.get_database_backend(), sql.to_owned()))
-        .await
-        .expect("query")
-        .unwrap_or_else(|| panic!("no row: {sql}"));
-    row.try_get_by_index::<uuid::Uuid>(0).map(|u| u.to_string()).expect("uuid")
-}
-
-async fn user(app: &TestApp, email: &str) -> String {
-    id_of(app, &format!("SELECT id FROM users WHERE email = '{email}'")).await
-}
-
-async fn session_of(app: &TestApp, email: &str) -> String {
-    id_of(
-        app,
-        &format!(
-            "SELECT s.id FROM coaching_sessions s JOIN users u ON u.id = s.coachee_id \
-             WHERE u.email = '{email}' AND s.status = 'COMPLETED' ORDER BY s.scheduled_at LIMIT 1"
-        ),
-    )
-    .await
-}
-
 fn code(v: &Value) -> Option<&str> {
     v["errors"][0]["extensions"]["code"].as_str()
 }
@@ -101,9 +76,9 @@ const CREATE_SESSION: &str = "mutation($c: ID!, $at: DateTime!, $d: Int!) { crea
 
 async fn coach_schedules_sessions_for_assigned_coachees_only(app: &TestApp) {
     let coach = app.login("coach1@acme.test").await.token;
-    let mine = user(app, "coachee2@acme.test").await;
-    let theirs = user(app, "coachee8@acme.test").await;
-    let foreign = user(app, "coachee2@globex.test").await;
+    let mine = app.user_id("coachee2@acme.test").await;
+    let theirs = app.user_id("coachee8@acme.test").await;
+    let foreign = app.user_id("coachee2@globex.test").await;
     let at = "2026-11-20T10:00:00Z";
     let before = app.count("SELECT count(*) FROM coaching_sessions").await;
 
@@ -138,7 +113,7 @@ both_backends!(
 async fn drafts_reach_the_coachee_only_once_approved(app: &TestApp) {
     let coach = app.login("coach1@acme.test").await.token;
     let coachee = app.login("coachee1@acme.test").await.token;
-    let session = session_of(app, "coachee1@acme.test").await;
+    let session = app.completed_session_of("coachee1@acme.test").await;
     let create = "mutation($s: ID!, $b: String!) { createInsight(sessionId: $s, body: $b) { id status authorRole } }";
     let res = app.gql_vars(&coach, create, json!({ "s": session, "b": "A brand new draft" })).await;
     let id = res["data"]["createInsight"]["id"].as_str().expect("id").to_owned();
@@ -166,9 +141,7 @@ async fn drafts_reach_the_coachee_only_once_approved(app: &TestApp) {
         "mutation($i: ID!) { giveAiFeedback(insightId: $i, helpful: true, comment: \"useful\") { helpful comment } }";
     let res = app.gql_vars(&coachee, fb, json!({ "i": id })).await;
     assert_eq!(res["data"]["giveAiFeedback"]["comment"], "useful", "{res}");
-    let draft = id_of(
-        app,
-        "SELECT i.id FROM insights i JOIN users u ON u.id = i.coachee_id WHERE u.email = 'coachee1@acme.test' AND i.status = 'DRAFT' LIMIT 1",
+    let draft = app.uuid_of("SELECT i.id FROM insights i JOIN users u ON u.id = i.coachee_id WHERE u.email = 'coachee1@acme.test' AND i.status = 'DRAFT' LIMIT 1",
     )
     .await;
     assert_eq!(code(&app.gql_vars(&coachee, fb, json!({ "i": draft })).await), Some("NOT_FOUND"));
@@ -182,7 +155,7 @@ both_backends!(drafts_reach_the_coachee_only_once_approved, drafts_reach_the_coa
 async fn l1_evidence_reaches_the_coachee_once_approved(app: &TestApp) {
     let coach = app.login("coach1@acme.test").await.token;
     let coachee = app.login("coachee1@acme.test").await.token;
-    let session = session_of(app, "coachee1@acme.test").await;
+    let session = app.completed_session_of("coachee1@acme.test").await;
     let res = app
         .gql_vars(
             &coach,
@@ -200,8 +173,8 @@ both_backends!(l1_evidence_reaches_the_coachee_once_approved, l1_evidence_reache
 
 async fn the_ai_writes_drafts_and_evidence_only_at_analyze_and_each_write_is_logged(app: &TestApp) {
     let ai = app.login("ai@acme.test").await.token;
-    let analyze = session_of(app, "coachee2@acme.test").await;
-    let observe = session_of(app, "coachee1@acme.test").await;
+    let analyze = app.completed_session_of("coachee2@acme.test").await;
+    let observe = app.completed_session_of("coachee1@acme.test").await;
     let create = "mutation($s: ID!) { createInsight(sessionId: $s, body: \"Sasha's draft\") { id status authorRole } }";
     let res = app.gql_vars(&ai, create, json!({ "s": analyze })).await;
     assert_eq!(res["data"]["createInsight"]["authorRole"], "AI_AGENT", "{res}");
@@ -230,14 +203,10 @@ both_backends!(
 
 async fn coachee_may_only_complete_its_own_action_items(app: &TestApp) {
     let coachee = app.login("coachee1@acme.test").await.token;
-    let mine = id_of(
-        app,
-        "SELECT a.id FROM action_items a JOIN users u ON u.id = a.coachee_id WHERE u.email = 'coachee1@acme.test' AND a.completed_at IS NULL LIMIT 1",
+    let mine = app.uuid_of("SELECT a.id FROM action_items a JOIN users u ON u.id = a.coachee_id WHERE u.email = 'coachee1@acme.test' AND a.completed_at IS NULL LIMIT 1",
     )
     .await;
-    let theirs = id_of(
-        app,
-        "SELECT a.id FROM action_items a JOIN users u ON u.id = a.coachee_id WHERE u.email = 'coachee2@acme.test' AND a.completed_at IS NULL LIMIT 1",
+    let theirs = app.uuid_of("SELECT a.id FROM action_items a JOIN users u ON u.id = a.coachee_id WHERE u.email = 'coachee2@acme.test' AND a.completed_at IS NULL LIMIT 1",
     )
     .await;
     let complete = "mutation($i: ID!) { completeActionItem(id: $i) { completedAt } }";
@@ -245,7 +214,7 @@ async fn coachee_may_only_complete_its_own_action_items(app: &TestApp) {
     assert!(res["data"]["completeActionItem"]["completedAt"].is_string(), "{res}");
     let res = app.gql_vars(&coachee, complete, json!({ "i": theirs })).await;
     assert_eq!(code(&res), Some("FORBIDDEN"), "{res}");
-    let foreign = id_of(app, "SELECT a.id FROM action_items a JOIN users u ON u.id = a.coachee_id WHERE u.email = 'coachee1@globex.test' LIMIT 1").await;
+    let foreign = app.uuid_of("SELECT a.id FROM action_items a JOIN users u ON u.id = a.coachee_id WHERE u.email = 'coachee1@globex.test' LIMIT 1").await;
     let a = app.gql_vars(&coachee, complete, json!({ "i": foreign })).await;
     let b = app.gql_vars(&coachee, complete, json!({ "i": uuid::Uuid::new_v4() })).await;
     assert_eq!(a, b);
@@ -255,7 +224,7 @@ both_backends!(coachee_may_only_complete_its_own_action_items, coachee_may_only_
 
 async fn coach_notes_belong_to_their_author(app: &TestApp) {
     let coach1 = app.login("coach1@acme.test").await.token;
-    let coachee1 = user(app, "coachee1@acme.test").await;
+    let coachee1 = app.user_id("coachee1@acme.test").await;
     let res = app
         .gql_vars(
             &coach1,
@@ -295,7 +264,7 @@ both_backends!(coach_notes_belong_to_their_author, coach_notes_belong_to_their_a
 
 async fn goals_transcripts_and_sessions_round_trip_for_the_coach(app: &TestApp) {
     let coach = app.login("coach1@acme.test").await.token;
-    let coachee = user(app, "coachee3@acme.test").await;
+    let coachee = app.user_id("coachee3@acme.test").await;
     let res = app
         .gql_vars(
             &coach,
@@ -329,7 +298,7 @@ async fn goals_transcripts_and_sessions_round_trip_for_the_coach(app: &TestApp) 
         .await;
     assert_eq!(item["data"]["createActionItem"]["dueOn"], "2026-12-01", "{item}");
     // coachee3 shares transcripts (odd): the attached one is readable.
-    let session = session_of(app, "coachee3@acme.test").await;
+    let session = app.completed_session_of("coachee3@acme.test").await;
     let res = app
         .gql_vars(
             &coach,
@@ -359,7 +328,7 @@ both_backends!(
 
 async fn a_failed_mutation_leaves_nothing_behind_and_earlier_ones_stand(app: &TestApp) {
     let coach = app.login("coach1@acme.test").await.token;
-    let coachee = user(app, "coachee4@acme.test").await;
+    let coachee = app.user_id("coachee4@acme.test").await;
     let before = app.count("SELECT count(*) FROM goals").await;
     let doc = format!(
         r#"mutation {{

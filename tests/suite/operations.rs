@@ -18,14 +18,7 @@ use uuid::Uuid;
 use crate::both_backends;
 use crate::common::*;
 
-const ACCOUNTS: [(&str, &str); 6] = [
-    ("coachee1@acme.test", "COACHEE"),
-    ("coach1@acme.test", "COACH"),
-    ("admin1@acme.test", "PROGRAM_ADMIN"),
-    ("exec1@acme.test", "EXECUTIVE"),
-    ("ai@acme.test", "AI_AGENT"),
-    ("root@coachgraph.test", "SYSTEM_ADMIN"),
-];
+const ACCOUNTS: [(&str, &str); 6] = ROLE_ACCOUNTS;
 
 const NIL: &str = "00000000-0000-0000-0000-000000000000";
 

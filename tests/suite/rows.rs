@@ -5,39 +5,11 @@ use std::collections::BTreeSet;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::common::*;
-
-async fn one(app: &TestApp, sql: &str) -> String {
-    let row = app
-        .owner
-        .query_one_raw(Statement::from_string(app.owner.get_database_backend(), sql.to_owned()))
-        .await
-        .expect("query")
-        .unwrap_or_else(|| panic!("no row: {sql}"));
-    match row.try_get_by_index::<uuid::Uuid>(0) {
-        Ok(u) => u.to_string(),
-        Err(_) => row.try_get_by_index::<String>(0).expect("text"),
-    }
-}
-
-async fn user_id(app: &TestApp, email: &str) -> String {
-    one(app, &format!("SELECT id FROM users WHERE email = '{email}'")).await
-}
-
-async fn session_of(app: &TestApp, email: &str) -> String {
-    one(
-        app,
-        &format!(
-            "SELECT s.id FROM coaching_sessions s JOIN users u ON u.id = s.coachee_id \
-             WHERE u.email = '{email}' AND s.status = 'COMPLETED' ORDER BY s.scheduled_at LIMIT 1"
-        ),
-    )
-    .await
-}
 
 fn code(v: &Value) -> Option<&str> {
     v["errors"][0]["extensions"]["code"].as_str()
@@ -67,8 +39,8 @@ both_backends!(coach_lists_only_assigned_coachees, coach_lists_only_assigned_coa
 
 async fn coach_cannot_read_unassigned_coachee_data(app: &TestApp) {
     let s = app.login("coach1@acme.test").await;
-    let other = user_id(app, "coachee7@acme.test").await;
-    let other_session = session_of(app, "coachee7@acme.test").await;
+    let other = app.user_id("coachee7@acme.test").await;
+    let other_session = app.completed_session_of("coachee7@acme.test").await;
 
     let res = app.gql(&s.token, &format!(r#"{{ user(id: "{other}") {{ id }} }}"#)).await;
     assert!(res["data"]["user"].is_null());
@@ -108,8 +80,8 @@ both_backends!(coach_cannot_read_unassigned_coachee_data, coach_cannot_read_unas
 async fn coach_reads_transcripts_only_with_transcript_sharing(app: &TestApp) {
     let s = app.login("coach1@acme.test").await;
     // Demo: odd coachees share transcripts, even ones do not.
-    let shared = session_of(app, "coachee1@acme.test").await;
-    let not_shared = session_of(app, "coachee2@acme.test").await;
+    let shared = app.completed_session_of("coachee1@acme.test").await;
+    let not_shared = app.completed_session_of("coachee2@acme.test").await;
     let res = app.gql(&s.token, &format!(r#"{{ session(id: "{shared}") {{ transcript }} }}"#)).await;
     assert!(res["data"]["session"]["transcript"].as_str().is_some_and(|t| t.starts_with("Transcript")), "{res}");
     let res = app.gql(&s.token, &format!(r#"{{ session(id: "{not_shared}") {{ id transcript }} }}"#)).await;
@@ -138,9 +110,9 @@ both_backends!(
 
 async fn coaches_read_only_their_own_notes(app: &TestApp) {
     // coach2 also coaches coachee1, and writes its own note and session.
-    let coach2 = user_id(app, "coach2@acme.test").await;
-    let coachee1 = user_id(app, "coachee1@acme.test").await;
-    let tenant = one(app, "SELECT id FROM tenants WHERE slug = 'acme'").await;
+    let coach2 = app.user_id("coach2@acme.test").await;
+    let coachee1 = app.user_id("coachee1@acme.test").await;
+    let tenant = app.uuid_of("SELECT id FROM tenants WHERE slug = 'acme'").await;
     let backend = app.owner.get_database_backend();
     let uuid = |s: &str| match backend {
         sea_orm::DbBackend::Postgres => format!("'{s}'::uuid"),
@@ -229,8 +201,8 @@ both_backends!(
 
 async fn coachee_sees_only_id_and_name_of_its_coach_and_nothing_of_other_coachees(app: &TestApp) {
     let s = app.login("coachee1@acme.test").await;
-    let coach = user_id(app, "coach1@acme.test").await;
-    let peer = user_id(app, "coachee2@acme.test").await;
+    let coach = app.user_id("coach1@acme.test").await;
+    let peer = app.user_id("coachee2@acme.test").await;
     let res = app.gql(&s.token, &format!(r#"{{ user(id: "{coach}") {{ id displayName }} }}"#)).await;
     assert_eq!(res["data"]["user"]["displayName"], "Coach1 (Acme)", "{res}");
     let res = app.gql(&s.token, &format!(r#"{{ user(id: "{coach}") {{ email }} }}"#)).await;
@@ -270,8 +242,8 @@ async fn ai_reads_only_within_the_effective_consent_level_and_every_read_is_logg
     assert_eq!(seen, expected);
     assert_eq!(res["data"]["goals"].as_array().map(Vec::len), Some(6), "goals of 2, 6, 10 (ANALYZE) only");
 
-    let observe_only = session_of(app, "coachee1@acme.test").await;
-    let analyze = session_of(app, "coachee2@acme.test").await;
+    let observe_only = app.completed_session_of("coachee1@acme.test").await;
+    let analyze = app.completed_session_of("coachee2@acme.test").await;
     let res = app.gql(&s.token, &format!(r#"{{ session(id: "{observe_only}") {{ transcript summary }} }}"#)).await;
     assert!(res["data"]["session"]["transcript"].is_string(), "OBSERVE reads transcripts: {res}");
     assert!(res["data"]["session"]["summary"].is_null());
@@ -350,8 +322,8 @@ both_backends!(executive_reads_the_directory_only, executive_reads_the_directory
 // --- another tenant's ids -----------------------------------------------------------------
 
 async fn another_tenants_ids_behave_like_ids_that_do_not_exist(app: &TestApp) {
-    let foreign_user = user_id(app, "coachee1@globex.test").await;
-    let foreign_session = session_of(app, "coachee1@globex.test").await;
+    let foreign_user = app.user_id("coachee1@globex.test").await;
+    let foreign_session = app.completed_session_of("coachee1@globex.test").await;
     let random = uuid::Uuid::new_v4().to_string();
     let queries = [
         r#"{ user(id: "ID") { id } }"#,
@@ -397,10 +369,10 @@ async fn coachee_export_holds_its_own_data_and_nothing_of_anyone_else(app: &Test
     }
     // Nothing of any other user: no other coachee's id appears.
     for i in 2..=12 {
-        let other = user_id(app, &format!("coachee{i}@acme.test")).await;
+        let other = app.user_id(&format!("coachee{i}@acme.test")).await;
         assert!(!text.contains(&other), "coachee{i}'s id in coachee1's export");
     }
-    let other_tenant = user_id(app, "coachee1@globex.test").await;
+    let other_tenant = app.user_id("coachee1@globex.test").await;
     assert!(!text.contains(&other_tenant));
     // Only the coachee may export.
     let coach = app.login("coach1@acme.test").await;
