@@ -348,3 +348,62 @@ both_backends!(
     a_failed_mutation_leaves_nothing_behind_and_earlier_ones_stand,
     a_failed_mutation_leaves_nothing_behind_and_earlier_ones_stand
 );
+
+async fn every_id_taking_content_mutation_treats_another_tenants_id_as_nonexistent(app: &TestApp) {
+    let coach = app.login("coach1@acme.test").await.token;
+    let coachee = app.login("coachee1@acme.test").await.token;
+    let ai = app.login("ai@acme.test").await.token;
+    let of = |table: &str| {
+        format!(
+            "SELECT t.id FROM {table} t JOIN users u ON u.id = t.coachee_id WHERE u.email = 'coachee2@globex.test' LIMIT 1"
+        )
+    };
+    let session = app.uuid_of(&of("coaching_sessions")).await;
+    let insight = app.uuid_of(&of("insights")).await;
+    let pack = app.uuid_of(&of("evidence_packs")).await;
+    let item = app.uuid_of(&of("action_items")).await;
+    let goal = app.uuid_of(&of("goals")).await;
+    let note = app.uuid_of(&of("coach_notes")).await;
+    let coachee_id = app.user_id("coachee2@globex.test").await;
+    let cases: Vec<(&String, &str, String)> = vec![
+        (&coach, "mutation($i: ID!) { updateSession(id: $i, status: CANCELLED) { id } }", session.clone()),
+        (&coach, "mutation($i: ID!) { deleteSession(id: $i) }", session.clone()),
+        (&coach, "mutation($i: ID!) { attachTranscript(sessionId: $i, text: \"t\") }", session.clone()),
+        (&coach, "mutation($i: ID!) { createInsight(sessionId: $i, body: \"b\") { id } }", session.clone()),
+        (&ai, "mutation($i: ID!) { createInsight(sessionId: $i, body: \"b\") { id } }", session.clone()),
+        (&coach, "mutation($i: ID!) { updateInsight(id: $i, body: \"b\") { id } }", insight.clone()),
+        (&coach, "mutation($i: ID!) { approveInsight(id: $i) { id } }", insight.clone()),
+        (&coach, "mutation($i: ID!) { rejectInsight(id: $i) { id } }", insight.clone()),
+        (&coach, "mutation($i: ID!) { deleteInsight(id: $i) }", insight.clone()),
+        (
+            &coach,
+            "mutation($i: ID!) { createEvidencePack(sessionId: $i, level: L0, content: \"c\") { id } }",
+            session.clone(),
+        ),
+        (&coach, "mutation($i: ID!) { approveEvidencePack(id: $i) { id } }", pack),
+        (&coach, "mutation($i: ID!) { createActionItem(coacheeId: $i, title: \"t\") { id } }", coachee_id.clone()),
+        (&coach, "mutation($i: ID!) { completeActionItem(id: $i) { id } }", item.clone()),
+        (&coachee, "mutation($i: ID!) { completeActionItem(id: $i) { id } }", item),
+        (&coach, "mutation($i: ID!) { createGoal(coacheeId: $i, title: \"t\") { id } }", coachee_id.clone()),
+        (&coach, "mutation($i: ID!) { updateGoalProgress(id: $i, progressPercent: 5) { id } }", goal),
+        (&coach, "mutation($i: ID!) { addCoachNote(coacheeId: $i, body: \"b\") { id } }", coachee_id),
+        (&coach, "mutation($i: ID!) { updateCoachNote(id: $i, body: \"b\") { id } }", note.clone()),
+        (&coach, "mutation($i: ID!) { deleteCoachNote(id: $i) }", note),
+        (&coachee, "mutation($i: ID!) { giveAiFeedback(insightId: $i, helpful: true) { id } }", insight),
+    ];
+    let rows_before =
+        app.count("SELECT count(*) FROM coaching_sessions").await + app.count("SELECT count(*) FROM insights").await;
+    for (token, mutation, foreign) in cases {
+        let theirs = app.gql_vars(token, mutation, json!({ "i": foreign })).await;
+        let nobody = app.gql_vars(token, mutation, json!({ "i": uuid::Uuid::new_v4() })).await;
+        assert_eq!(theirs, nobody, "{mutation}");
+        assert_eq!(code(&theirs), Some("NOT_FOUND"), "{mutation}: {theirs}");
+    }
+    let rows_after =
+        app.count("SELECT count(*) FROM coaching_sessions").await + app.count("SELECT count(*) FROM insights").await;
+    assert_eq!(rows_before, rows_after, "nothing written, nothing deleted");
+}
+both_backends!(
+    every_id_taking_content_mutation_treats_another_tenants_id_as_nonexistent,
+    every_id_taking_content_mutation_treats_another_tenants_id_as_nonexistent
+);
