@@ -193,7 +193,8 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
 /// async-graphql's dynamic executor drops a failed field from its object and reports the
 /// error without a path. POLICY.md section 8 wants a refused nullable field present as
 /// `null` with its coded error, so nullable fields record the error (with its path)
-/// themselves and resolve to null. Non-null fields keep the executor's behaviour.
+/// themselves and resolve to null. Non-null fields keep the executor's behaviour (the key
+/// is absent and the error has no path; nothing of the value is returned either way).
 fn null_on_error(resolve: Resolver, nullable: bool) -> Resolver {
     if !nullable {
         return resolve;
