@@ -19,4 +19,5 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod identity;
+pub mod kinds;
 pub mod seed;

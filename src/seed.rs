@@ -209,6 +209,8 @@ async fn seed_tenant(
     let ai = &by_name["ai"];
     let mut assignments = Vec::new();
     let mut sessions = Vec::new();
+    let mut summaries = Vec::new();
+    let mut private_notes = Vec::new();
     let mut transcripts = Vec::new();
     let mut insights = Vec::new();
     let mut packs = Vec::new();
@@ -250,15 +252,37 @@ async fn seed_tenant(
                 scheduled_at: now + Duration::days(days) + Duration::hours(i as i64),
                 duration_minutes: 45 + 15 * (k as i32 % 2),
                 status,
-                summary: completed.then(|| format!("Summary {} for {label}: progress on delegation and focus.", k + 1)),
-                private_notes: Some(format!(
-                    "Private note of {} on session {} with {label}.",
-                    coach.display_name,
-                    k + 1
-                )),
                 created_at: now - Duration::days(60),
                 updated_at: now - Duration::days(1),
             });
+            let text = |body: String| session_private_notes::Model {
+                id: Uuid::new_v4(),
+                tenant_id,
+                session_id,
+                coachee_id: coachee.id,
+                coach_id: coach.id,
+                body,
+                created_at: now - Duration::days(60),
+                updated_at: now - Duration::days(1),
+            };
+            private_notes.push(text(format!(
+                "Private note of {} on session {} with {label}.",
+                coach.display_name,
+                k + 1
+            )));
+            if completed {
+                let s = text(format!("Summary {} for {label}: progress on delegation and focus.", k + 1));
+                summaries.push(session_summaries::Model {
+                    id: s.id,
+                    tenant_id,
+                    session_id,
+                    coachee_id: s.coachee_id,
+                    coach_id: s.coach_id,
+                    body: s.body,
+                    created_at: s.created_at,
+                    updated_at: s.updated_at,
+                });
+            }
             if !completed {
                 continue;
             }
@@ -413,6 +437,8 @@ async fn seed_tenant(
     }
     put::<coach_assignments::Entity>(txn, assignments).await?;
     put::<coaching_sessions::Entity>(txn, sessions).await?;
+    put::<session_summaries::Entity>(txn, summaries).await?;
+    put::<session_private_notes::Entity>(txn, private_notes).await?;
     put::<transcripts::Entity>(txn, transcripts).await?;
     put::<insights::Entity>(txn, insights).await?;
     put::<evidence_packs::Entity>(txn, packs).await?;

@@ -9,9 +9,12 @@ mod m20261122_000003_audit_chain;
 mod m20261122_000004_relationship_policies;
 mod m20261122_000005_data_rights;
 mod m20261122_000006_break_glass;
+mod m20261201_000007_row_policy;
 
-/// Table names in creation order (parents first).
-pub use m20261122_000001_schema::TABLES;
+/// Every table of the schema, in creation order (parents first).
+pub fn tables() -> Vec<&'static str> {
+    m20261122_000001_schema::TABLES.iter().chain(m20261201_000007_row_policy::NEW_TABLES).copied().collect()
+}
 /// The PostgreSQL role the server's queries run as.
 pub use m20261122_000002_postgres_security::APP_ROLE;
 
@@ -27,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_relationship_policies::Migration),
             Box::new(m20261122_000005_data_rights::Migration),
             Box::new(m20261122_000006_break_glass::Migration),
+            Box::new(m20261201_000007_row_policy::Migration),
         ]
     }
 }

@@ -38,32 +38,32 @@ pub const TABLES: &[&str] = &[
     "auth_sessions",
 ];
 
-const TENANT_ID: &str = "tenant_id";
+pub(crate) const TENANT_ID: &str = "tenant_id";
 
 // ---------------------------------------------------------------- column helpers
 
-fn uuid(name: &'static str) -> ColumnDef {
+pub(crate) fn uuid(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).uuid().not_null().take()
 }
-fn uuid_null(name: &'static str) -> ColumnDef {
+pub(crate) fn uuid_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).uuid().null().take()
 }
-fn text(name: &'static str) -> ColumnDef {
+pub(crate) fn text(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).text().not_null().take()
 }
-fn text_null(name: &'static str) -> ColumnDef {
+pub(crate) fn text_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).text().null().take()
 }
-fn ts(name: &'static str) -> ColumnDef {
+pub(crate) fn ts(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).timestamp_with_time_zone().not_null().take()
 }
-fn ts_null(name: &'static str) -> ColumnDef {
+pub(crate) fn ts_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).timestamp_with_time_zone().null().take()
 }
-fn int(name: &'static str) -> ColumnDef {
+pub(crate) fn int(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).integer().not_null().take()
 }
-fn boolean(name: &'static str) -> ColumnDef {
+pub(crate) fn boolean(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).boolean().not_null().take()
 }
 
@@ -77,7 +77,7 @@ struct Idx {
 }
 
 /// A table under construction: the CREATE TABLE statement plus the indexes to create after it.
-struct Tbl {
+pub(crate) struct Tbl {
     name: &'static str,
     stmt: TableCreateStatement,
     indexes: Vec<Idx>,
@@ -86,7 +86,7 @@ struct Tbl {
 }
 
 impl Tbl {
-    fn new(name: &'static str) -> Self {
+    pub(crate) fn new(name: &'static str) -> Self {
         Self {
             name,
             stmt: Table::create().table(name).if_not_exists().take(),
@@ -96,43 +96,43 @@ impl Tbl {
     }
 
     /// `id` UUID PK, `tenant_id` UUID NOT NULL, `UNIQUE (tenant_id, id)`.
-    fn tenant_table(name: &'static str) -> Self {
+    pub(crate) fn tenant_table(name: &'static str) -> Self {
         Self::new(name).id().col(uuid(TENANT_ID)).unique(&[TENANT_ID, "id"])
     }
 
-    fn id(mut self) -> Self {
+    pub(crate) fn id(mut self) -> Self {
         self.stmt.col(ColumnDef::new("id").uuid().not_null().primary_key());
         self
     }
 
-    fn col(mut self, col: impl IntoColumnDef) -> Self {
+    pub(crate) fn col(mut self, col: impl IntoColumnDef) -> Self {
         self.stmt.col(col);
         self
     }
 
-    fn check(mut self, name: &'static str, sql: &'static str) -> Self {
+    pub(crate) fn check(mut self, name: &'static str, sql: &'static str) -> Self {
         self.stmt.check((name, Expr::cust(sql)));
         self
     }
 
-    fn unique(mut self, cols: &[&'static str]) -> Self {
+    pub(crate) fn unique(mut self, cols: &[&'static str]) -> Self {
         self.indexes.push(Idx { unique: true, cols: cols.to_vec(), where_tenant_null: false });
         self
     }
 
     /// Unique index restricted to `tenant_id IS NULL` rows (NULLs are distinct in a plain UNIQUE).
-    fn unique_where_tenant_null(mut self, cols: &[&'static str]) -> Self {
+    pub(crate) fn unique_where_tenant_null(mut self, cols: &[&'static str]) -> Self {
         self.indexes.push(Idx { unique: true, cols: cols.to_vec(), where_tenant_null: true });
         self
     }
 
-    fn index(mut self, cols: &[&'static str]) -> Self {
+    pub(crate) fn index(mut self, cols: &[&'static str]) -> Self {
         self.indexes.push(Idx { unique: false, cols: cols.to_vec(), where_tenant_null: false });
         self
     }
 
     /// Plain foreign key `col -> parent(parent_col)` ON DELETE CASCADE.
-    fn fk(mut self, col: &'static str, parent: &'static str, parent_col: &'static str) -> Self {
+    pub(crate) fn fk(mut self, col: &'static str, parent: &'static str, parent_col: &'static str) -> Self {
         self.stmt.foreign_key(
             ForeignKey::create()
                 .name(format!("fk_{}_{}_{}", self.name, col, parent))
@@ -148,7 +148,7 @@ impl Tbl {
     }
 
     /// Composite tenant foreign key `(tenant_id, col) -> parent(tenant_id, id)` ON DELETE CASCADE.
-    fn tfk(mut self, col: &'static str, parent: &'static str) -> Self {
+    pub(crate) fn tfk(mut self, col: &'static str, parent: &'static str) -> Self {
         self.stmt.foreign_key(
             ForeignKey::create()
                 .name(format!("fk_{}_{}", self.name, col))
@@ -165,7 +165,7 @@ impl Tbl {
         self
     }
 
-    async fn create(self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    pub(crate) async fn create(self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         let Tbl { name, stmt, mut indexes, fk_cols } = self;
         for cols in fk_cols {
             let covered = indexes.iter().any(|ix| !ix.where_tenant_null && ix.cols.starts_with(&cols));

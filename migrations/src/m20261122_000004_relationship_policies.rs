@@ -48,7 +48,7 @@ const RULES: &[(&str, &str)] = &[
     ("consent_history", "app_sees_coachee(coachee_id) OR app_role() = 'AI_AGENT'"),
 ];
 
-fn functions_sql() -> String {
+pub(crate) fn functions_sql() -> String {
     format!(
         r#"
 CREATE OR REPLACE FUNCTION app_assigned(p_coach uuid, p_coachee uuid) RETURNS boolean
@@ -113,7 +113,7 @@ GRANT EXECUTE ON FUNCTION app_sees_coachee(uuid) TO {APP_ROLE};
     )
 }
 
-fn policies_sql() -> String {
+pub(crate) fn policies_sql() -> String {
     let mut sql = String::new();
     for (table, rule) in RULES {
         sql.push_str(&format!(

@@ -35,7 +35,7 @@ impl MigrationName for Migration {
 /// The content tables a grant opens (beyond those program admins already read).
 const TABLES: &[&str] = &["transcripts", "insights", "evidence_packs", "goals", "coach_notes"];
 
-fn up_sql() -> String {
+pub(crate) fn up_sql() -> String {
     let mut sql = format!(
         r#"
 CREATE OR REPLACE FUNCTION app_now() RETURNS timestamptz

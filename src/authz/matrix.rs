@@ -1,7 +1,7 @@
 //! `matrix.csv` as pure functions: role x resource x action -> grant (scope and gate).
 //! Every cell is covered by the unit tests at the bottom, allowed and denied.
 
-use crate::domain::kinds::Role;
+use crate::kinds::Role;
 
 /// The matrix rows, in `matrix.csv` order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

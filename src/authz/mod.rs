@@ -1,13 +1,17 @@
-//! Authorization: the clearance table, the matrix and the predicates derived from
-//! them. Everything here is a pure function of its arguments: no I/O, no context.
+//! Authorization: the clearance table, the matrix, the row policy and the predicates
+//! derived from them. Everything here is a pure function of its arguments: no I/O, no
+//! context. Who may read `CoachNote.body`, on which rows, is answered by its declaration
+//! (tag and resource, `graphql/coaching`) and by [`rows`].
 
 pub mod matrix;
+pub mod rows;
 pub mod tags;
 
 pub use matrix::{Action, Gate, Grant, Resource, Scope};
+pub use rows::{ContentTable, Reach, Refusal, RowFacts};
 pub use tags::{Clearance, VisibilityTag};
 
-use crate::domain::kinds::Role;
+use crate::kinds::Role;
 
 /// What a field belongs to, besides its tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use async_graphql::Enum;
 
-use crate::domain::kinds::Role;
+use crate::kinds::Role;
 
 /// The one tag every output field carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Enum)]

@@ -7,7 +7,10 @@ mod tenant_tx;
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{
+    ActiveModelTrait, ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Statement,
+    TryIntoModel,
+};
 use uuid::Uuid;
 
 use crate::domain::kinds::Role;
@@ -25,6 +28,19 @@ pub struct DbScope {
 impl DbScope {
     /// No tenant, no principal: on PostgreSQL every tenant table shows no rows.
     pub const ANONYMOUS: DbScope = DbScope { tenant_id: None, principal_id: None, role: None };
+}
+
+/// Inserts a row whose every column is set, without reading it back. A principal may write
+/// rows that row-level security does not let it read (the AI's drafts, evidence packs and
+/// proposals; a coach's transcript without TRANSCRIPT_SHARING), and `INSERT .. RETURNING`
+/// would need read access to the new row.
+pub async fn insert_unread<A, C>(conn: &C, row: A) -> AppResult<<A::Entity as EntityTrait>::Model>
+where
+    A: ActiveModelTrait + TryIntoModel<<A::Entity as EntityTrait>::Model> + Clone + Send,
+    C: ConnectionTrait,
+{
+    <A::Entity as EntityTrait>::insert(row.clone()).exec_without_returning(conn).await?;
+    Ok(row.try_into_model()?)
 }
 
 #[derive(Debug, Clone)]

@@ -25,6 +25,8 @@ tenant_scoped!(
     users,
     coach_assignments,
     coaching_sessions,
+    session_private_notes,
+    session_summaries,
     transcripts,
     insights,
     evidence_packs,

@@ -58,8 +58,11 @@ pub async fn refuse_missing(ctx: &Ctx, table: &'static str, id: Uuid, resource: 
         None => not_found(ctx, resource),
         Some(coachee) => match ctx.reach().await?.coachee(coachee, resource) {
             Err(refusal) => refusal.into_error(ctx, resource),
-            // Visible to the application's rules yet hidden by the database's: refuse.
-            Ok(()) => forbidden(ctx, resource, "hidden by row-level security"),
+            // The relationship holds, and a row condition of the policy hides the row. For a
+            // coachee, content not yet released to it (a draft, an unapproved L1 pack) does not
+            // exist, as the application answers on SQLite; anyone else is refused.
+            Ok(()) if ctx.role() == Some(Role::Coachee) => not_found(ctx, resource),
+            Ok(()) => forbidden(ctx, resource, "hidden by the row policy"),
         },
     })
 }

@@ -200,17 +200,19 @@ pub async fn propose(ctx: &Ctx, coachee: Uuid, kind: &str, payload: String) -> A
         .await?
         .may(coachee, Resource::AiActionProposals, Action::Create)
         .map_err(|refusal| refuse(ctx, Action::Create, Resource::AiActionProposals, refusal))?;
-    let model = ai_action_proposals::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        tenant_id: Set(ctx.tenant_id()?),
-        coachee_id: Set(coachee),
-        proposed_by: Set(p.user_id),
-        kind: Set(kind.to_owned()),
-        payload: Set(payload),
-        created_at: Set(ctx.now()),
-        confirmed_at: Set(None),
-    }
-    .insert(&*ctx.db().conn().await?)
+    let model = crate::db::insert_unread(
+        &*ctx.db().conn().await?,
+        ai_action_proposals::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            tenant_id: Set(ctx.tenant_id()?),
+            coachee_id: Set(coachee),
+            proposed_by: Set(p.user_id),
+            kind: Set(kind.to_owned()),
+            payload: Set(payload),
+            created_at: Set(ctx.now()),
+            confirmed_at: Set(None),
+        },
+    )
     .await?;
     ctx.note_ai_write(coachee, Resource::AiActionProposals, [model.id]);
     ctx.audit(

@@ -11,7 +11,8 @@ use uuid::Uuid;
 use crate::authz::{Action, Resource};
 use crate::ctx::Ctx;
 use crate::db::entities::{
-    action_items, ai_feedback, coach_notes, coaching_sessions, evidence_packs, goals, insights, transcripts,
+    action_items, ai_feedback, coach_notes, coaching_sessions, evidence_packs, goals, insights, session_private_notes,
+    transcripts,
 };
 use crate::db::scoped::{self, TenantScoped};
 use crate::domain::access::{self, action_name, require, require_coachee as coachee};
@@ -95,8 +96,6 @@ pub async fn create_session(
         scheduled_at: Set(at),
         duration_minutes: Set(minutes),
         status: Set(SessionStatus::Scheduled),
-        summary: Set(None),
-        private_notes: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -127,11 +126,12 @@ pub async fn update_session(
     if let Some(status) = status {
         m.status = Set(status);
     }
-    if let Some(notes) = private_notes {
-        m.private_notes = Set(Some(notes));
-    }
-    m.updated_at = Set(ctx.now());
+    let now = ctx.now();
+    m.updated_at = Set(now);
     let saved = m.update(&*ctx.db().conn().await?).await?;
+    if let Some(notes) = private_notes {
+        save_private_notes(ctx, &saved, notes, now).await?;
+    }
     written(ctx, Action::Update, Resource::SessionMetadata, saved.id);
     Ok(saved)
 }
@@ -141,6 +141,44 @@ pub async fn delete_session(ctx: &Ctx, id: Uuid) -> AppResult<()> {
     require(ctx, s.coachee_id, Resource::SessionMetadata, Action::Delete).await?;
     coaching_sessions::Entity::delete_by_id(s.id).exec(&*ctx.db().conn().await?).await?;
     written(ctx, Action::Delete, Resource::SessionMetadata, s.id);
+    Ok(())
+}
+
+/// Writes (or replaces) the session's private notes: the session coach's own notes, kept
+/// in a table of their own so that no one who reads session rows reads them.
+async fn save_private_notes(
+    ctx: &Ctx,
+    s: &coaching_sessions::Model,
+    body: String,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let existing = scoped::select::<session_private_notes::Entity>(s.tenant_id)
+        .filter(session_private_notes::Column::SessionId.eq(s.id))
+        .one(&*ctx.db().conn().await?)
+        .await?;
+    match existing {
+        Some(row) => {
+            let mut m = row.into_active_model();
+            m.body = Set(body);
+            m.updated_at = Set(now);
+            m.update(&*ctx.db().conn().await?).await?;
+        }
+        None => {
+            session_private_notes::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                tenant_id: Set(s.tenant_id),
+                session_id: Set(s.id),
+                coachee_id: Set(s.coachee_id),
+                coach_id: Set(s.coach_id),
+                body: Set(body),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&*ctx.db().conn().await?)
+            .await?;
+        }
+    }
+    written(ctx, Action::Update, Resource::CoachNotes, s.id);
     Ok(())
 }
 
@@ -158,15 +196,17 @@ pub async fn attach_transcript(ctx: &Ctx, session_id: Uuid, text: String) -> App
         .filter(transcripts::Column::SessionId.eq(s.id))
         .exec(&*ctx.db().conn().await?)
         .await?;
-    let t = transcripts::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        tenant_id: Set(tenant),
-        session_id: Set(s.id),
-        coachee_id: Set(s.coachee_id),
-        body: Set(text),
-        created_at: Set(ctx.now()),
-    }
-    .insert(&*ctx.db().conn().await?)
+    let t = crate::db::insert_unread(
+        &*ctx.db().conn().await?,
+        transcripts::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            tenant_id: Set(tenant),
+            session_id: Set(s.id),
+            coachee_id: Set(s.coachee_id),
+            body: Set(text),
+            created_at: Set(ctx.now()),
+        },
+    )
     .await?;
     written(ctx, Action::Create, Resource::Transcripts, t.id);
     Ok(())
@@ -180,21 +220,23 @@ pub async fn create_insight(ctx: &Ctx, session_id: Uuid, body: String) -> AppRes
     require(ctx, s.coachee_id, Resource::DraftInsights, Action::Create).await?;
     let p = *ctx.require()?;
     let now = ctx.now();
-    let model = insights::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        tenant_id: Set(s.tenant_id),
-        session_id: Set(s.id),
-        coachee_id: Set(s.coachee_id),
-        author_id: Set(p.user_id),
-        author_role: Set(p.role),
-        body: Set(body),
-        status: Set(InsightStatus::Draft),
-        approved_at: Set(None),
-        approved_by: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&*ctx.db().conn().await?)
+    let model = crate::db::insert_unread(
+        &*ctx.db().conn().await?,
+        insights::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            tenant_id: Set(s.tenant_id),
+            session_id: Set(s.id),
+            coachee_id: Set(s.coachee_id),
+            author_id: Set(p.user_id),
+            author_role: Set(p.role),
+            body: Set(body),
+            status: Set(InsightStatus::Draft),
+            approved_at: Set(None),
+            approved_by: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    )
     .await?;
     ctx.note_ai_write(model.coachee_id, Resource::DraftInsights, [model.id]);
     written(ctx, Action::Create, Resource::DraftInsights, model.id);
@@ -266,20 +308,22 @@ pub async fn create_evidence_pack(
     let s = session_row(ctx, session_id).await?;
     require(ctx, s.coachee_id, Resource::EvidencePacks, Action::Create).await?;
     let p = *ctx.require()?;
-    let model = evidence_packs::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        tenant_id: Set(s.tenant_id),
-        session_id: Set(s.id),
-        coachee_id: Set(s.coachee_id),
-        author_id: Set(p.user_id),
-        author_role: Set(p.role),
-        level: Set(level),
-        content: Set(content),
-        approved: Set(false),
-        approved_at: Set(None),
-        created_at: Set(ctx.now()),
-    }
-    .insert(&*ctx.db().conn().await?)
+    let model = crate::db::insert_unread(
+        &*ctx.db().conn().await?,
+        evidence_packs::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            tenant_id: Set(s.tenant_id),
+            session_id: Set(s.id),
+            coachee_id: Set(s.coachee_id),
+            author_id: Set(p.user_id),
+            author_role: Set(p.role),
+            level: Set(level),
+            content: Set(content),
+            approved: Set(false),
+            approved_at: Set(None),
+            created_at: Set(ctx.now()),
+        },
+    )
     .await?;
     ctx.note_ai_write(model.coachee_id, Resource::EvidencePacks, [model.id]);
     written(ctx, Action::Create, Resource::EvidencePacks, model.id);

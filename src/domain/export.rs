@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::ctx::Ctx;
 use crate::db::entities::{
     access_notices, action_items, ai_access_log, ai_feedback, coach_assignments, coaching_sessions, consent_history,
-    consents, evidence_packs, goals, insights, integration_tokens, users,
+    consents, evidence_packs, goals, insights, integration_tokens, session_summaries, users,
 };
 use crate::db::scoped;
 use crate::domain::kinds::{EvidenceLevel, InsightStatus, Role};
@@ -47,6 +47,13 @@ pub async fn my_data_export(ctx: &Ctx) -> AppResult<Value> {
         .order_by_asc(users::Column::DisplayName)
         .all(&*conn().await?)
         .await?;
+    let summaries: std::collections::HashMap<uuid::Uuid, String> = scoped::select::<session_summaries::Entity>(tenant)
+        .filter(session_summaries::Column::CoacheeId.eq(me))
+        .all(&*conn().await?)
+        .await?
+        .into_iter()
+        .map(|s| (s.session_id, s.body))
+        .collect();
     let sessions = scoped::select::<coaching_sessions::Entity>(tenant)
         .filter(coaching_sessions::Column::CoacheeId.eq(me))
         .order_by_asc(coaching_sessions::Column::ScheduledAt)
@@ -116,7 +123,7 @@ pub async fn my_data_export(ctx: &Ctx) -> AppResult<Value> {
         })).collect::<Vec<_>>(),
         "sessions": sessions.iter().map(|s| json!({
             "id": s.id, "coachId": s.coach_id, "scheduledAt": ts(s.scheduled_at), "durationMinutes": s.duration_minutes,
-            "status": format!("{:?}", s.status).to_uppercase(), "summary": s.summary,
+            "status": format!("{:?}", s.status).to_uppercase(), "summary": summaries.get(&s.id),
         })).collect::<Vec<_>>(),
         "approvedInsights": approved.iter().map(|i| json!({
             "id": i.id, "sessionId": i.session_id, "body": i.body, "approvedAt": opt_ts(i.approved_at),

@@ -40,7 +40,9 @@
 
 use chrono::{DateTime, Datelike, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Select};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Select, Statement, Value,
+};
 use uuid::Uuid;
 
 use crate::authz::{Action, Resource, Scope, matrix};
@@ -189,8 +191,41 @@ async fn monthly<E: EntityTrait>(
     Ok(rows.into_iter().map(|(month, coachees, rows, hits)| MonthStat { month, coachees, rows, hits }).collect())
 }
 
+/// PostgreSQL: the same statistics from `app_program_month_stats`, one statement. Program
+/// admins and executives read no session, action item or feedback row there: the function
+/// returns counts only, over the caller's own tenant.
+async fn range_stats_postgres(ctx: &Ctx, range: &MonthRange) -> AppResult<RangeStats> {
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT source, month, coachees, total, hits FROM app_program_month_stats($1, $2)",
+        [Value::String(range.from.clone()), Value::String(range.to.clone())],
+    );
+    let rows = ctx.db().conn().await?.query_all_raw(stmt).await?;
+    let mut stats = RangeStats::default();
+    for row in rows {
+        let source: String = row.try_get("", "source")?;
+        let stat = MonthStat {
+            month: row.try_get::<Option<String>>("", "month")?.unwrap_or_default(),
+            coachees: row.try_get("", "coachees")?,
+            rows: row.try_get("", "total")?,
+            hits: row.try_get("", "hits")?,
+        };
+        match source.as_str() {
+            "sessions" => stats.sessions.push(stat),
+            "action_items" => stats.action_items.push(stat),
+            "feedback" => stats.feedback.push(stat),
+            "active" => stats.active_coachees = stat.coachees,
+            other => return Err(AppError::internal(format!("program metrics: unknown source {other}"))),
+        }
+    }
+    Ok(stats)
+}
+
 /// Loads the statistics of `range` for `tenant_id`.
 pub async fn range_stats(ctx: &Ctx, tenant_id: Uuid, range: &MonthRange) -> AppResult<RangeStats> {
+    if ctx.db().backend() == DbBackend::Postgres {
+        return range_stats_postgres(ctx, range).await;
+    }
     let completed = || {
         scoped::select::<coaching_sessions::Entity>(tenant_id)
             .filter(coaching_sessions::Column::Status.eq(SessionStatus::Completed))

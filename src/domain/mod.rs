@@ -9,7 +9,7 @@ pub mod breakglass;
 pub mod consent;
 pub mod content;
 pub mod export;
-pub mod kinds;
+pub use crate::kinds;
 pub mod metrics;
 pub mod operations;
 pub mod rate_limit;

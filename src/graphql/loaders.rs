@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use crate::ctx::Ctx;
 use crate::db::entities::{
-    action_items, coach_notes, coaching_sessions, evidence_packs, goals, insights, transcripts, users,
+    action_items, coach_notes, coaching_sessions, evidence_packs, goals, insights, session_private_notes,
+    session_summaries, transcripts, users,
 };
 use crate::db::scoped::{self, TenantScoped};
 use crate::error::AppError;
@@ -71,6 +72,8 @@ pub struct Loaders {
     pub insights_by_session: By<insights::Entity>,
     pub packs_by_session: By<evidence_packs::Entity>,
     pub transcripts_by_session: By<transcripts::Entity>,
+    pub private_notes_by_session: By<session_private_notes::Entity>,
+    pub summaries_by_session: By<session_summaries::Entity>,
 }
 
 impl Loaders {
@@ -124,6 +127,18 @@ impl Loaders {
                 ctx,
                 transcripts::Column::SessionId,
                 |t: &transcripts::Model| t.session_id,
+                vec![],
+            ),
+            private_notes_by_session: loader(
+                ctx,
+                session_private_notes::Column::SessionId,
+                |n: &session_private_notes::Model| n.session_id,
+                vec![],
+            ),
+            summaries_by_session: loader(
+                ctx,
+                session_summaries::Column::SessionId,
+                |n: &session_summaries::Model| n.session_id,
                 vec![],
             ),
         }

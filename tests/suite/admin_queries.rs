@@ -214,8 +214,6 @@ fn completed_session(tenant: Uuid, coach: Uuid, coachee: Uuid, at: DateTime<Utc>
         scheduled_at: at,
         duration_minutes: 45,
         status: SessionStatus::Completed,
-        summary: None,
-        private_notes: None,
         created_at: at,
         updated_at: at,
     }

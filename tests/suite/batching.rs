@@ -133,8 +133,22 @@ async fn grow(app: &TestApp, extra: usize) {
                 scheduled_at: now - Duration::days(40 + k as i64),
                 duration_minutes: 60,
                 status: SessionStatus::Completed,
-                summary: Some(format!("Grown summary {k}")),
-                private_notes: None,
+                created_at: now,
+                updated_at: now,
+            }
+            .into_active_model()
+            .reset_all(),
+        )
+        .await;
+        insert(
+            app,
+            session_summaries::Model {
+                id: Uuid::new_v4(),
+                tenant_id: tenant.id,
+                session_id: session,
+                coachee_id: coachee,
+                coach_id: coach.id,
+                body: format!("Grown summary {k}"),
                 created_at: now,
                 updated_at: now,
             }

@@ -68,7 +68,7 @@ where
 async fn uuid_columns(app: &TestApp) -> Vec<(String, String)> {
     let backend = app.owner.get_database_backend();
     let mut out = Vec::new();
-    for table in migrations::TABLES {
+    for table in migrations::tables() {
         let sql = match backend {
             DbBackend::Postgres => format!(
                 "SELECT column_name::text FROM information_schema.columns \

@@ -22,3 +22,4 @@ mod rows;
 mod schema_files;
 mod viewer;
 mod visibility;
+mod walls_agree;

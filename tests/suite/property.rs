@@ -448,8 +448,10 @@ impl World {
         let mut sessions = Vec::new();
         for r in select(
             app,
-            "SELECT id, tenant_id, coach_id, coachee_id, status, summary, private_notes, scheduled_at \
-             FROM coaching_sessions",
+            "SELECT s.id, s.tenant_id, s.coach_id, s.coachee_id, s.status, s.scheduled_at, \
+             (SELECT x.body FROM session_summaries x WHERE x.session_id = s.id) AS summary, \
+             (SELECT x.body FROM session_private_notes x WHERE x.session_id = s.id) AS private_notes \
+             FROM coaching_sessions s",
         )
         .await
         {

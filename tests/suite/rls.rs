@@ -181,9 +181,11 @@ async fn tenant_context_cannot_read_insert_update_or_delete_another_tenants_rows
     assert!(insert.is_err(), "insert into another tenant must fail");
     tx.rollback().await.expect("rollback");
 
-    // Moving one of its own rows into the other tenant is refused too.
+    // Moving one of its own rows into the other tenant is refused too (a coach: its
+    // assigned coachees' sessions are rows it may write).
+    let coach = user_id(&app, "coach1@acme.test").await;
     let tx = conn.begin().await.expect("begin");
-    set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
+    set_context(&tx, &acme, &coach, "COACH").await;
     assert!(scalar_i64(&tx, "SELECT count(*) FROM coaching_sessions").await > 0, "rows it can see");
     let moved = tx.execute_unprepared(&format!("UPDATE coaching_sessions SET tenant_id = '{globex}'")).await;
     assert!(moved.is_err(), "re-tenanting rows must fail");
@@ -306,10 +308,25 @@ async fn relationship_policies_confine_coaches_coachees_ai_and_admins_inside_the
         .expect("withdraw");
     assert_eq!(visible(&conn, ai_ctx, &goals_of(&coachee2)).await, 0, "withdrawn consent closes the rows");
 
-    // Program admin and executive: session metadata for aggregates, never content.
-    for ctx in [(acme.as_str(), admin.as_str(), "PROGRAM_ADMIN"), (acme.as_str(), exec.as_str(), "EXECUTIVE")] {
-        assert!(visible(&conn, ctx, "SELECT count(*) FROM coaching_sessions").await > 0);
-        for table in ["goals", "coach_notes", "transcripts", "insights", "evidence_packs"] {
+    // Program admin: session metadata (its matrix cell), never content, not even a session's
+    // private notes or summary. Executive: no row at all (its figures come from
+    // `app_program_month_stats`, counts only).
+    let admin_ctx = (acme.as_str(), admin.as_str(), "PROGRAM_ADMIN");
+    assert!(visible(&conn, admin_ctx, "SELECT count(*) FROM coaching_sessions").await > 0);
+    let exec_ctx = (acme.as_str(), exec.as_str(), "EXECUTIVE");
+    assert_eq!(visible(&conn, exec_ctx, "SELECT count(*) FROM coaching_sessions").await, 0);
+    for ctx in [admin_ctx, exec_ctx] {
+        for table in [
+            "goals",
+            "coach_notes",
+            "transcripts",
+            "insights",
+            "evidence_packs",
+            "session_private_notes",
+            "session_summaries",
+            "action_items",
+            "ai_feedback",
+        ] {
             assert_eq!(visible(&conn, ctx, &format!("SELECT count(*) FROM {table}")).await, 0, "{table} for {}", ctx.2);
         }
     }
@@ -325,4 +342,60 @@ async fn relationship_policies_confine_coaches_coachees_ai_and_admins_inside_the
         .await;
     assert!(insert.is_err(), "write for an unassigned coachee must fail");
     tx.rollback().await.expect("rollback");
+}
+
+/// The gaps by which the database once admitted what the application refused: the AI at
+/// OBSERVE, a coach without TRANSCRIPT_SHARING, and a tenant context writing the platform
+/// audit chain.
+#[tokio::test]
+async fn the_database_refuses_what_the_application_refuses() {
+    let Some((app, conn)) = app_and_conn().await else {
+        return;
+    };
+    let acme = tenant_id(&app, "acme").await;
+    let ai = user_id(&app, "ai@acme.test").await;
+    let coach1 = user_id(&app, "coach1@acme.test").await;
+    let coachee1 = user_id(&app, "coachee1@acme.test").await;
+    // The AI at OBSERVE: session metadata and transcripts, nothing that needs ANALYZE.
+    app.owner
+        .execute_unprepared(&format!(
+            "UPDATE consents SET granted = (kind = 'SASHA_OBSERVE') WHERE coachee_id = '{coachee1}';\n\
+             UPDATE coach_assignments SET ai_level = 'ACT' WHERE coachee_id = '{coachee1}';\n\
+             INSERT INTO consents (id, tenant_id, coachee_id, kind, granted, changed_at) \
+             VALUES (gen_random_uuid(), '{acme}', '{coachee1}', 'SASHA_OBSERVE', true, now()) \
+             ON CONFLICT DO NOTHING;"
+        ))
+        .await
+        .expect("observe only");
+    let ai_ctx = (acme.as_str(), ai.as_str(), "AI_AGENT");
+    let of = |table: &str| format!("SELECT count(*) FROM {table} WHERE coachee_id = '{coachee1}'");
+    assert!(visible(&conn, ai_ctx, &of("coaching_sessions")).await > 0, "OBSERVE opens session metadata");
+    for table in ["coach_notes", "session_private_notes", "goals", "insights", "evidence_packs", "action_items"] {
+        assert_eq!(visible(&conn, ai_ctx, &of(table)).await, 0, "{table} needs ANALYZE");
+    }
+    // A coach without TRANSCRIPT_SHARING reads no transcript of its coachee.
+    app.owner
+        .execute_unprepared(&format!(
+            "UPDATE consents SET granted = false WHERE coachee_id = '{coachee1}' AND kind = 'TRANSCRIPT_SHARING'"
+        ))
+        .await
+        .expect("no sharing");
+    let coach_ctx = (acme.as_str(), coach1.as_str(), "COACH");
+    assert!(visible(&conn, coach_ctx, &of("coaching_sessions")).await > 0, "an assigned coachee");
+    assert_eq!(visible(&conn, coach_ctx, &of("transcripts")).await, 0, "transcripts need sharing");
+    // No tenant context may append to the platform chain (the same row into its own chain is
+    // accepted, so the refusal is the policy's).
+    let append = |tenant: String| {
+        format!(
+            "INSERT INTO audit_events (id, tenant_id, seq, at, action, resource, outcome, prev_hash, hash) \
+             VALUES (gen_random_uuid(), {tenant}, 999999, now(), 'FORGED', 'x', 'ALLOWED', 'x', 'x')"
+        )
+    };
+    for (tenant, allowed) in [(format!("'{acme}'"), true), ("NULL".to_owned(), false)] {
+        let tx = conn.begin().await.expect("begin");
+        set_context(&tx, &acme, &coach1, "COACH").await;
+        let res = tx.execute_unprepared(&append(tenant.clone())).await;
+        assert_eq!(res.is_ok(), allowed, "append to chain {tenant}: {res:?}");
+        tx.rollback().await.expect("rollback");
+    }
 }

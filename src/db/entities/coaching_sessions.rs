@@ -14,9 +14,6 @@ pub struct Model {
     pub scheduled_at: DateTimeUtc,
     pub duration_minutes: i32,
     pub status: SessionStatus,
-    /// The approved summary.
-    pub summary: Option<String>,
-    pub private_notes: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

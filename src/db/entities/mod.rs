@@ -18,6 +18,8 @@ pub mod evidence_packs;
 pub mod goals;
 pub mod insights;
 pub mod integration_tokens;
+pub mod session_private_notes;
+pub mod session_summaries;
 pub mod system_config;
 pub mod tenant_settings;
 pub mod tenants;

@@ -17,9 +17,12 @@ use super::loaders::{self, Loaders};
 use super::schema::{Catalog, enum_value, leaf, resolver};
 use super::users::UserView;
 use super::{datetime, uuid};
-use crate::authz::{Access, Resource, Scope, VisibilityTag};
+use crate::authz::{Access, ContentTable, Resource, RowFacts, Scope, VisibilityTag};
 use crate::ctx::Ctx;
-use crate::db::entities::{action_items, coach_notes, coaching_sessions, evidence_packs, goals, insights};
+use crate::db::entities::{
+    action_items, coach_notes, coaching_sessions, evidence_packs, goals, insights, session_private_notes,
+    session_summaries, transcripts,
+};
 use crate::domain::kinds::{EvidenceLevel, InsightStatus, Role};
 use crate::error::{AppError, AppResult};
 
@@ -42,30 +45,75 @@ pub fn loaders_of<'a>(rc: &ResolverContext<'a>) -> Result<&'a Loaders, async_gra
         .map_err(|_| AppError::internal("request without loaders").into_graphql())
 }
 
-/// Rows of `resource` about `coachee`, or none if the caller may not see them (lists never
-/// error for rows the viewer may not see). AI reads are logged.
-pub async fn coachee_rows<T, F, Fut>(
+/// The rows of `table` about `coachee` that the row policy lets the caller read (lists never
+/// error for rows the viewer may not see). Nothing is loaded when no row of the table about
+/// this coachee could be readable. AI reads are logged.
+pub async fn visible_rows<T, F, Fut>(
     ctx: &Ctx,
+    table: ContentTable,
     coachee: Uuid,
-    resource: Resource,
     load: F,
+    facts: fn(&T) -> RowFacts,
     id_of: fn(&T) -> Uuid,
 ) -> AppResult<Vec<T>>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = AppResult<Vec<T>>>,
 {
-    if !ctx.reach().await?.allows(coachee, resource) {
+    let reach = ctx.reach().await?;
+    if !reach.may_list(table, coachee) {
         return Ok(Vec::new());
     }
-    let rows = load().await?;
-    ctx.note_ai_read(coachee, resource, rows.iter().map(id_of));
+    let mut rows = load().await?;
+    rows.retain(|row| match reach.read(table, &facts(row)) {
+        Ok(resource) => {
+            ctx.note_ai_read(coachee, resource, [id_of(row)]);
+            true
+        }
+        Err(_) => false,
+    });
     Ok(rows)
 }
 
-/// A field of one row that needs the caller's reach on the row's coachee.
-async fn gate(ctx: &Ctx, coachee: Uuid, resource: Resource) -> AppResult<()> {
-    ctx.reach().await?.coachee(coachee, resource).map_err(|refusal| refusal.into_error(ctx, resource))
+/// One row of `table` that a field shows, or the audited refusal (null with FORBIDDEN or
+/// CONSENT_REQUIRED at the field's path). `table`'s resource decides when there is no row.
+async fn visible_row<T>(
+    ctx: &Ctx,
+    table: ContentTable,
+    coachee: Uuid,
+    row: Option<T>,
+    facts: fn(&T) -> RowFacts,
+    id_of: fn(&T) -> Uuid,
+) -> AppResult<Option<T>> {
+    let reach = ctx.reach().await?;
+    let decided = match &row {
+        Some(r) => reach.read(table, &facts(r)),
+        None => {
+            let resource = table.resource(&RowFacts::about(coachee));
+            reach.coachee(coachee, resource).map(|()| resource)
+        }
+    };
+    match decided {
+        Ok(resource) => {
+            if let Some(r) = &row {
+                ctx.note_ai_read(coachee, resource, [id_of(r)]);
+            }
+            Ok(row)
+        }
+        Err(refusal) => Err(refusal.into_error(ctx, table.resource(&RowFacts::about(coachee)))),
+    }
+}
+
+pub fn insight_facts(i: &insights::Model) -> RowFacts {
+    RowFacts::insight(i.coachee_id, i.status == InsightStatus::Approved)
+}
+
+pub fn pack_facts(p: &evidence_packs::Model) -> RowFacts {
+    RowFacts::evidence(p.coachee_id, p.level == EvidenceLevel::L1, p.approved)
+}
+
+fn summary_facts(r: &session_summaries::Model) -> RowFacts {
+    RowFacts::about(r.coachee_id)
 }
 
 fn list_of<T: Clone + Send + Sync + 'static, V: Send + Sync + 'static>(
@@ -191,9 +239,17 @@ pub fn declare(c: &mut Catalog) {
                     Access::Resource(Resource::ApprovedInsights),
                     on_session(|call| async move {
                         let s = &call.session;
-                        gate(&call.ctx, s.coachee_id, Resource::ApprovedInsights).await?;
-                        call.ctx.note_ai_read(s.coachee_id, Resource::ApprovedInsights, [s.id]);
-                        Ok(s.summary.clone().map(|t| FieldValue::value(Value::String(t))))
+                        let row = loaders::rows(&call.loaders.summaries_by_session, s.id).await?.into_iter().next();
+                        let row = visible_row(
+                            &call.ctx,
+                            ContentTable::SessionSummaries,
+                            s.coachee_id,
+                            row,
+                            summary_facts,
+                            |r| r.id,
+                        )
+                        .await?;
+                        Ok(row.map(|r| FieldValue::value(Value::String(r.body))))
                     }),
                 )
                 .describe("Approved summary; null until the coach approves one."),
@@ -205,14 +261,16 @@ pub fn declare(c: &mut Catalog) {
                 Access::Resource(Resource::ApprovedInsights),
                 on_session(|call| async move {
                     let s = &call.session;
-                    let rows = coachee_rows(
+                    let load = || async {
+                        let all = loaders::rows(&call.loaders.insights_by_session, s.id).await?;
+                        Ok(all.into_iter().filter(|i| i.status == InsightStatus::Approved).collect())
+                    };
+                    let rows = visible_rows(
                         &call.ctx,
+                        ContentTable::Insights,
                         s.coachee_id,
-                        Resource::ApprovedInsights,
-                        || async {
-                            let all = loaders::rows(&call.loaders.insights_by_session, s.id).await?;
-                            Ok(all.into_iter().filter(|i| i.status == InsightStatus::Approved).collect())
-                        },
+                        load,
+                        insight_facts,
                         |i: &insights::Model| i.id,
                     )
                     .await?;
@@ -226,19 +284,13 @@ pub fn declare(c: &mut Catalog) {
                 Access::Resource(Resource::EvidencePacks),
                 on_session(|call| async move {
                     let s = &call.session;
-                    let coachee_view = call.ctx.role() == Some(Role::Coachee);
-                    let rows = coachee_rows(
+                    let load = || loaders::rows(&call.loaders.packs_by_session, s.id);
+                    let rows = visible_rows(
                         &call.ctx,
+                        ContentTable::EvidencePacks,
                         s.coachee_id,
-                        Resource::EvidencePacks,
-                        || async {
-                            let all = loaders::rows(&call.loaders.packs_by_session, s.id).await?;
-                            // The coachee sees L0 always, L1 only once approved.
-                            Ok(all
-                                .into_iter()
-                                .filter(|p| !coachee_view || p.level == EvidenceLevel::L0 || p.approved)
-                                .collect())
-                        },
+                        load,
+                        pack_facts,
                         |p: &evidence_packs::Model| p.id,
                     )
                     .await?;
@@ -252,11 +304,13 @@ pub fn declare(c: &mut Catalog) {
                 Access::Resource(Resource::ActionItems),
                 on_session(|call| async move {
                     let s = &call.session;
-                    let rows = coachee_rows(
+                    let load = || loaders::rows(&call.loaders.items_by_session, s.id);
+                    let rows = visible_rows(
                         &call.ctx,
+                        ContentTable::ActionItems,
                         s.coachee_id,
-                        Resource::ActionItems,
-                        || async { loaders::rows(&call.loaders.items_by_session, s.id).await },
+                        load,
+                        |i: &action_items::Model| RowFacts::about(i.coachee_id),
                         |i: &action_items::Model| i.id,
                     )
                     .await?;
@@ -270,14 +324,16 @@ pub fn declare(c: &mut Catalog) {
                 Access::Resource(Resource::DraftInsights),
                 on_session(|call| async move {
                     let s = &call.session;
-                    let rows = coachee_rows(
+                    let load = || async {
+                        let all = loaders::rows(&call.loaders.insights_by_session, s.id).await?;
+                        Ok(all.into_iter().filter(|i| i.status != InsightStatus::Approved).collect())
+                    };
+                    let rows = visible_rows(
                         &call.ctx,
+                        ContentTable::Insights,
                         s.coachee_id,
-                        Resource::DraftInsights,
-                        || async {
-                            let all = loaders::rows(&call.loaders.insights_by_session, s.id).await?;
-                            Ok(all.into_iter().filter(|i| i.status != InsightStatus::Approved).collect())
-                        },
+                        load,
+                        insight_facts,
                         |i: &insights::Model| i.id,
                     )
                     .await?;
@@ -291,27 +347,25 @@ pub fn declare(c: &mut Catalog) {
                 Access::Resource(Resource::CoachNotes),
                 on_session(|call| async move {
                     let (ctx, s) = (&call.ctx, &call.session);
-                    let p = ctx.require()?;
-                    let reach = ctx.reach().await?;
-                    let allowed = match p.role {
-                        // A session's private notes are its coach's own notes.
-                        Role::Coach => s.coach_id == p.user_id && reach.assigned.contains_key(&s.coachee_id),
-                        Role::AiAgent => reach.ai_may_read_notes_of(s.coachee_id, s.coach_id),
-                        // Break-glass: the one coachee of the admin's grant.
-                        Role::ProgramAdmin => reach.break_glass.contains_key(&s.coachee_id),
-                        _ => false,
+                    let row = loaders::rows(&call.loaders.private_notes_by_session, s.id).await?.into_iter().next();
+                    // No notes yet: decided as the session coach's notes would be.
+                    let facts = |n: &session_private_notes::Model| RowFacts::authored(n.coachee_id, n.coach_id);
+                    let row = match row {
+                        Some(row) => {
+                            visible_row(ctx, ContentTable::SessionPrivateNotes, s.coachee_id, Some(row), facts, |n| {
+                                n.id
+                            })
+                            .await?
+                        }
+                        None => {
+                            let reach = ctx.reach().await?;
+                            reach
+                                .read(ContentTable::SessionPrivateNotes, &RowFacts::authored(s.coachee_id, s.coach_id))
+                                .map_err(|refusal| refusal.into_error(ctx, Resource::CoachNotes))?;
+                            None
+                        }
                     };
-                    if !allowed {
-                        let refusal =
-                            if p.role == Role::AiAgent && reach.allows(s.coachee_id, Resource::SessionMetadata) {
-                                crate::domain::reach::Refusal::ConsentRequired
-                            } else {
-                                crate::domain::reach::Refusal::Forbidden
-                            };
-                        return Err(refusal.into_error(ctx, Resource::CoachNotes));
-                    }
-                    ctx.note_ai_read(s.coachee_id, Resource::CoachNotes, [s.id]);
-                    Ok(s.private_notes.clone().map(|t| FieldValue::value(Value::String(t))))
+                    Ok(row.map(|n| FieldValue::value(Value::String(n.body))))
                 }),
             ))
             .field(
@@ -322,11 +376,9 @@ pub fn declare(c: &mut Catalog) {
                     Access::Resource(Resource::Transcripts),
                     on_session(|call| async move {
                         let (ctx, s) = (&call.ctx, &call.session);
-                        gate(ctx, s.coachee_id, Resource::Transcripts).await?;
                         let t = loaders::rows(&call.loaders.transcripts_by_session, s.id).await?.into_iter().next();
-                        if let Some(t) = &t {
-                            ctx.note_ai_read(s.coachee_id, Resource::Transcripts, [t.id]);
-                        }
+                        let facts = |t: &transcripts::Model| RowFacts::about(t.coachee_id);
+                        let t = visible_row(ctx, ContentTable::Transcripts, s.coachee_id, t, facts, |t| t.id).await?;
                         Ok(t.map(|t| FieldValue::value(Value::String(t.body))))
                     }),
                 )

@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 use uuid::Uuid;
 
 use super::{GoalView, ItemView, SessionView, ctx_arc};
-use crate::authz::{Action, Resource, Scope};
+use crate::authz::{Action, ContentTable, Resource, RowFacts, Scope};
 use crate::ctx::Ctx;
 use crate::db::entities::{action_items, coaching_sessions, goals, users};
 use crate::db::scoped;
@@ -46,28 +46,26 @@ where
     Ok((rows, total))
 }
 
-/// Restricts `query` on `column` to the coachees whose `resource` the caller may read,
-/// and to `only` if given. `None` when nothing can match.
-async fn coachee_filter<E: EntityTrait>(
+/// Restricts `query` to the rows of `table` the row policy lets the caller read (its list
+/// filter), and to the coachee `only` if given. `None` when nothing can match, so the
+/// statement is not sent.
+async fn policy_filter<E: EntityTrait>(
     ctx: &Ctx,
     query: Select<E>,
+    table: ContentTable,
     column: E::Column,
-    resource: Resource,
     only: Option<Uuid>,
 ) -> AppResult<Option<Select<E>>> {
     let reach = ctx.reach().await?;
-    let visible = reach.coachees_for(resource);
-    let mut query = query;
+    let resource = table.resource(&RowFacts::about(Uuid::nil()));
+    let nothing = reach.coachees_for(resource).is_some_and(|set| set.is_empty())
+        || only.is_some_and(|coachee| !reach.may_list(table, coachee));
+    if nothing {
+        return Ok(None);
+    }
+    let mut query = query.filter(reach.list_filter(table));
     if let Some(only) = only {
-        if visible.as_ref().is_some_and(|v| !v.contains(&only)) {
-            return Ok(None);
-        }
         query = query.filter(column.eq(only));
-    } else if let Some(set) = visible {
-        if set.is_empty() {
-            return Ok(None);
-        }
-        query = query.filter(column.is_in(set));
     }
     Ok(Some(query))
 }
@@ -167,7 +165,7 @@ async fn sessions(ctx: &Ctx, coachee: Option<Uuid>, page: Page) -> AppResult<Con
         .order_by_desc(coaching_sessions::Column::ScheduledAt)
         .order_by_asc(coaching_sessions::Column::Id);
     let Some(query) =
-        coachee_filter(ctx, base, coaching_sessions::Column::CoacheeId, Resource::SessionMetadata, coachee).await?
+        policy_filter(ctx, base, ContentTable::CoachingSessions, coaching_sessions::Column::CoacheeId, coachee).await?
     else {
         return Ok(Connection::new(Vec::new(), page, Some(0)));
     };
@@ -181,7 +179,7 @@ async fn action_items_list(ctx: &Ctx, coachee: Option<Uuid>, page: Page) -> AppR
         .order_by_desc(action_items::Column::CreatedAt)
         .order_by_asc(action_items::Column::Id);
     let Some(query) =
-        coachee_filter(ctx, base, action_items::Column::CoacheeId, Resource::ActionItems, coachee).await?
+        policy_filter(ctx, base, ContentTable::ActionItems, action_items::Column::CoacheeId, coachee).await?
     else {
         return Ok(Connection::new(Vec::new(), page, Some(0)));
     };
@@ -194,7 +192,7 @@ async fn goals_list(ctx: &Ctx, coachee: Option<Uuid>) -> AppResult<Vec<GoalView>
     let base = scoped::select::<goals::Entity>(ctx.tenant_id()?)
         .order_by_asc(goals::Column::CreatedAt)
         .order_by_asc(goals::Column::Id);
-    let Some(query) = coachee_filter(ctx, base, goals::Column::CoacheeId, Resource::Goals, coachee).await? else {
+    let Some(query) = policy_filter(ctx, base, ContentTable::Goals, goals::Column::CoacheeId, coachee).await? else {
         return Ok(Vec::new());
     };
     // Capped like any list (the AI's especially): goals per query stay bounded.

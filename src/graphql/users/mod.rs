@@ -9,15 +9,15 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
-use super::coaching::{GoalView, ItemView, NoteView, SessionView, coachee_rows, ctx_arc};
+use super::coaching::{GoalView, ItemView, NoteView, SessionView, ctx_arc, visible_rows};
 use super::decl::{Entry, FieldDecl, ObjectDecl, ctx_of};
 use super::loaders::{self, Loaders};
 use super::paging::Page;
 use super::schema::{Catalog, enum_value, leaf, resolver};
 use super::uuid;
-use crate::authz::{Access, Action, Resource, Scope, VisibilityTag, profile_fields};
+use crate::authz::{Access, Action, ContentTable, Resource, RowFacts, Scope, VisibilityTag, profile_fields};
 use crate::ctx::Ctx;
-use crate::db::entities::users;
+use crate::db::entities::{action_items, coach_notes, coaching_sessions, goals, users};
 use crate::domain::kinds::Role;
 use crate::error::{AppError, AppResult};
 
@@ -107,7 +107,8 @@ fn user_sessions(
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
         let load = || loaders::rows(&l.sessions_by_coachee, user);
-        let rows = coachee_rows(&ctx, user, Resource::SessionMetadata, load, |s| s.id).await?;
+        let facts = |s: &coaching_sessions::Model| RowFacts::about(s.coachee_id);
+        let rows = visible_rows(&ctx, ContentTable::CoachingSessions, user, load, facts, |s| s.id).await?;
         Ok(FieldValue::owned_any(default_page(page).slice(rows.into_iter().map(SessionView).collect())))
     })
 }
@@ -120,7 +121,8 @@ fn user_items(
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
         let load = || loaders::rows(&l.items_by_coachee, user);
-        let rows = coachee_rows(&ctx, user, Resource::ActionItems, load, |i| i.id).await?;
+        let facts = |i: &action_items::Model| RowFacts::about(i.coachee_id);
+        let rows = visible_rows(&ctx, ContentTable::ActionItems, user, load, facts, |i| i.id).await?;
         Ok(FieldValue::owned_any(default_page(page).slice(rows.into_iter().map(ItemView).collect())))
     })
 }
@@ -133,13 +135,13 @@ fn user_goals(
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
         let load = || loaders::rows(&l.goals_by_coachee, user);
-        let rows = coachee_rows(&ctx, user, Resource::Goals, load, |g| g.id).await?;
+        let facts = |g: &goals::Model| RowFacts::about(g.coachee_id);
+        let rows = visible_rows(&ctx, ContentTable::Goals, user, load, facts, |g| g.id).await?;
         Ok(FieldValue::list(rows.into_iter().map(|g| FieldValue::owned_any(GoalView(g)))))
     })
 }
 
-/// A coach reads only its own notes; the AI only those of coaches whose own AI level for
-/// this coachee is ANALYZE or more.
+/// The coach notes about this coachee that the row policy lets the caller read.
 fn user_notes(
     ctx: Arc<Ctx>,
     l: Arc<Loaders>,
@@ -147,23 +149,9 @@ fn user_notes(
     _: Option<Page>,
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
-        let reach = ctx.reach().await?;
-        let me = ctx.require()?.user_id;
-        let role = ctx.role();
-        let load = || async {
-            let all = loaders::rows(&l.notes_by_coachee, user).await?;
-            Ok(all
-                .into_iter()
-                .filter(|n| match role {
-                    Some(Role::Coach) => n.coach_id == me,
-                    Some(Role::AiAgent) => reach.ai_may_read_notes_of(user, n.coach_id),
-                    // Break-glass: every note about the one coachee of the admin's grant.
-                    Some(Role::ProgramAdmin) => reach.break_glass.contains_key(&user),
-                    _ => false,
-                })
-                .collect())
-        };
-        let rows = coachee_rows(&ctx, user, Resource::CoachNotes, load, |n| n.id).await?;
+        let load = || loaders::rows(&l.notes_by_coachee, user);
+        let facts = |n: &coach_notes::Model| RowFacts::authored(n.coachee_id, n.coach_id);
+        let rows = visible_rows(&ctx, ContentTable::CoachNotes, user, load, facts, |n| n.id).await?;
         Ok(FieldValue::list(rows.into_iter().map(|n| FieldValue::owned_any(NoteView(n)))))
     })
 }
