@@ -1,5 +1,5 @@
 //! Golden answers: every Query field of the contract that the server declares today
-//! (`schema.graphql`) and every client workload (`../shared/spec/workloads/*.graphql`), sent
+//! (`schema.graphql`) and every client workload (`docs/spec/workloads/*.graphql`), sent
 //! as each of the six demo roles (`acme`, and the platform's system administrator). The whole
 //! answer, data and errors, is an insta snapshot under `snapshots/`, reviewed by hand
 //! against POLICY.md: a change in what any role gets back shows up as a snapshot diff.
@@ -121,10 +121,8 @@ fn contract_cases() -> Vec<Case> {
                goals { id title progressPercent } \
                actionItems(first: 5) { totalCount nodes { id title completedAt } } } }",
         ),
-        // Not asked: a coachee naming its own coach's `role` or `email` (non-null fields its
-        // grant does not show) gets a malformed answer today, the user without those keys and
-        // FORBIDDEN without a path (see `profile_collapse` in property.rs); left out so the
-        // snapshot does not enshrine it. `coach1 { id displayName }` is what it may read.
+        // A coachee naming its own coach's `role` or `email` (fields its grant does not show)
+        // gets null with FORBIDDEN at each path (contract version 2).
         case(
             "user",
             "user",
@@ -132,7 +130,7 @@ fn contract_cases() -> Vec<Case> {
               coachee1: user(id: "<coachee1>") { id role displayName email coachNotes { id body }
                 sessions(first: 1) { totalCount nodes { id } } goals { id } actionItems(first: 1) { totalCount } }
               coachee2: user(id: "<coachee2>") { id coachNotes { id body } }
-              coach1: user(id: "<coach1>") { id displayName }
+              coach1: user(id: "<coach1>") { id role displayName email }
               coach2: user(id: "<coach2>") { id role displayName email }
               coachee7: user(id: "<coachee7>") { id role displayName email }
               admin1: user(id: "<admin1>") { id role displayName }
@@ -255,7 +253,7 @@ fn crate_root() -> PathBuf {
 
 /// The client workloads, read from the spec; a missing one fails the test.
 fn workload_cases() -> Vec<Case> {
-    let dir = crate_root().join("../shared/spec/workloads");
+    let dir = crate_root().join("docs/spec/workloads");
     let mut found: BTreeMap<String, String> = BTreeMap::new();
     let entries = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("workload directory {} is missing or unreadable: {e}", dir.display()));

@@ -18,6 +18,7 @@ use super::uuid;
 use crate::authz::{Access, Action, ContentTable, Resource, RowFacts, Scope, VisibilityTag, profile_fields};
 use crate::ctx::Ctx;
 use crate::db::entities::{action_items, coach_notes, coaching_sessions, goals, users};
+use crate::domain::access;
 use crate::domain::kinds::Role;
 use crate::error::{AppError, AppResult};
 
@@ -30,27 +31,33 @@ pub struct UserView {
     pub scope: Scope,
 }
 
-/// Row-level check of a profile field: a scope with a field list shows only those fields.
-fn profile_field(view: &UserView, field: &str) -> AppResult<()> {
+/// Row-level check of a profile field: a scope with a field list shows only those fields;
+/// another field of that row is refused (null with FORBIDDEN at its path), audited.
+fn profile_field(ctx: &Ctx, view: &UserView, field: &str) -> AppResult<()> {
     match profile_fields(view.scope) {
-        Some(allowed) if !allowed.contains(&field) => Err(AppError::Forbidden),
+        Some(allowed) if !allowed.contains(&field) => {
+            Err(access::forbidden(ctx, Resource::OtherUserProfiles, "profile field outside the grant"))
+        }
         _ => Ok(()),
     }
 }
 
+/// Contract version 2: `role` and `email` are nullable, because on some rows the caller may
+/// read only a user's id and display name (a coachee's own coaches) or the directory fields.
 fn profile_leaf(field: &'static str, value: fn(&users::Model) -> Value) -> FieldDecl {
     let ty = match field {
         "id" => "ID!",
-        "role" => "Role!",
-        _ => "String!",
+        "displayName" => "String!",
+        "role" => "Role",
+        _ => "String",
     };
     FieldDecl::tagged(
         field,
         ty,
         VisibilityTag::ClientVisible,
         Access::Profile,
-        leaf(move |_ctx: &Ctx, v: &UserView| {
-            profile_field(v, field)?;
+        leaf(move |ctx: &Ctx, v: &UserView| {
+            profile_field(ctx, v, field)?;
             Ok(Some(value(&v.model)))
         }),
     )
