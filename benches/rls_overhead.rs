@@ -1,5 +1,5 @@
 //! What PostgreSQL's row-level security costs: the three client workloads
-//! (`../shared/spec/workloads/`) through the real router, on one database grown to a given
+//! (`docs/spec/workloads/`) through the real router, on one database grown to a given
 //! number of coachees, with RLS on and then off (the same binary, data and queries; only
 //! `ALTER TABLE .. DISABLE ROW LEVEL SECURITY` differs). Rounds alternate on and off so that
 //! the machine's noise falls on both; the ratio is the median round's throughput with RLS on
@@ -19,8 +19,8 @@ use common::{Backend, TestApp};
 use sea_orm::ConnectionTrait;
 
 fn workload(name: &str) -> String {
-    let path = format!("../shared/spec/workloads/{name}.graphql");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/spec/workloads/{name}.graphql"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

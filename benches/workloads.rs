@@ -1,4 +1,4 @@
-//! The three client workloads (`../shared/spec/workloads/`) against the demo data, through
+//! The three client workloads (`docs/spec/workloads/`) against the demo data, through
 //! the real router (in process: no network noise), on SQLite and, when reachable,
 //! PostgreSQL. Prints latency percentiles, throughput, SQL statements per request and the
 //! process's peak memory.
@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use common::{Backend, TestApp};
 
 fn workload(name: &str) -> String {
-    let path = format!("../shared/spec/workloads/{name}.graphql");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/spec/workloads/{name}.graphql"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -36,6 +36,11 @@ impl Default for HttpSettings {
 }
 
 impl AppState {
+    /// What turning a request into a `Ctx` needs of this server.
+    pub fn server(&self) -> crate::identity::Server<'_> {
+        crate::identity::Server { db: &self.db, keys: &self.keys, clock: &self.clock }
+    }
+
     pub fn new(db: Db, secret: &[u8], issuer: &str, audience: &str, clock: SharedClock) -> AppResult<Self> {
         let schemas = Schemas::build(&graphql::catalog()).map_err(AppError::internal)?;
         Ok(Self {

@@ -10,10 +10,10 @@ use crate::app::{self, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Cli, Command, Config, DEFAULT_DATABASE_URL, Mode};
 use crate::db::Db;
-use crate::domain::audit_tools;
-use crate::domain::kinds::Role;
 use crate::error::{AppError, AppResult};
 use crate::graphql::{self, Audience};
+use crate::kinds::Role;
+use crate::ops::audit as audit_tools;
 use crate::seed;
 
 pub fn init_tracing(filter: &str) {

@@ -1,6 +1,8 @@
 //! `Ctx`: who is asking (tenant, principal, role, session), and the request's
 //! tenant-scoped transaction, the only handle to the database resolvers ever get.
-//! Built in exactly one place ([`crate::identity::resolve_ctx`]).
+//! Built in exactly one place ([`crate::identity::resolve_ctx`]). It holds the request's
+//! state (pending audit events, the AI accesses to log, the cookie to set, the reach once
+//! loaded) and writes nothing itself: `domain::request::finish` does, once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -8,12 +10,11 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::authz::Reach;
 use crate::clock::SharedClock;
 use crate::db::TenantTx;
-use crate::domain::audit::AuditRecord;
-use crate::domain::kinds::Role;
-use crate::domain::reach::{self, Reach};
 use crate::error::{AppError, AppResult};
+use crate::kinds::{AuditOutcome, Role};
 
 /// (coachee, resource, READ|WRITE) -> the rows touched.
 pub type AiAccesses = BTreeMap<(Uuid, &'static str, &'static str), BTreeSet<Uuid>>;
@@ -35,6 +36,55 @@ pub struct RequestMeta {
     /// AI_AGENT requests name the model and purpose of each access (`X-AI-Model`, `X-AI-Purpose`).
     pub ai_model: Option<String>,
     pub ai_purpose: Option<String>,
+}
+
+/// An event before it is written. Never holds the data that was denied: only who, what
+/// kind of thing, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub tenant_id: Option<Uuid>,
+    pub actor_id: Option<Uuid>,
+    pub actor_role: Option<Role>,
+    pub action: String,
+    pub resource: String,
+    pub outcome: AuditOutcome,
+    pub reason: Option<String>,
+    pub ip_address: Option<String>,
+    pub grant_id: Option<Uuid>,
+}
+
+impl AuditRecord {
+    /// An event by the request's principal (or an anonymous caller).
+    pub fn by(ctx: &Ctx, action: &str, resource: &str, outcome: AuditOutcome) -> Self {
+        let p = ctx.principal();
+        Self {
+            tenant_id: p.and_then(|p| p.tenant_id),
+            actor_id: p.map(|p| p.user_id),
+            actor_role: p.map(|p| p.role),
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+            outcome,
+            reason: None,
+            ip_address: ctx.meta().ip.clone(),
+            grant_id: None,
+        }
+    }
+
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    pub fn tenant(mut self, tenant_id: Option<Uuid>) -> Self {
+        self.tenant_id = tenant_id;
+        self
+    }
+
+    pub fn actor(mut self, actor_id: Uuid, role: Role) -> Self {
+        self.actor_id = Some(actor_id);
+        self.actor_role = Some(role);
+        self
+    }
 }
 
 /// Cookies the HTTP layer must set or clear once the operation has run.
@@ -120,9 +170,10 @@ impl Ctx {
         self.cookie.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The principal's relationships, loaded on first use within this request only.
-    pub async fn reach(&self) -> AppResult<Arc<Reach>> {
-        self.reach.get_or_try_init(|| async { reach::load(self).await.map(Arc::new) }).await.cloned()
+    /// Where the principal's relationships are kept once loaded (`domain::reach::of` loads
+    /// them on first use within this request only).
+    pub fn reach_cell(&self) -> &tokio::sync::OnceCell<Arc<Reach>> {
+        &self.reach
     }
 
     /// Notes that the AI principal read `rows` of `resource` about `coachee`. Written to the
@@ -141,7 +192,7 @@ impl Ctx {
             return;
         }
         let Some(grant) = self.reach.get().and_then(|r| r.break_glass_grant(coachee, resource)) else { return };
-        let mut record = AuditRecord::by(self, "READ", resource.as_str(), crate::domain::kinds::AuditOutcome::Allowed)
+        let mut record = AuditRecord::by(self, "READ", resource.as_str(), crate::kinds::AuditOutcome::Allowed)
             .reason(format!("break-glass read of coachee {coachee}"));
         record.grant_id = Some(grant);
         let mut queue = self.audit.lock().unwrap_or_else(|p| p.into_inner());
@@ -169,13 +220,8 @@ impl Ctx {
         reads.entry((coachee, resource.as_str(), action)).or_default().extend(rows);
     }
 
-    /// Writes the AI access log and the queued audit events, then commits. Called once,
-    /// after the operation ran.
-    pub async fn finish(&self) -> AppResult<()> {
-        let reads = std::mem::take(&mut *self.ai_reads.lock().unwrap_or_else(|p| p.into_inner()));
-        crate::domain::ai_log::write(self, reads).await?;
-        let records = self.take_audit();
-        crate::domain::audit::write(self.db(), records, self.now()).await?;
-        self.tx.commit().await
+    /// The AI accesses of this request, taken once to be logged.
+    pub(crate) fn take_ai_accesses(&self) -> AiAccesses {
+        std::mem::take(&mut *self.ai_reads.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }

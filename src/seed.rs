@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::db::entities::*;
-use crate::domain::kinds::*;
 use crate::error::{AppError, AppResult};
 use crate::identity::password;
+use crate::kinds::*;
 
 pub const DEMO_PASSWORD: &str = "coachgraph-demo";
 pub const DEMO_MARKER_KEY: &str = "demo_data";

@@ -60,11 +60,17 @@ fn session_text_table(name: &'static str) -> Tbl {
         .index(&[TENANT_ID, "coachee_id"])
 }
 
-/// Moves a `coaching_sessions` column into its own table (the row id is the session id).
-fn move_out(column: &str, table: &str) -> String {
+/// Moves a `coaching_sessions` column into its own table, each row with a new random id (not
+/// the session's: an id must not tell whether a session has notes).
+fn move_out(backend: DbBackend, column: &str, table: &str) -> String {
+    let new_id = match backend {
+        DbBackend::Postgres => "gen_random_uuid()",
+        // SQLite stores a uuid as its 16 bytes.
+        _ => "randomblob(16)",
+    };
     format!(
         "INSERT INTO {table} (id, tenant_id, session_id, coachee_id, coach_id, body, created_at, updated_at) \
-         SELECT id, tenant_id, id, coachee_id, coach_id, {column}, created_at, updated_at \
+         SELECT {new_id}, tenant_id, id, coachee_id, coach_id, {column}, created_at, updated_at \
          FROM coaching_sessions WHERE {column} IS NOT NULL;\n\
          ALTER TABLE coaching_sessions DROP COLUMN {column};\n"
     )
@@ -215,8 +221,11 @@ BEGIN
       RETURN ARRAY[v_me];
     END IF;
   ELSIF v_role = 'COACH' THEN
-    IF p_resource IN ('session_metadata', 'transcripts', 'draft_insights', 'evidence_packs', 'coach_notes',
-                      'action_items', 'goals') THEN
+    IF p_resource = 'transcripts' THEN
+      -- Attaching a transcript replaces one: only where the coach may read it.
+      RETURN app_reach('transcripts');
+    ELSIF p_resource IN ('session_metadata', 'draft_insights', 'evidence_packs', 'coach_notes',
+                         'action_items', 'goals') THEN
       RETURN ARRAY(
         SELECT a.coachee_id FROM coach_assignments a
         WHERE a.tenant_id = v_tenant AND a.coach_id = v_me AND a.active);
@@ -235,8 +244,10 @@ END
 $$;
 
 -- Program metrics (POLICY.md section 7): per-month counts over the caller's tenant, for the
--- two roles that read them. Rows never leave the function; the application applies the
--- anonymity floor to what it returns.
+-- two roles that read them. Rows never leave the function, and neither do small groups:
+-- when any month of any source has 1 to 4 coachees, or no month has 5, the answer is the
+-- single row ('suppressed', ...) and nothing else (the application's `decide` applies the
+-- same rule to what it gets).
 CREATE OR REPLACE FUNCTION app_program_month_stats(p_from text, p_to text)
 RETURNS TABLE (source text, month text, coachees bigint, total bigint, hits bigint)
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -262,12 +273,20 @@ LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = public, pg_
   ), ranged AS (
     SELECT * FROM tagged
     WHERE (p_from IS NULL OR month >= p_from) AND (p_to IS NULL OR month <= p_to)
+  ), stats AS (
+    SELECT source, month, count(DISTINCT coachee_id) AS coachees, count(*) AS total,
+           COALESCE(sum(hit), 0)::bigint AS hits
+    FROM ranged GROUP BY source, month
+    UNION ALL
+    SELECT 'active', NULL, count(DISTINCT coachee_id), count(*), 0::bigint
+    FROM ranged WHERE source = 'sessions'
+  ), verdict AS (
+    SELECT EXISTS (SELECT 1 FROM stats WHERE source <> 'active' AND coachees BETWEEN 1 AND 4)
+        OR COALESCE((SELECT max(coachees) FROM stats WHERE source <> 'active'), 0) < 5 AS suppressed
   )
-  SELECT source, month, count(DISTINCT coachee_id), count(*), COALESCE(sum(hit), 0)::bigint
-  FROM ranged GROUP BY source, month
+  SELECT st.* FROM stats st, verdict v WHERE NOT v.suppressed
   UNION ALL
-  SELECT 'active', NULL, count(DISTINCT coachee_id), count(*), 0::bigint
-  FROM ranged WHERE source = 'sessions'
+  SELECT 'suppressed', NULL, 0::bigint, 0::bigint, 0::bigint FROM verdict v WHERE v.suppressed
 $$;
 
 -- For a row the caller's policies hide: its coachee, if the row exists in the caller's
@@ -277,6 +296,10 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
   v uuid;
 BEGIN
+  -- Only roles that read coaching rows learn whose a hidden row is.
+  IF app_role() IS NULL OR app_role() NOT IN ('COACHEE', 'COACH', 'AI_AGENT', 'PROGRAM_ADMIN') THEN
+    RETURN NULL;
+  END IF;
   IF p_table NOT IN ('coaching_sessions', 'session_summaries', 'session_private_notes', 'insights',
                      'evidence_packs', 'action_items', 'goals', 'coach_notes', 'transcripts', 'ai_feedback',
                      'ai_action_proposals') THEN
@@ -325,53 +348,247 @@ fn notes_read() -> String {
     )
 }
 
-/// (table, read rule, write rule). No write rule: no principal writes the table.
-fn rules() -> Vec<(&'static str, String, Option<String>)> {
-    vec![
-        (
-            "coaching_sessions",
-            format!("{} OR {ROLE} = 'PROGRAM_ADMIN'", reads("session_metadata")),
-            Some(writes("session_metadata")),
-        ),
-        ("session_summaries", reads("approved_insights"), None),
-        ("session_private_notes", notes_read(), Some(format!("{} AND coach_id = {ME}", writes("coach_notes")))),
-        ("transcripts", reads("transcripts"), Some(writes("transcripts"))),
-        (
+/// One permissive policy: `<table>_<name>` for one command.
+struct Policy {
+    table: &'static str,
+    name: &'static str,
+    cmd: &'static str,
+    using: Option<String>,
+    check: Option<String>,
+}
+
+fn read(table: &'static str, using: String) -> Policy {
+    Policy { table, name: "read", cmd: "SELECT", using: Some(using), check: None }
+}
+
+fn insert(table: &'static str, check: String) -> Policy {
+    Policy { table, name: "insert", cmd: "INSERT", using: None, check: Some(check) }
+}
+
+fn update(table: &'static str, using: String, check: String) -> Policy {
+    Policy { table, name: "update", cmd: "UPDATE", using: Some(using), check: Some(check) }
+}
+
+fn delete(table: &'static str, using: String) -> Policy {
+    Policy { table, name: "delete", cmd: "DELETE", using: Some(using), check: None }
+}
+
+/// Insert, update and delete under one rule.
+fn writes_all(table: &'static str, rule: String) -> [Policy; 3] {
+    [insert(table, rule.clone()), update(table, rule.clone(), rule.clone()), delete(table, rule)]
+}
+
+/// Every permissive policy of the tables this migration governs. A command without a policy
+/// is refused to every principal (permissive policies are OR-ed; none means no row).
+fn policies() -> Vec<Policy> {
+    let role_is = |role: &str| format!("{ROLE} = '{role}'");
+    let coach = role_is("COACH");
+    let admin = role_is("PROGRAM_ADMIN");
+    let mut p = vec![
+        read("coaching_sessions", format!("{} OR {admin}", reads("session_metadata"))),
+        read("session_summaries", reads("approved_insights")),
+        read("session_private_notes", notes_read()),
+        read("transcripts", reads("transcripts")),
+        read(
             "insights",
             format!(
                 "(status = 'APPROVED' AND {}) OR (status <> 'APPROVED' AND {})",
                 reads("approved_insights"),
                 reads("draft_insights")
             ),
-            // The AI writes drafts only.
-            Some(format!("{} AND ({ROLE} = 'COACH' OR status = 'DRAFT')", writes("draft_insights"))),
         ),
-        (
+        // The coachee reads L0 always, L1 once approved.
+        read(
             "evidence_packs",
-            // The coachee reads L0 always, L1 once approved.
             format!("{} AND ({ROLE} <> 'COACHEE' OR level = 'L0' OR approved)", reads("evidence_packs")),
-            Some(writes("evidence_packs")),
         ),
-        ("action_items", reads("action_items"), Some(writes("action_items"))),
-        ("goals", reads("goals"), Some(writes("goals"))),
-        ("coach_notes", notes_read(), Some(format!("{} AND coach_id = {ME}", writes("coach_notes")))),
-        ("ai_feedback", reads("ai_feedback"), Some(writes("ai_feedback"))),
-        ("ai_action_proposals", reads("ai_action_proposals"), Some(writes("ai_action_proposals"))),
+        read("action_items", reads("action_items")),
+        read("goals", reads("goals")),
+        read("coach_notes", notes_read()),
+        read("ai_feedback", reads("ai_feedback")),
+        read("ai_action_proposals", reads("ai_action_proposals")),
         // The AI reads every consent of its tenant ("own grants": they are grants to it).
-        ("consents", format!("{} OR {ROLE} = 'AI_AGENT'", reads("consents")), Some(writes("consents"))),
-        ("consent_history", format!("{} OR {ROLE} = 'AI_AGENT'", reads("consents")), Some(writes("consents"))),
-        (
-            "ai_access_log",
-            reads("ai_access_log"),
-            Some(format!("{} AND ai_principal_id = {ME}", writes("ai_access_log"))),
+        read("consents", format!("{} OR {}", reads("consents"), role_is("AI_AGENT"))),
+        read("consent_history", format!("{} OR {}", reads("consents"), role_is("AI_AGENT"))),
+        read("ai_access_log", reads("ai_access_log")),
+        // Relationship facts: the two people of an assignment, the tenant's admins, and the
+        // AI (its reach is computed from them).
+        read(
+            "coach_assignments",
+            format!("{admin} OR {} OR coach_id = {ME} OR coachee_id = {ME}", role_is("AI_AGENT")),
         ),
-    ]
+        read("break_glass_requests", format!("{ROLE} IN ('PROGRAM_ADMIN', 'SYSTEM_ADMIN')")),
+        read("break_glass_grants", admin.clone()),
+        read("access_notices", format!("coachee_id = {ME}")),
+        // The audit log is the admins' (POLICY.md matrix: audit_logs); anyone else sees only
+        // its own events (what the denial alert counts).
+        read("audit_events", format!("{ROLE} IN ('PROGRAM_ADMIN', 'SYSTEM_ADMIN') OR actor_id = {ME}")),
+        insert("audit_events", "true".to_owned()),
+    ];
+    // Coaching content. Coaches write their assigned coachees' sessions, drafts, evidence,
+    // action items and goals, and their own notes; approved insights are final.
+    p.extend(writes_all("coaching_sessions", writes("session_metadata")));
+    p.extend(writes_all("session_private_notes", format!("{} AND coach_id = {ME}", writes("coach_notes"))));
+    p.extend(writes_all("coach_notes", format!("{} AND coach_id = {ME}", writes("coach_notes"))));
+    p.extend(writes_all("goals", writes("goals")));
+    // Transcripts: the session's own coach, with TRANSCRIPT_SHARING (app_writes).
+    let session_coach = format!(
+        "{} AND EXISTS (SELECT 1 FROM coaching_sessions s WHERE s.tenant_id = transcripts.tenant_id \
+         AND s.id = transcripts.session_id AND s.coach_id = {ME})",
+        writes("transcripts")
+    );
+    p.extend(writes_all("transcripts", session_coach));
+    // Drafts: the coach, or the AI creating a draft of its own.
+    let draft = writes("draft_insights");
+    p.push(insert("insights", format!("{draft} AND status = 'DRAFT' AND author_id = {ME}")));
+    p.push(update("insights", format!("{draft} AND {coach} AND status <> 'APPROVED'"), format!("{draft} AND {coach}")));
+    p.push(delete("insights", format!("{draft} AND {coach} AND status <> 'APPROVED'")));
+    let packs = writes("evidence_packs");
+    p.push(insert("evidence_packs", format!("{packs} AND author_id = {ME} AND ({coach} OR NOT approved)")));
+    p.push(update("evidence_packs", format!("{packs} AND {coach}"), format!("{packs} AND {coach}")));
+    p.push(delete("evidence_packs", format!("{packs} AND {coach}")));
+    // Action items: the coach; the coachee completes its own (a trigger keeps it to that).
+    let items = writes("action_items");
+    p.push(insert("action_items", format!("{items} AND {coach}")));
+    p.push(update("action_items", items.clone(), items.clone()));
+    p.push(delete("action_items", format!("{items} AND {coach}")));
+    // The coachee's own feedback and consents; consent history is append-only.
+    p.extend(writes_all("ai_feedback", writes("ai_feedback")));
+    p.extend(writes_all("consents", writes("consents")));
+    p.push(insert("consent_history", writes("consents")));
+    // Proposals: the AI proposes (unconfirmed, as itself); the coachee confirms (a trigger
+    // keeps it to that).
+    let proposals = writes("ai_action_proposals");
+    p.push(insert(
+        "ai_action_proposals",
+        format!("{proposals} AND {} AND proposed_by = {ME} AND confirmed_at IS NULL", role_is("AI_AGENT")),
+    ));
+    p.push(update(
+        "ai_action_proposals",
+        format!("{proposals} AND {}", role_is("COACHEE")),
+        format!("{proposals} AND {}", role_is("COACHEE")),
+    ));
+    // The AI access log is append-only, written by the AI about itself.
+    p.push(insert("ai_access_log", format!("{} AND ai_principal_id = {ME}", writes("ai_access_log"))));
+    // Assignments: the tenant's admins; a coach changes its own relationship's AI level (a
+    // trigger keeps it to that).
+    p.push(insert("coach_assignments", admin.clone()));
+    p.push(update(
+        "coach_assignments",
+        format!("{admin} OR ({coach} AND coach_id = {ME})"),
+        format!("{admin} OR ({coach} AND coach_id = {ME})"),
+    ));
+    p.push(delete("coach_assignments", admin.clone()));
+    // Break-glass: an admin files its own request; another admin approves it; a grant is
+    // issued only for a request approved by someone other than its requester, to the
+    // requester, by the approver.
+    p.push(insert("break_glass_requests", format!("{admin} AND requested_by = {ME} AND approved_by IS NULL")));
+    p.push(update(
+        "break_glass_requests",
+        admin.clone(),
+        format!("{admin} AND (approved_by IS NULL OR approved_by <> requested_by)"),
+    ));
+    p.push(insert(
+        "break_glass_grants",
+        format!(
+            "{admin} AND approved_by = {ME} AND EXISTS (SELECT 1 FROM break_glass_requests r \
+             WHERE r.tenant_id = break_glass_grants.tenant_id AND r.id = break_glass_grants.request_id \
+             AND r.approved_by = {ME} AND r.requested_by = break_glass_grants.grantee_id \
+             AND r.requested_by <> {ME} AND r.revoked_at IS NULL)"
+        ),
+    ));
+    p.push(update("break_glass_grants", admin.clone(), admin.clone()));
+    // Access notices are written when an admin's break-glass grant is issued.
+    p.push(insert("access_notices", admin));
+    p
 }
 
-const POLICY_SUFFIXES: &[&str] = &["read", "insert", "update", "delete"];
+/// Tables whose every permissive policy this migration replaces (the earlier `<t>_app`
+/// `USING (true)` ones among them).
+const GOVERNED: &[&str] = &[
+    "coaching_sessions",
+    "session_summaries",
+    "session_private_notes",
+    "transcripts",
+    "insights",
+    "evidence_packs",
+    "action_items",
+    "goals",
+    "coach_notes",
+    "ai_feedback",
+    "ai_action_proposals",
+    "consents",
+    "consent_history",
+    "ai_access_log",
+    "coach_assignments",
+    "break_glass_requests",
+    "break_glass_grants",
+    "access_notices",
+    "audit_events",
+];
+
+const POLICY_SUFFIXES: &[&str] = &["app", "read", "insert", "update", "delete"];
+
+/// Column guards for what a policy cannot express: which columns an update may change.
+const TRIGGERS: &str = r#"
+-- A coachee completes its own action items: only completed_at changes.
+CREATE OR REPLACE FUNCTION action_items_coachee_completes_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF app_role() = 'COACHEE' AND (ROW(NEW.tenant_id, NEW.id, NEW.coachee_id, NEW.session_id, NEW.created_by,
+      NEW.title, NEW.due_on, NEW.created_at) IS DISTINCT FROM ROW(OLD.tenant_id, OLD.id, OLD.coachee_id,
+      OLD.session_id, OLD.created_by, OLD.title, OLD.due_on, OLD.created_at)) THEN
+    RAISE EXCEPTION 'a coachee may only complete its action items' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END
+$$;
+DROP TRIGGER IF EXISTS action_items_coachee_completes_only ON action_items;
+CREATE TRIGGER action_items_coachee_completes_only BEFORE UPDATE ON action_items
+  FOR EACH ROW EXECUTE FUNCTION action_items_coachee_completes_only();
+
+-- A coachee confirms a proposal once: only confirmed_at changes, from NULL.
+CREATE OR REPLACE FUNCTION ai_action_proposals_confirm_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF app_role() = 'COACHEE' AND (OLD.confirmed_at IS NOT NULL OR ROW(NEW.tenant_id, NEW.id, NEW.coachee_id,
+      NEW.proposed_by, NEW.kind, NEW.payload, NEW.created_at) IS DISTINCT FROM ROW(OLD.tenant_id, OLD.id,
+      OLD.coachee_id, OLD.proposed_by, OLD.kind, OLD.payload, OLD.created_at)) THEN
+    RAISE EXCEPTION 'a coachee may only confirm a proposal, once' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END
+$$;
+DROP TRIGGER IF EXISTS ai_action_proposals_confirm_only ON ai_action_proposals;
+CREATE TRIGGER ai_action_proposals_confirm_only BEFORE UPDATE ON ai_action_proposals
+  FOR EACH ROW EXECUTE FUNCTION ai_action_proposals_confirm_only();
+
+-- A coach changes only the AI level of its own assignments.
+CREATE OR REPLACE FUNCTION coach_assignments_coach_sets_ai_level_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF app_role() = 'COACH' AND (ROW(NEW.tenant_id, NEW.id, NEW.coach_id, NEW.coachee_id, NEW.active,
+      NEW.created_at, NEW.ended_at) IS DISTINCT FROM ROW(OLD.tenant_id, OLD.id, OLD.coach_id, OLD.coachee_id,
+      OLD.active, OLD.created_at, OLD.ended_at)) THEN
+    RAISE EXCEPTION 'a coach may only set the AI level of its assignments' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END
+$$;
+DROP TRIGGER IF EXISTS coach_assignments_coach_sets_ai_level_only ON coach_assignments;
+CREATE TRIGGER coach_assignments_coach_sets_ai_level_only BEFORE UPDATE ON coach_assignments
+  FOR EACH ROW EXECUTE FUNCTION coach_assignments_coach_sets_ai_level_only();
+"#;
+
+const TRIGGER_NAMES: &[(&str, &str)] = &[
+    ("action_items", "action_items_coachee_completes_only"),
+    ("ai_action_proposals", "ai_action_proposals_confirm_only"),
+    ("coach_assignments", "coach_assignments_coach_sets_ai_level_only"),
+];
 
 fn up_security_sql() -> String {
     let mut sql = String::from(FUNCTIONS);
+    sql.push_str(TRIGGERS);
     for f in NEW_FUNCTIONS {
         sql.push_str(&format!(
             "REVOKE ALL ON FUNCTION {f} FROM PUBLIC;\nGRANT EXECUTE ON FUNCTION {f} TO {APP_ROLE};\n"
@@ -398,21 +615,25 @@ fn up_security_sql() -> String {
     for (table, policy) in OLD_POLICIES {
         sql.push_str(&format!("DROP POLICY IF EXISTS {policy} ON {table};\n"));
     }
-    for (table, read, write) in rules() {
-        sql.push_str(&format!("DROP POLICY IF EXISTS {table}_app ON {table};\n"));
+    for table in GOVERNED {
         for suffix in POLICY_SUFFIXES {
             sql.push_str(&format!("DROP POLICY IF EXISTS {table}_{suffix} ON {table};\n"));
         }
+    }
+    for p in policies() {
         sql.push_str(&format!(
-            "CREATE POLICY {table}_read ON {table} AS PERMISSIVE FOR SELECT TO {APP_ROLE} USING ({read});\n"
+            "CREATE POLICY {t}_{n} ON {t} AS PERMISSIVE FOR {c} TO {APP_ROLE}",
+            t = p.table,
+            n = p.name,
+            c = p.cmd
         ));
-        if let Some(write) = write {
-            sql.push_str(&format!(
-                "CREATE POLICY {table}_insert ON {table} AS PERMISSIVE FOR INSERT TO {APP_ROLE} WITH CHECK ({write});\n\
-                 CREATE POLICY {table}_update ON {table} AS PERMISSIVE FOR UPDATE TO {APP_ROLE} USING ({write}) WITH CHECK ({write});\n\
-                 CREATE POLICY {table}_delete ON {table} AS PERMISSIVE FOR DELETE TO {APP_ROLE} USING ({write});\n"
-            ));
+        if let Some(using) = &p.using {
+            sql.push_str(&format!(" USING ({using})"));
         }
+        if let Some(check) = &p.check {
+            sql.push_str(&format!(" WITH CHECK ({check})"));
+        }
+        sql.push_str(";\n");
     }
     // The platform chain is written by platform operations only.
     sql.push_str(
@@ -428,10 +649,19 @@ fn up_security_sql() -> String {
 
 fn down_security_sql() -> String {
     let mut sql = String::new();
-    for (table, _, _) in rules() {
+    for table in GOVERNED {
         for suffix in POLICY_SUFFIXES {
             sql.push_str(&format!("DROP POLICY IF EXISTS {table}_{suffix} ON {table};\n"));
         }
+        if !NEW_TABLES.contains(table) {
+            // What migration 000002 gave every tenant table; 000004 and 000006 narrow it again below.
+            sql.push_str(&format!(
+                "CREATE POLICY {table}_app ON {table} AS PERMISSIVE FOR ALL TO {APP_ROLE} USING (true) WITH CHECK (true);\n"
+            ));
+        }
+    }
+    for (table, trigger) in TRIGGER_NAMES {
+        sql.push_str(&format!("DROP TRIGGER IF EXISTS {trigger} ON {table};\nDROP FUNCTION IF EXISTS {trigger}();\n"));
     }
     for f in NEW_FUNCTIONS {
         sql.push_str(&format!("DROP FUNCTION IF EXISTS {f};\n"));
@@ -459,8 +689,9 @@ impl MigrationTrait for Migration {
             session_text_table(name).create(manager).await?;
         }
         let db = manager.get_connection();
-        db.execute_unprepared(&move_out("summary", "session_summaries")).await?;
-        db.execute_unprepared(&move_out("private_notes", "session_private_notes")).await?;
+        let backend = manager.get_database_backend();
+        db.execute_unprepared(&move_out(backend, "summary", "session_summaries")).await?;
+        db.execute_unprepared(&move_out(backend, "private_notes", "session_private_notes")).await?;
         if manager.get_database_backend() == DbBackend::Postgres {
             db.execute_unprepared(&up_security_sql()).await?;
         }

@@ -191,6 +191,32 @@ impl ContentTable {
     }
 }
 
+/// A row the row policy admitted to this request's caller. Its field is private: the only
+/// ways to get one are [`Reach::admit`] (a row to show) and [`Reach::admit_written`] (the row
+/// the caller just wrote, shown as its mutation's payload). The views GraphQL serves hold
+/// one, so no resolver can show a content row the policy did not admit.
+#[derive(Debug, Clone)]
+pub struct Admitted<T>(T);
+
+impl<T> Admitted<T> {
+    pub fn row(&self) -> &T {
+        &self.0
+    }
+
+    /// The admitted row's values, to show.
+    pub fn into_row(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Admitted<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// What the row policy looks at in one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowFacts {
@@ -360,6 +386,31 @@ impl Reach {
         }
     }
 
+    /// The row, admitted by the row check, or the refusal.
+    pub fn admit<T>(&self, table: ContentTable, row: T, facts: fn(&T) -> RowFacts) -> Result<Admitted<T>, Refusal> {
+        self.read(table, &facts(&row)).map(|_| Admitted(row))
+    }
+
+    /// The row the caller just wrote with `action`, admitted by that write's grant: what a
+    /// mutation's payload shows (its schema shows a write-only principal the id alone).
+    pub fn admit_written<T>(
+        &self,
+        table: ContentTable,
+        row: T,
+        facts: fn(&T) -> RowFacts,
+        action: Action,
+    ) -> Result<Admitted<T>, Refusal> {
+        let f = facts(&row);
+        self.may(f.coachee, table.resource(&f), action)?;
+        if action != Action::Create && table.author_column().is_some() && self.role == Some(Role::Coach) {
+            // A coach writes only its own notes.
+            if f.author != self.me {
+                return Err(Refusal::Forbidden);
+            }
+        }
+        Ok(Admitted(row))
+    }
+
     /// Whether the row check admits the row.
     pub fn reads(&self, table: ContentTable, row: &RowFacts) -> bool {
         self.read(table, row).is_ok()
@@ -476,6 +527,60 @@ impl Reach {
                 let resource = other.resource(&RowFacts::about(Uuid::nil()));
                 with_opened(own_rule(resource), resource)
             }
+        }
+    }
+
+    /// How the caller sees the profile of `user`, reached by id (`user(id)`): the scope of
+    /// the grant it is reached through, which decides the fields it shows
+    /// ([`super::profile_fields`]), or the refusal.
+    pub fn profile_scope(&self, user: Uuid) -> Result<Scope, Refusal> {
+        let role = self.role.ok_or(Refusal::Forbidden)?;
+        if Some(user) == self.me && matrix::allows(role, Resource::OwnProfile, Action::Read) {
+            return Ok(Scope::Own);
+        }
+        let scope = matrix::grant(role, Resource::OtherUserProfiles, Action::Read).map(|g| g.scope);
+        match scope {
+            Some(Scope::OwnCoaches) if self.my_coaches.contains(&user) => Ok(Scope::OwnCoaches),
+            Some(Scope::Assigned) if self.assigned.contains_key(&user) => Ok(Scope::Assigned),
+            Some(scope @ (Scope::Tenant | Scope::TenantDirectory)) => Ok(scope),
+            Some(Scope::Consented) => self.coachee(user, Resource::OtherUserProfiles).map(|()| Scope::Consented),
+            _ => Err(Refusal::Forbidden),
+        }
+    }
+
+    /// How the caller sees a person named by a session it may read (its coach or coachee):
+    /// the session's coachee as the caller's relationship to it allows; anyone else (the
+    /// coach, for a coachee or the AI; a colleague, for a coach) by id and display name only.
+    pub fn session_person_scope(&self, user: Uuid, session_coachee: Uuid) -> Scope {
+        if Some(user) == self.me {
+            return Scope::Own;
+        }
+        let scope = self.role.and_then(|role| matrix::grant(role, Resource::OtherUserProfiles, Action::Read));
+        match scope.map(|g| g.scope) {
+            Some(scope @ (Scope::Tenant | Scope::TenantDirectory)) => scope,
+            Some(scope @ (Scope::Assigned | Scope::Consented)) if user == session_coachee => scope,
+            _ => Scope::OwnCoaches,
+        }
+    }
+
+    /// `coachees`: the scope its rows are shown with, and the coachees it lists (`None`: every
+    /// coachee of the tenant). Only roles whose profile grant reaches coachees as such.
+    pub fn coachee_list(&self) -> Result<(Scope, Option<HashSet<Uuid>>), Refusal> {
+        let role = self.role.ok_or(Refusal::Forbidden)?;
+        match matrix::grant(role, Resource::OtherUserProfiles, Action::Read).map(|g| g.scope) {
+            Some(Scope::Assigned) => Ok((Scope::Assigned, Some(self.assigned.keys().copied().collect()))),
+            Some(Scope::Tenant) => Ok((Scope::Tenant, None)),
+            _ => Err(Refusal::Forbidden),
+        }
+    }
+
+    /// `users`: the scope of a tenant directory listing (program admins all fields,
+    /// executives the directory fields).
+    pub fn directory_scope(&self) -> Result<Scope, Refusal> {
+        let role = self.role.ok_or(Refusal::Forbidden)?;
+        match matrix::grant(role, Resource::OtherUserProfiles, Action::Read).map(|g| g.scope) {
+            Some(scope @ (Scope::Tenant | Scope::TenantDirectory)) => Ok(scope),
+            _ => Err(Refusal::Forbidden),
         }
     }
 

@@ -13,8 +13,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::domain::kinds::Role;
 use crate::error::{AppError, AppResult};
+use crate::kinds::Role;
 pub use tenant_tx::TenantTx;
 
 /// Whose data a transaction may touch: the values `set_tenant_context()` receives.

@@ -11,10 +11,11 @@ use crate::ctx::Ctx;
 use crate::db::entities::users;
 use crate::db::scoped;
 use crate::domain::audit::AuditRecord;
-use crate::domain::kinds::AuditOutcome;
-use crate::domain::kinds::Role;
+use crate::domain::reach;
 use crate::domain::reach::Refusal;
 use crate::error::{AppError, AppResult};
+use crate::kinds::AuditOutcome;
+use crate::kinds::Role;
 
 /// Records the denial of `action` on `resource` and hands back `error` for the caller to return.
 pub fn deny(ctx: &Ctx, action: &str, resource: Resource, reason: &str, error: AppError) -> AppError {
@@ -56,7 +57,7 @@ pub async fn refuse_missing(ctx: &Ctx, table: &'static str, id: Uuid, resource: 
     };
     Ok(match coachee {
         None => not_found(ctx, resource),
-        Some(coachee) => match ctx.reach().await?.coachee(coachee, resource) {
+        Some(coachee) => match reach::of(ctx).await?.coachee(coachee, resource) {
             Err(refusal) => refusal.into_error(ctx, resource),
             // The relationship holds, and a row condition of the policy hides the row. For a
             // coachee, content not yet released to it (a draft, an unapproved L1 pack) does not
@@ -92,7 +93,7 @@ pub fn refuse(ctx: &Ctx, action: Action, resource: Resource, refusal: Refusal) -
 /// The caller may `action` `resource` about `coachee` (relationship and consent), or the
 /// audited refusal. Row conditions (authorship, status) are the caller's to check.
 pub async fn require(ctx: &Ctx, coachee: Uuid, resource: Resource, action: Action) -> AppResult<()> {
-    ctx.reach().await?.may(coachee, resource, action).map_err(|refusal| refuse(ctx, action, resource, refusal))
+    reach::of(ctx).await?.may(coachee, resource, action).map_err(|refusal| refuse(ctx, action, resource, refusal))
 }
 
 /// A coachee of the caller's tenant, or NOT_FOUND (another tenant's id answers the same).

@@ -25,8 +25,8 @@ use crate::db::entities::{
 };
 use crate::db::scoped;
 use crate::domain::access;
-use crate::domain::kinds::{AuditOutcome, ConsentKind, Role, UserStatus};
 use crate::error::{AppError, AppResult};
+use crate::kinds::{AuditOutcome, ConsentKind, Role, UserStatus};
 
 /// How far an administrator's read of `resource` reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

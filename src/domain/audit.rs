@@ -9,62 +9,17 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::ctx::Ctx;
 use crate::db::TenantTx;
 use crate::db::entities::audit_events;
-use crate::domain::kinds::{AuditOutcome, Role};
 use crate::error::AppResult;
+use crate::kinds::AuditOutcome;
+
+/// Audit retention of a tenant without settings, and of the platform chain (POLICY.md 10).
+pub const DEFAULT_AUDIT_RETENTION_DAYS: i32 = 90;
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// An event before it is written. Never holds the data that was denied: only who, what
-/// kind of thing, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRecord {
-    pub tenant_id: Option<Uuid>,
-    pub actor_id: Option<Uuid>,
-    pub actor_role: Option<Role>,
-    pub action: String,
-    pub resource: String,
-    pub outcome: AuditOutcome,
-    pub reason: Option<String>,
-    pub ip_address: Option<String>,
-    pub grant_id: Option<Uuid>,
-}
-
-impl AuditRecord {
-    /// An event by the request's principal (or an anonymous caller).
-    pub fn by(ctx: &Ctx, action: &str, resource: &str, outcome: AuditOutcome) -> Self {
-        let p = ctx.principal();
-        Self {
-            tenant_id: p.and_then(|p| p.tenant_id),
-            actor_id: p.map(|p| p.user_id),
-            actor_role: p.map(|p| p.role),
-            action: action.to_owned(),
-            resource: resource.to_owned(),
-            outcome,
-            reason: None,
-            ip_address: ctx.meta().ip.clone(),
-            grant_id: None,
-        }
-    }
-
-    pub fn reason(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
-        self
-    }
-
-    pub fn tenant(mut self, tenant_id: Option<Uuid>) -> Self {
-        self.tenant_id = tenant_id;
-        self
-    }
-
-    pub fn actor(mut self, actor_id: Uuid, role: Role) -> Self {
-        self.actor_id = Some(actor_id);
-        self.actor_role = Some(role);
-        self
-    }
-}
+pub use crate::ctx::AuditRecord;
 
 /// The hash of one event: SHA-256 over its fields and its predecessor's hash, in a fixed
 /// order with explicit separators, so that `verify-audit` can recompute it.

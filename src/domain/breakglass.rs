@@ -31,8 +31,8 @@ use crate::db::scoped;
 use crate::domain::access;
 use crate::domain::admin::BreakGlassView;
 use crate::domain::audit::AuditRecord;
-use crate::domain::kinds::{AuditOutcome, Role};
 use crate::error::{AppError, AppResult};
+use crate::kinds::{AuditOutcome, Role};
 
 pub const MIN_REASON_CHARS: usize = 10;
 pub const MAX_REASON_CHARS: usize = 500;
@@ -185,7 +185,8 @@ pub async fn approve(ctx: &Ctx, id: Uuid) -> AppResult<BreakGlassView> {
             _ => e.into(),
         });
     }
-    access_notices::ActiveModel {
+    // The notice is the coachee's to read, not the admin's: written without reading it back.
+    let notice = access_notices::ActiveModel {
         id: Set(Uuid::new_v4()),
         tenant_id: Set(tenant),
         coachee_id: Set(request.coachee_id),
@@ -194,9 +195,8 @@ pub async fn approve(ctx: &Ctx, id: Uuid) -> AppResult<BreakGlassView> {
         reason: Set(request.reason.clone()),
         grant_id: Set(Some(grant.id)),
         at: Set(now),
-    }
-    .insert(&*ctx.db().conn().await?)
-    .await?;
+    };
+    crate::db::insert_unread(&*ctx.db().conn().await?, notice).await?;
     event(
         ctx,
         "BREAK_GLASS_APPROVED",
@@ -241,8 +241,8 @@ pub async fn revoke(ctx: &Ctx, id: Uuid) -> AppResult<BreakGlassView> {
     Ok(BreakGlassView::new(request, grant.as_ref(), now))
 }
 
-/// The active grants of `grantee` at `now`: coachee -> grant id (approved, not revoked,
-/// `starts_at <= now < expires_at`). One query on the `(tenant_id, grantee_id)` index; called
+/// The active grants of `grantee` at `now`: coachee -> grant id (approved, neither grant nor
+/// request revoked, `starts_at <= now < expires_at`). One query; called
 /// once per PROGRAM_ADMIN request when its `Reach` is loaded.
 pub async fn active_grants(
     ctx: &Ctx,
@@ -251,10 +251,20 @@ pub async fn active_grants(
     now: DateTime<Utc>,
 ) -> AppResult<HashMap<Uuid, Uuid>> {
     type Row = (Uuid, Uuid, DateTime<Utc>, DateTime<Utc>);
+    // A grant counts while neither it nor its request is revoked, and the request was
+    // approved (as PostgreSQL's `app_reach` also requires).
+    let live_requests = sea_orm::sea_query::Query::select()
+        .column(break_glass_requests::Column::Id)
+        .from(break_glass_requests::Entity)
+        .and_where(break_glass_requests::Column::TenantId.eq(tenant))
+        .and_where(break_glass_requests::Column::RevokedAt.is_null())
+        .and_where(break_glass_requests::Column::ApprovedBy.is_not_null())
+        .to_owned();
     let rows: Vec<Row> = scoped::select::<break_glass_grants::Entity>(tenant)
         .filter(break_glass_grants::Column::GranteeId.eq(grantee))
         .filter(break_glass_grants::Column::RevokedAt.is_null())
         .filter(break_glass_grants::Column::ExpiresAt.gt(now))
+        .filter(break_glass_grants::Column::RequestId.in_subquery(live_requests))
         .select_only()
         .columns([
             break_glass_grants::Column::Id,

@@ -27,9 +27,9 @@ use crate::db::scoped;
 use crate::domain::access::{self, refuse, require_coachee};
 use crate::domain::admin::ConsentView;
 use crate::domain::audit::AuditRecord;
-use crate::domain::kinds::{AiLevel, AuditOutcome, ConsentKind, Role};
-use crate::domain::reach::{Refusal, consented_level, effective_level};
+use crate::domain::reach::{self, Refusal, consented_level, effective_level};
 use crate::error::{AppError, AppResult};
+use crate::kinds::{AiLevel, AuditOutcome, ConsentKind, Role};
 
 /// The actions the AI may propose (POLICY.md section 5: "schedule a session, send a message").
 pub const PROPOSAL_KINDS: [&str; 2] = ["SCHEDULE_SESSION", "SEND_MESSAGE"];
@@ -196,7 +196,7 @@ pub async fn propose(ctx: &Ctx, coachee: Uuid, kind: &str, payload: String) -> A
     }
     let p = *ctx.require()?;
     require_coachee(ctx, coachee, Resource::AiActionProposals).await?;
-    ctx.reach()
+    reach::of(ctx)
         .await?
         .may(coachee, Resource::AiActionProposals, Action::Create)
         .map_err(|refusal| refuse(ctx, Action::Create, Resource::AiActionProposals, refusal))?;
@@ -256,7 +256,7 @@ pub async fn confirm(ctx: &Ctx, id: Uuid) -> AppResult<ai_action_proposals::Mode
     let Some(proposal) = found else {
         return Err(access::refuse_missing(ctx, "ai_action_proposals", id, Resource::AiActionProposals).await?);
     };
-    ctx.reach()
+    reach::of(ctx)
         .await?
         .may(proposal.coachee_id, Resource::AiActionProposals, Action::Update)
         .map_err(|refusal| refuse(ctx, Action::Update, Resource::AiActionProposals, refusal))?;

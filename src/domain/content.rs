@@ -17,8 +17,8 @@ use crate::db::entities::{
 use crate::db::scoped::{self, TenantScoped};
 use crate::domain::access::{self, action_name, require, require_coachee as coachee};
 use crate::domain::audit::AuditRecord;
-use crate::domain::kinds::{AuditOutcome, EvidenceLevel, InsightStatus, SessionStatus};
 use crate::error::{AppError, AppResult};
+use crate::kinds::{AuditOutcome, EvidenceLevel, InsightStatus, SessionStatus};
 
 pub const MAX_BODY: usize = 20_000;
 pub const MAX_TRANSCRIPT: usize = 500_000;
@@ -182,14 +182,17 @@ async fn save_private_notes(
     Ok(())
 }
 
-/// Attaches (or replaces) a session's transcript: the session's coach only. Reading it
-/// stays gated by TRANSCRIPT_SHARING.
+/// Attaches (or replaces) a session's transcript: the session's coach only, with the
+/// coachee's TRANSCRIPT_SHARING.
 pub async fn attach_transcript(ctx: &Ctx, session_id: Uuid, text: String) -> AppResult<()> {
     let s = session_row(ctx, session_id).await?;
     require(ctx, s.coachee_id, Resource::SessionMetadata, Action::Update).await?;
     if s.coach_id != ctx.require()?.user_id {
         return Err(access::deny(ctx, "CREATE", Resource::Transcripts, "not the session's coach", AppError::Forbidden));
     }
+    // Attaching replaces the session's transcript: only a coach who may read it (the
+    // coachee's TRANSCRIPT_SHARING) may replace it, as PostgreSQL's policy also says.
+    require(ctx, s.coachee_id, Resource::Transcripts, Action::Read).await?;
     let tenant = ctx.tenant_id()?;
     transcripts::Entity::delete_many()
         .filter(transcripts::Column::TenantId.eq(tenant))

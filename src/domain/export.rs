@@ -12,8 +12,8 @@ use crate::db::entities::{
     consents, evidence_packs, goals, insights, integration_tokens, session_summaries, users,
 };
 use crate::db::scoped;
-use crate::domain::kinds::{EvidenceLevel, InsightStatus, Role};
 use crate::error::{AppError, AppResult};
+use crate::kinds::{EvidenceLevel, InsightStatus, Role};
 
 fn ts(t: chrono::DateTime<chrono::Utc>) -> Value {
     Value::String(t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())

@@ -50,8 +50,8 @@ use crate::ctx::Ctx;
 use crate::db::entities::{action_items, ai_feedback, coaching_sessions};
 use crate::db::scoped;
 use crate::domain::access;
-use crate::domain::kinds::SessionStatus;
 use crate::error::{AppError, AppResult};
+use crate::kinds::SessionStatus;
 
 /// POLICY.md section 7: a group of fewer than 5 distinct coachees is suppressed.
 pub const ANONYMITY_FLOOR: i64 = 5;
@@ -194,7 +194,8 @@ async fn monthly<E: EntityTrait>(
 /// PostgreSQL: the same statistics from `app_program_month_stats`, one statement. Program
 /// admins and executives read no session, action item or feedback row there: the function
 /// returns counts only, over the caller's own tenant.
-async fn range_stats_postgres(ctx: &Ctx, range: &MonthRange) -> AppResult<RangeStats> {
+/// `None`: suppressed by the database's anonymity floor (the same rule as [`decide`]).
+async fn range_stats_postgres(ctx: &Ctx, range: &MonthRange) -> AppResult<Option<RangeStats>> {
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT source, month, coachees, total, hits FROM app_program_month_stats($1, $2)",
@@ -211,6 +212,8 @@ async fn range_stats_postgres(ctx: &Ctx, range: &MonthRange) -> AppResult<RangeS
             hits: row.try_get("", "hits")?,
         };
         match source.as_str() {
+            // The function applied the anonymity floor itself.
+            "suppressed" => return Ok(None),
             "sessions" => stats.sessions.push(stat),
             "action_items" => stats.action_items.push(stat),
             "feedback" => stats.feedback.push(stat),
@@ -218,13 +221,14 @@ async fn range_stats_postgres(ctx: &Ctx, range: &MonthRange) -> AppResult<RangeS
             other => return Err(AppError::internal(format!("program metrics: unknown source {other}"))),
         }
     }
-    Ok(stats)
+    Ok(Some(stats))
 }
 
 /// Loads the statistics of `range` for `tenant_id`.
 pub async fn range_stats(ctx: &Ctx, tenant_id: Uuid, range: &MonthRange) -> AppResult<RangeStats> {
     if ctx.db().backend() == DbBackend::Postgres {
-        return range_stats_postgres(ctx, range).await;
+        // Suppressed: no figure reaches the application; an empty range decides the same.
+        return Ok(range_stats_postgres(ctx, range).await?.unwrap_or_default());
     }
     let completed = || {
         scoped::select::<coaching_sessions::Entity>(tenant_id)

@@ -19,9 +19,9 @@ use crate::db::entities::{coach_assignments, system_config, tenant_settings, use
 use crate::db::scoped;
 use crate::domain::access;
 use crate::domain::audit::AuditRecord;
-use crate::domain::kinds::{AiLevel, AuditOutcome, Role, UserStatus};
 use crate::error::{AppError, AppResult};
 use crate::identity::session;
+use crate::kinds::{AiLevel, AuditOutcome, Role, UserStatus};
 
 pub const MAX_EMAIL_LEN: usize = 254;
 pub const MAX_DISPLAY_NAME_LEN: usize = 100;
@@ -274,7 +274,7 @@ pub async fn update_tenant_settings(ctx: &Ctx, change: TenantSettingsChange) -> 
             let defaults = tenant_settings::Model {
                 tenant_id: tenant,
                 session_timeout_minutes: session::DEFAULT_INACTIVITY_MINUTES,
-                audit_retention_days: crate::domain::audit_tools::DEFAULT_AUDIT_RETENTION_DAYS,
+                audit_retention_days: crate::domain::audit::DEFAULT_AUDIT_RETENTION_DAYS,
                 data_retention_days: None,
                 updated_at: now,
             };

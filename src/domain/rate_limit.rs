@@ -26,8 +26,8 @@ use uuid::Uuid;
 use crate::ctx::Ctx;
 use crate::db::entities::system_config;
 use crate::domain::audit::AuditRecord;
-use crate::domain::kinds::{AuditOutcome, Role};
 use crate::error::AppResult;
+use crate::kinds::{AuditOutcome, Role};
 
 pub const DEFAULT_PER_MINUTE: u32 = 120;
 /// The `system_config` key of the limit.

@@ -14,7 +14,13 @@ use crate::db::scoped;
 use crate::error::{AppError, AppResult};
 use crate::kinds::{ConsentKind, Role};
 
-/// Loads the facts for the principal of `ctx` (called through `Ctx::reach`): the active
+/// The request's reach: loaded on first use, then kept in the request's `Ctx` (never across
+/// requests).
+pub async fn of(ctx: &Ctx) -> AppResult<std::sync::Arc<Reach>> {
+    ctx.reach_cell().get_or_try_init(|| async { load(ctx).await.map(std::sync::Arc::new) }).await.cloned()
+}
+
+/// Loads the facts for the principal of `ctx`: the active
 /// assignments and granted consents that concern it, or its break-glass grants, handed to
 /// the pure [`Reach::from_facts`].
 pub async fn load(ctx: &Ctx) -> AppResult<Reach> {

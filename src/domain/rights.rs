@@ -33,9 +33,10 @@ use crate::db::entities::{access_notices, break_glass_grants, break_glass_reques
 use crate::db::scoped;
 use crate::domain::access;
 use crate::domain::audit::AuditRecord;
-use crate::domain::kinds::{AuditOutcome, Role};
+use crate::domain::reach;
 use crate::error::{AppError, AppResult};
 use crate::identity::password;
+use crate::kinds::{AuditOutcome, Role};
 
 pub const USER_DELETED: &str = "USER_DELETED";
 const DELETE_ACCOUNT: &str = "DELETE_ACCOUNT";
@@ -83,7 +84,7 @@ pub async fn delete_coachee(ctx: &Ctx, coachee_id: Uuid) -> AppResult<()> {
         .one(&*ctx.db().conn().await?)
         .await?
         .ok_or_else(|| access::deny(ctx, DELETE_COACHEE, R, "no visible row with this id", AppError::NotFound))?;
-    let assigned = ctx.reach().await?.assigned.contains_key(&coachee_id);
+    let assigned = reach::of(ctx).await?.assigned.contains_key(&coachee_id);
     if target.role != Role::Coachee || !assigned {
         return Err(access::deny(ctx, DELETE_COACHEE, R, "not a coachee assigned to this coach", AppError::Forbidden));
     }

@@ -10,8 +10,8 @@ use async_graphql::{ErrorExtensions, Value};
 
 use crate::authz::{self, Access, Action, Resource, VisibilityTag};
 use crate::ctx::Ctx;
-use crate::domain::kinds::Role;
 use crate::error::{AppError, AppResult};
+use crate::kinds::Role;
 
 pub type Resolver = Arc<dyn for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync>;
 

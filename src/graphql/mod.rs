@@ -7,7 +7,6 @@ pub mod coaching;
 pub mod consent;
 pub mod decl;
 pub mod identity;
-pub mod loaders;
 pub mod mutation;
 pub mod operations;
 pub mod paging;
@@ -15,7 +14,7 @@ pub mod schema;
 pub mod users;
 
 use crate::authz::VisibilityTag;
-use crate::domain::kinds::{AiLevel, ConsentKind, EvidenceLevel, InsightStatus, Role, SessionStatus};
+use crate::kinds::{AiLevel, ConsentKind, EvidenceLevel, InsightStatus, Role, SessionStatus};
 pub use schema::{Audience, Catalog, Schemas};
 
 /// Every declaration of the API.

@@ -1,6 +1,8 @@
-//! Mutations: typed arguments with clear errors, and one wrapper that runs every mutation
-//! inside its own savepoint, so a failed mutation leaves no partial write while the
-//! request's audit events (denials included) are still recorded.
+//! Root fields: typed arguments with clear errors ([`Args`], the one argument parser), and
+//! two wrappers through which every root field resolves, so that its errors reach the one
+//! masking boundary (`AppError::into_graphql`) in one place: [`query`], and [`mutation`],
+//! which also runs inside its own savepoint, so a failed mutation leaves no partial write
+//! while the request's audit events (denials included) are still recorded.
 
 use std::sync::Arc;
 
@@ -168,6 +170,22 @@ where
             let tx_ctx = ctx.clone();
             let value = tx_ctx.db().atomic(run(ctx, args)).await.map_err(AppError::into_graphql)?;
             Ok(Some(value))
+        })
+    })
+}
+
+/// The resolver of a root query: `run(ctx, args)`, its errors through the one masking
+/// boundary (a query needs no savepoint: it writes nothing but the request's audit events).
+pub fn query<F, Fut>(run: F) -> Resolver
+where
+    F: Fn(Arc<Ctx>, Args) -> Fut + Send + Sync + Copy + 'static,
+    Fut: Future<Output = AppResult<Option<FieldValue<'static>>>> + Send + 'static,
+{
+    resolver(move |rc| {
+        FieldFuture::new(async move {
+            let ctx =
+                rc.data::<Arc<Ctx>>().cloned().map_err(|_| AppError::internal("request without Ctx").into_graphql())?;
+            run(ctx, Args::from_rc(&rc)).await.map_err(AppError::into_graphql)
         })
     })
 }

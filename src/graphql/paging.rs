@@ -9,14 +9,18 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::decl::{FieldDecl, ObjectDecl};
+use super::mutation::Args;
 use super::schema::{leaf, resolver};
-use crate::domain::kinds::Role;
 use crate::error::{AppError, AppResult};
+use crate::kinds::Role;
 
 pub const DEFAULT_PAGE: u64 = 20;
 pub const MAX_PAGE: u64 = 100;
 /// POLICY.md section 5: the AI principal's list queries are capped.
 pub const MAX_PAGE_AI: u64 = 25;
+
+/// Longest cursor accepted (ours are far shorter).
+const MAX_CURSOR: usize = 200;
 
 /// A validated page request: rows `offset .. offset + limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,16 +51,13 @@ impl Page {
 
     /// Reads `first` and `after` from a resolver's arguments.
     pub fn from_args(rc: &ResolverContext<'_>, role: Option<Role>) -> AppResult<Page> {
-        let first = match rc.args.get("first") {
-            Some(v) if !v.is_null() => Some(v.i64().map_err(|_| AppError::bad_input("first must be an integer"))?),
-            _ => None,
-        };
-        let after = match rc.args.get("after") {
-            Some(v) if !v.is_null() => {
-                Some(v.string().map_err(|_| AppError::bad_input("after must be a string"))?.to_owned())
-            }
-            _ => None,
-        };
+        Page::from(&Args::from_rc(rc), role)
+    }
+
+    /// `first` and `after` of a field's arguments.
+    pub fn from(args: &Args, role: Option<Role>) -> AppResult<Page> {
+        let first = args.opt_int("first", i64::MIN..=i64::MAX)?;
+        let after = args.opt_text("after", MAX_CURSOR)?;
         Page::new(first, after.as_deref(), role)
     }
 

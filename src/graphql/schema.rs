@@ -16,8 +16,8 @@ use async_graphql::{Name, Value};
 
 use super::decl::{FieldDecl, ObjectDecl, Resolver, ctx_of, guarded, named_type, type_ref};
 use crate::authz::{self, VisibilityTag};
-use crate::domain::kinds::Role;
 use crate::error::{AppError, AppResult};
+use crate::kinds::Role;
 
 pub const MAX_DEPTH: usize = 16;
 pub const MAX_COMPLEXITY: usize = 5_000;

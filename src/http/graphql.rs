@@ -15,10 +15,10 @@ use super::credentials;
 use crate::app::AppState;
 use crate::ctx::{CookieEffect, RequestMeta};
 use crate::domain::audit::AuditRecord;
-use crate::domain::kinds::{AuditOutcome, Role};
 use crate::domain::rate_limit::{self, Admission};
 use crate::error::AppError;
 use crate::identity::{self, Credentials};
+use crate::kinds::{AuditOutcome, Role};
 
 fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(200).collect())
@@ -62,7 +62,7 @@ pub async fn handle(
         ai_purpose: header_string(&headers, "x-ai-purpose"),
     };
 
-    let ctx = match identity::resolve_ctx(&state, credentials, meta).await {
+    let ctx = match identity::resolve_ctx(state.server(), credentials, meta).await {
         Ok(ctx) => Arc::new(ctx),
         Err(e) => {
             let status = match e {
@@ -88,7 +88,7 @@ pub async fn handle(
     match rate_limit::admit_ai(&ctx).await {
         Ok(Admission::Admitted) => {}
         Ok(Admission::Refused { retry_after_secs, .. }) => {
-            if let Err(e) = ctx.finish().await {
+            if let Err(e) = crate::domain::request::finish(&ctx).await {
                 tracing::error!(error = %e, "could not record a rate-limit refusal");
             }
             let mut response = refusal(StatusCode::TOO_MANY_REQUESTS, AppError::RateLimited);
@@ -102,14 +102,14 @@ pub async fn handle(
     // for this request only, by its `Reach`) is served the break-glass schema; every other
     // request, its role's.
     let schema = match ctx.role() {
-        Some(Role::ProgramAdmin) => match ctx.reach().await {
+        Some(Role::ProgramAdmin) => match crate::domain::reach::of(&ctx).await {
             Ok(reach) if !reach.break_glass.is_empty() => state.schemas.break_glass(),
             Ok(_) => state.schemas.for_role(ctx.role()),
             Err(e) => return failed(&ctx, e).await,
         },
         role => state.schemas.for_role(role),
     };
-    let loaders = Arc::new(crate::graphql::loaders::Loaders::new(&ctx));
+    let loaders = Arc::new(crate::domain::loaders::Loaders::new(&ctx));
     let response = schema.execute(request.data(ctx.clone()).data(loaders).data(state.keys.clone())).await;
 
     // A query naming a field outside the role's schema was rejected before any resolver
@@ -122,7 +122,7 @@ pub async fn handle(
             );
         }
     }
-    if let Err(e) = ctx.finish().await {
+    if let Err(e) = crate::domain::request::finish(&ctx).await {
         tracing::error!(error = %e, "could not commit the request");
         return refusal(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(String::new()));
     }

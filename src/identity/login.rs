@@ -155,14 +155,32 @@ pub async fn login(ctx: &Ctx, keys: &TokenKeys, email: &str, password: &str) -> 
     row.updated_at = Set(now);
     row.update(&*tx.conn().await?).await?;
 
-    let new_session = session::create(tx, user.id, user.tenant_id, user.role, now).await?;
-    let token = keys.issue(user.id, user.tenant_id, user.role, new_session.id, now, new_session.expires_at)?;
+    let outcome = start_session(tx, keys, &user, now).await?;
     ctx.audit(record("LOGIN", AuditOutcome::Allowed));
     ctx.set_cookie_effect(CookieEffect::SetSession {
-        token: token.clone(),
-        csrf: new_session.csrf_token.clone(),
-        expires_at: new_session.expires_at,
+        token: outcome.token.clone(),
+        csrf: outcome.csrf_token.clone(),
+        expires_at: outcome.expires_at,
     });
+    Ok(outcome)
+}
+
+/// Opens a session for `user`, whose identity has just been proven: the `auth_sessions` row
+/// (with its CSRF token) and the signed token naming it. This is what a successful `login`
+/// does once the password is checked; it writes no audit event and sets no cookie (the
+/// caller's business). `tx` must already be scoped to `user`.
+pub async fn start_session(
+    tx: &TenantTx,
+    keys: &TokenKeys,
+    user: &users::Model,
+    now: DateTime<Utc>,
+) -> AppResult<LoginOutcome> {
+    let scope = tx.scope();
+    if scope.principal_id != Some(user.id) || scope.tenant_id != user.tenant_id || scope.role != Some(user.role) {
+        return Err(AppError::internal("a session is opened in a transaction scoped to its user"));
+    }
+    let new_session = session::create(tx, user.id, user.tenant_id, user.role, now).await?;
+    let token = keys.issue(user.id, user.tenant_id, user.role, new_session.id, now, new_session.expires_at)?;
     Ok(LoginOutcome {
         token,
         csrf_token: new_session.csrf_token,

@@ -6,11 +6,11 @@ pub mod password;
 pub mod session;
 pub mod token;
 
-use crate::app::AppState;
+use crate::clock::SharedClock;
 use crate::ctx::{Ctx, RequestMeta};
-use crate::db::DbScope;
-use crate::domain::kinds::Role;
+use crate::db::{Db, DbScope};
 use crate::error::{AppError, AppResult};
+use crate::kinds::Role;
 pub use session::CsrfCheck;
 
 /// Credentials as the HTTP layer found them.
@@ -25,9 +25,17 @@ pub enum Credentials {
     },
 }
 
+/// What turning a request into a `Ctx` needs of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Server<'a> {
+    pub db: &'a Db,
+    pub keys: &'a token::TokenKeys,
+    pub clock: &'a SharedClock,
+}
+
 /// Request -> `Ctx`. The only I/O is the session check, inside the request's transaction,
 /// whose tenant context is set from the verified token before the first statement.
-pub async fn resolve_ctx(state: &AppState, credentials: Credentials, meta: RequestMeta) -> AppResult<Ctx> {
+pub async fn resolve_ctx(state: Server<'_>, credentials: Credentials, meta: RequestMeta) -> AppResult<Ctx> {
     let now = state.clock.now();
     let (token, csrf) = match credentials {
         Credentials::None => {

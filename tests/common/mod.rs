@@ -198,6 +198,8 @@ impl TestApp {
         self.post(&Auth::None, q, json!({ "e": email, "p": password })).await
     }
 
+    /// Logs in through the API with the demo password (the real PBKDF2 check, the LOGIN audit
+    /// event, the cookies). Tests that are not about identity use `session_for`.
     pub async fn login(&self, email: &str) -> Session {
         let res = self.login_full(email, DEMO_PASSWORD).await;
         let login = &res.body["data"]["login"];
@@ -212,6 +214,40 @@ impl TestApp {
                 .iter()
                 .map(|v| v.to_str().unwrap_or("").to_owned())
                 .collect(),
+        }
+    }
+
+    /// A session for `email` opened the way a successful login opens one (the same
+    /// `identity::login::start_session`: the `auth_sessions` row, its CSRF token, the signed
+    /// token), without the password check: only the identity tests pay for 600,000 PBKDF2
+    /// rounds a login. Unlike `login` it writes no LOGIN audit event, leaves `last_login_at`
+    /// and the failed-login count alone and sets no cookie (`set_cookies` is empty): tests
+    /// about those log in for real.
+    pub async fn session_for(&self, email: &str) -> Session {
+        use coachgraph::db::entities::users;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let now = self.state.clock.now();
+        let found = users::Entity::find()
+            .filter(users::Column::Email.eq(coachgraph::identity::login::normalize_email(email)))
+            .all(&self.owner)
+            .await
+            .expect("users with this email");
+        let [user] = found.as_slice() else { panic!("session_for({email}): {} accounts, not one", found.len()) };
+        // Only where a login with the right password would succeed.
+        assert_eq!(user.status, coachgraph::domain::kinds::UserStatus::Active, "session_for({email}): not active");
+        assert!(user.locked_until.is_none_or(|until| until <= now), "session_for({email}): account locked");
+        let scope =
+            coachgraph::db::DbScope { tenant_id: user.tenant_id, principal_id: Some(user.id), role: Some(user.role) };
+        let tx = self.state.db.begin(scope).await.expect("begin");
+        let outcome = coachgraph::identity::login::start_session(&tx, &self.state.keys, user, now)
+            .await
+            .unwrap_or_else(|e| panic!("session_for({email}): {e:?}"));
+        tx.commit().await.expect("commit");
+        Session {
+            token: outcome.token,
+            csrf: outcome.csrf_token,
+            user_id: user.id.to_string(),
+            set_cookies: Vec::new(),
         }
     }
 

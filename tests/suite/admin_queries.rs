@@ -53,10 +53,10 @@ fn code(res: &Value) -> Option<&str> {
     res["errors"][0]["extensions"]["code"].as_str()
 }
 
-async fn logins(app: &TestApp) -> HashMap<&'static str, Session> {
+async fn sessions_by_role(app: &TestApp) -> HashMap<&'static str, Session> {
     let mut out = HashMap::new();
     for (email, role) in ACCOUNTS {
-        out.insert(role, app.login(email).await);
+        out.insert(role, app.session_for(email).await);
     }
     out
 }
@@ -86,18 +86,32 @@ fn ts(s: &str) -> DateTime<Utc> {
 // ------------------------------------------------------------------ schema presence
 
 async fn each_field_exists_only_for_the_roles_the_policy_allows(app: &TestApp) {
-    let sessions = logins(app).await;
+    let sessions = sessions_by_role(app).await;
     for (email, role) in ACCOUNTS {
         let token = &sessions[role].token;
         for (field, query, allowed) in FIELDS {
             let res = app.gql(token, query).await;
             let message = res["errors"][0]["message"].as_str().unwrap_or("");
             if allowed.contains(&role) {
+                // Executed: the field is in the answer, or refused by its resolver (a coded
+                // error; validation errors carry no code).
+                assert!(res["data"].get(field).is_some() || code(&res).is_some(), "{email} / {field}: {res}");
                 assert!(!message.starts_with("Unknown field"), "{email} / {field}: {res}");
             } else {
                 assert!(res["data"].is_null(), "{email} / {field}: {res}");
                 assert_eq!(message, unknown(field, "Query"), "{email} / {field}: {res}");
-                assert!(res["errors"][0]["extensions"]["code"].is_null() || message.starts_with("Unknown field"));
+                // Rejected exactly like a field that exists nowhere: the same errors (message
+                // up to the name, locations, no code or other extension), nothing more.
+                let bogus = app.gql(token, &query.replace(field, "zzNoSuchField")).await;
+                let (h, b) = (res["errors"].as_array().expect("errors"), bogus["errors"].as_array().expect("errors"));
+                assert_eq!(h.len(), b.len(), "{email} / {field}: {res} vs {bogus}");
+                for (he, be) in h.iter().zip(b) {
+                    let hm = he["message"].as_str().unwrap_or("").replace(&format!("\"{field}\""), "\"zzNoSuchField\"");
+                    assert_eq!(hm, be["message"].as_str().unwrap_or(""), "{email} / {field}");
+                    assert_eq!(he["locations"], be["locations"], "{email} / {field}");
+                    assert_eq!(he.get("extensions"), be.get("extensions"), "{email} / {field}");
+                }
+                assert_eq!(code(&res), None, "{email} / {field}: an unknown field carries no error code: {res}");
             }
         }
         // Introspection agrees: exactly the allowed fields of these ten are in the schema.
@@ -164,7 +178,7 @@ async fn program_metrics_answer_admins_and_executives_with_tenant_figures(app: &
     let expected = expected_metrics(app, "acme").await;
     assert_eq!(expected.0, 12, "demo data: every acme coachee completed sessions");
     for email in ["exec1@acme.test", "admin1@acme.test"] {
-        let s = app.login(email).await;
+        let s = app.session_for(email).await;
         assert_figures(&metrics(app, &s.token, "").await, expected);
         // All completed demo data lies in October 2026 (t0 - 28d, t0 - 7d): a range inside
         // October is widened to the whole month and gives the same figures.
@@ -220,7 +234,7 @@ fn completed_session(tenant: Uuid, coach: Uuid, coachee: Uuid, at: DateTime<Utc>
 }
 
 async fn a_month_with_fewer_than_five_coachees_suppresses_every_range_that_contains_it(app: &TestApp) {
-    let exec = app.login("exec1@acme.test").await;
+    let exec = app.session_for("exec1@acme.test").await;
     let expected = expected_metrics(app, "acme").await;
     let acme = tenant_id(app, "acme").await;
     let coach = user(app, "coach1@acme.test").await.id;
@@ -296,9 +310,9 @@ both_backends!(
 );
 
 async fn program_metrics_never_reflect_another_tenant(app: &TestApp) {
-    let exec = app.login("exec1@acme.test").await;
+    let exec = app.session_for("exec1@acme.test").await;
     let before = metrics(app, &exec.token, "").await;
-    let admin_before = metrics(app, &app.login("admin1@acme.test").await.token, "").await;
+    let admin_before = metrics(app, &app.session_for("admin1@acme.test").await.token, "").await;
     assert_eq!(before, admin_before);
 
     // Globex gets five coachees' sessions in October (acme's busy month) and one coachee's
@@ -319,7 +333,7 @@ async fn program_metrics_never_reflect_another_tenant(app: &TestApp) {
         before
     );
     // Globex's own executive sees its lonely August suppress its all-time figures.
-    let globex_exec = app.login("exec1@globex.test").await;
+    let globex_exec = app.session_for("exec1@globex.test").await;
     assert_suppressed(&metrics(app, &globex_exec.token, "").await);
     let october = metrics(app, &globex_exec.token, "(from: \"2026-10-01T00:00:00Z\")").await;
     assert_eq!(october["sessionsCompleted"], expected_metrics(app, "globex").await.1 - 1, "{october}");
@@ -343,7 +357,12 @@ async fn audit_events_show_admins_their_tenant_and_the_system_admin_everything(a
     assert!(app.login_full("admin2@acme.test", "wrong").await.body["errors"].is_array());
     assert!(app.login_full("admin1@globex.test", "wrong").await.body["errors"].is_array());
     assert!(app.login_full("nobody@nowhere.test", "wrong").await.body["errors"].is_array());
-    let sessions = logins(app).await;
+    let sessions = sessions_by_role(app).await;
+    // More acme events, enough to page through: naming a field outside one's schema is audited.
+    for _ in 0..3 {
+        let res = app.gql(&sessions["COACHEE"].token, "{ me { coachNotes { id } } }").await;
+        assert_eq!(res["errors"][0]["message"], unknown("coachNotes", "User"), "{res}");
+    }
     let acme = tenant_id(app, "acme").await;
     // A platform event with an IP address (the in-process router has none to record).
     let last_platform = audit_events::Entity::find()
@@ -479,7 +498,7 @@ async fn tenant_settings_are_the_own_tenants_and_another_tenant_is_not_found(app
     let acme_settings = json!({ "sessionTimeoutMinutes": 30, "auditRetentionDays": 90, "dataRetentionDays": 730 });
     let globex_settings = json!({ "sessionTimeoutMinutes": 45, "auditRetentionDays": 120, "dataRetentionDays": null });
 
-    let admin = app.login("admin1@acme.test").await;
+    let admin = app.session_for("admin1@acme.test").await;
     let res = app.gql(&admin.token, &format!("{{ tenantSettings {fields} }}")).await;
     assert_eq!(res["data"]["tenantSettings"], acme_settings, "{res}");
     let res = app.gql(&admin.token, &format!("{{ tenantSettings(tenantId: \"{acme}\") {fields} }}")).await;
@@ -498,12 +517,12 @@ async fn tenant_settings_are_the_own_tenants_and_another_tenant_is_not_found(app
     let res = app.gql(&admin.token, &format!("{{ tenantSettings(tenantId: \"acme\") {fields} }}")).await;
     assert_eq!(code(&res), Some("BAD_USER_INPUT"), "{res}");
 
-    let globex_admin = app.login("admin1@globex.test").await;
+    let globex_admin = app.session_for("admin1@globex.test").await;
     let res = app.gql(&globex_admin.token, &format!("{{ tenantSettings {fields} }}")).await;
     assert_eq!(res["data"]["tenantSettings"], globex_settings, "{res}");
 
     // The system admin names the tenant.
-    let root = app.login("root@coachgraph.test").await;
+    let root = app.session_for("root@coachgraph.test").await;
     let res = app.gql(&root.token, &format!("{{ tenantSettings {fields} }}")).await;
     assert_eq!(code(&res), Some("BAD_USER_INPUT"), "{res}");
     let res = app.gql(&root.token, &format!("{{ tenantSettings(tenantId: \"{globex}\") {fields} }}")).await;
@@ -514,7 +533,7 @@ async fn tenant_settings_are_the_own_tenants_and_another_tenant_is_not_found(app
     assert_eq!(code(&res), Some("NOT_FOUND"), "{res}");
 
     // The executive's clearance has ADMIN_AGGREGATE, but the matrix gives it no settings.
-    let exec = app.login("exec1@acme.test").await;
+    let exec = app.session_for("exec1@acme.test").await;
     let res = app.gql(&exec.token, &format!("{{ tenantSettings {fields} }}")).await;
     assert_eq!(res["errors"][0]["message"], unknown("tenantSettings", "Query"));
 }
@@ -526,7 +545,7 @@ both_backends!(
 // ------------------------------------------------------------------ systemConfig
 
 async fn system_config_is_for_the_system_admin_only(app: &TestApp) {
-    let root = app.login("root@coachgraph.test").await;
+    let root = app.session_for("root@coachgraph.test").await;
     let res = app.gql(&root.token, "{ systemConfig { entries { key value } } }").await;
     let mut expected: Vec<(String, String)> =
         system_config::Entity::find().all(&app.owner).await.expect("q").into_iter().map(|e| (e.key, e.value)).collect();
@@ -540,7 +559,7 @@ async fn system_config_is_for_the_system_admin_only(app: &TestApp) {
         .collect();
     assert_eq!(got, expected, "{res}");
     // The program admin's system_config grant is for tenant settings only.
-    let admin = app.login("admin1@acme.test").await;
+    let admin = app.session_for("admin1@acme.test").await;
     let res = app.gql(&admin.token, "{ systemConfig { entries { key } } }").await;
     assert_eq!(res["errors"][0]["message"], unknown("systemConfig", "Query"));
 }
@@ -552,6 +571,7 @@ async fn account_status_shows_security_state_to_the_system_admin(app: &TestApp) 
     let q = |id: &str| {
         format!("{{ accountStatus(userId: \"{id}\") {{ userId lastLoginAt failedLoginCount lockedUntil active }} }}")
     };
+    // Logged in for real: the lastLoginAt and failedLoginCount below are these logins' doing.
     let coachee1 = app.login("coachee1@acme.test").await;
     assert!(app.login_full("coachee2@acme.test", "wrong").await.body["errors"].is_array());
     let coachee2 = user(app, "coachee2@acme.test").await.id;
@@ -562,7 +582,7 @@ async fn account_status_shows_security_state_to_the_system_admin(app: &TestApp) 
     locked.status = Set(UserStatus::Deactivated);
     locked.update(&app.owner).await.expect("lock");
 
-    let root = app.login("root@coachgraph.test").await;
+    let root = app.session_for("root@coachgraph.test").await;
     let res = app.gql(&root.token, &q(&coachee1.user_id)).await;
     assert_eq!(
         res["data"]["accountStatus"],
@@ -577,7 +597,7 @@ async fn account_status_shows_security_state_to_the_system_admin(app: &TestApp) 
     assert_eq!(res["data"]["accountStatus"]["active"], false);
     // A lock that has run out is no lock.
     app.clock.advance(Duration::minutes(11));
-    let root = app.login("root@coachgraph.test").await;
+    let root = app.session_for("root@coachgraph.test").await;
     let res = app.gql(&root.token, &q(&coachee3.id.to_string())).await;
     assert_eq!(res["data"]["accountStatus"]["lockedUntil"], Value::Null, "{res}");
 
@@ -593,7 +613,7 @@ async fn account_status_shows_security_state_to_the_system_admin(app: &TestApp) 
     assert_eq!(code(&res), Some("BAD_USER_INPUT"), "{res}");
 
     // Program admins manage users but never see their security state.
-    let res = app.gql(&app.login("admin1@acme.test").await.token, &q(&coachee1.user_id)).await;
+    let res = app.gql(&app.session_for("admin1@acme.test").await.token, &q(&coachee1.user_id)).await;
     assert_eq!(res["errors"][0]["message"], unknown("accountStatus", "Query"));
 }
 both_backends!(
@@ -706,18 +726,18 @@ async fn break_glass_requests_are_listed_for_admins_of_the_tenant_and_the_platfo
     let requesters = [admin1, admin1, admin2, admin1];
     let query = "{ breakGlassRequests { id coacheeId requestedBy approvedBy reason expiresAt active } }";
 
-    let admin = app.login("admin2@acme.test").await;
+    let admin = app.session_for("admin2@acme.test").await;
     let res = app.gql(&admin.token, query).await;
     let expected: Vec<Value> = acme_expected.iter().zip(requesters).map(|(f, r)| as_json(f, coachee, r)).collect();
     assert_eq!(res["data"]["breakGlassRequests"], json!(expected), "{res}");
 
-    let g_admin = app.login("admin1@globex.test").await;
+    let g_admin = app.session_for("admin1@globex.test").await;
     let res = app.gql(&g_admin.token, query).await;
     let g_expected = Filed { id: foreign, expires_at: None, approved_by: None, active: false };
     assert_eq!(res["data"]["breakGlassRequests"], json!([as_json(&g_expected, g_coachee, g_admin1)]), "{res}");
 
     // The system admin reads every tenant's requests, newest first, with the same verdicts.
-    let root = app.login("root@coachgraph.test").await;
+    let root = app.session_for("root@coachgraph.test").await;
     let res = app.gql(&root.token, query).await;
     let mut all = expected.clone();
     all.insert(1, as_json(&g_expected, g_coachee, g_admin1));
@@ -725,12 +745,12 @@ async fn break_glass_requests_are_listed_for_admins_of_the_tenant_and_the_platfo
 
     // Expiry is judged against the current time on every request.
     app.clock.advance(Duration::minutes(25));
-    let admin = app.login("admin1@acme.test").await;
+    let admin = app.session_for("admin1@acme.test").await;
     let res = app.gql(&admin.token, "{ breakGlassRequests { id active } }").await;
     assert!(res["data"]["breakGlassRequests"].as_array().expect("list").iter().all(|r| r["active"] == false), "{res}");
 
     for email in ["exec1@acme.test", "coach1@acme.test"] {
-        let s = app.login(email).await;
+        let s = app.session_for(email).await;
         let res = app.gql(&s.token, query).await;
         assert_eq!(res["errors"][0]["message"], unknown("breakGlassRequests", "Query"), "{email}");
     }
@@ -770,7 +790,7 @@ async fn integration_tokens_are_the_callers_own_live_tokens(app: &TestApp) {
     token(app, &user(app, "coachee1@globex.test").await, "other tenant", now, false).await;
 
     let query = "{ integrationTokens { name createdAt lastUsedAt } }";
-    let s = app.login("coachee1@acme.test").await;
+    let s = app.session_for("coachee1@acme.test").await;
     let res = app.gql(&s.token, query).await;
     assert_eq!(
         res["data"]["integrationTokens"],
@@ -786,13 +806,13 @@ async fn integration_tokens_are_the_callers_own_live_tokens(app: &TestApp) {
     let res = app.gql(&s.token, "{ integrationTokens { tokenHash } }").await;
     assert_eq!(res["errors"][0]["message"], unknown("tokenHash", "IntegrationToken"), "{res}");
 
-    let coach = app.login("coach1@acme.test").await;
+    let coach = app.session_for("coach1@acme.test").await;
     let res = app.gql(&coach.token, query).await;
     assert_eq!(res["data"]["integrationTokens"].as_array().expect("list").len(), 1, "{res}");
     assert_eq!(res["data"]["integrationTokens"][0]["name"], "crm");
-    let res = app.gql(&app.login("coachee3@acme.test").await.token, query).await;
+    let res = app.gql(&app.session_for("coachee3@acme.test").await.token, query).await;
     assert_eq!(res["data"]["integrationTokens"], json!([]), "{res}");
-    let res = app.gql(&app.login("admin1@acme.test").await.token, query).await;
+    let res = app.gql(&app.session_for("admin1@acme.test").await.token, query).await;
     assert_eq!(res["errors"][0]["message"], unknown("integrationTokens", "Query"));
 }
 both_backends!(integration_tokens_are_the_callers_own_live_tokens, integration_tokens_are_the_callers_own_live_tokens);
@@ -822,7 +842,7 @@ async fn ai_access_log_is_the_coachees_own(app: &TestApp) {
     let g_coachee = user(app, "coachee1@globex.test").await;
     put::<ai_access_log::Entity>(app, log(&g_coachee, &user(app, "ai@globex.test").await, now, "other tenant")).await;
 
-    let s = app.login("coachee1@acme.test").await;
+    let s = app.session_for("coachee1@acme.test").await;
     let q = "query($first: Int, $after: String) { aiAccessLog(first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { at model purpose resource } } }";
     let res = app.gql_vars(&s.token, q, json!({ "first": 2 })).await;
     let conn = &res["data"]["aiAccessLog"];
@@ -841,11 +861,12 @@ async fn ai_access_log_is_the_coachees_own(app: &TestApp) {
     assert_eq!(conn["nodes"][0]["purpose"], "prep 3");
     assert_eq!(conn["pageInfo"]["hasNextPage"], false);
 
-    let res =
-        app.gql(&app.login("coachee3@acme.test").await.token, "{ aiAccessLog { totalCount nodes { at } } }").await;
+    let res = app
+        .gql(&app.session_for("coachee3@acme.test").await.token, "{ aiAccessLog { totalCount nodes { at } } }")
+        .await;
     assert_eq!(res["data"]["aiAccessLog"], json!({ "totalCount": 0, "nodes": [] }), "{res}");
     // Not the coach's (nor anyone else's) to read.
-    let res = app.gql(&app.login("coach1@acme.test").await.token, "{ aiAccessLog { totalCount } }").await;
+    let res = app.gql(&app.session_for("coach1@acme.test").await.token, "{ aiAccessLog { totalCount } }").await;
     assert_eq!(res["errors"][0]["message"], unknown("aiAccessLog", "Query"));
 }
 both_backends!(ai_access_log_is_the_coachees_own, ai_access_log_is_the_coachees_own);
@@ -871,7 +892,7 @@ async fn access_notices_are_about_the_callers_own_data(app: &TestApp) {
     put::<access_notices::Entity>(app, notice(&user(app, "coachee2@acme.test").await, now, "someone else")).await;
 
     let query = "{ accessNotices { at actorRole reason } }";
-    let res = app.gql(&app.login("coachee1@acme.test").await.token, query).await;
+    let res = app.gql(&app.session_for("coachee1@acme.test").await.token, query).await;
     assert_eq!(
         res["data"]["accessNotices"],
         json!([
@@ -880,12 +901,12 @@ async fn access_notices_are_about_the_callers_own_data(app: &TestApp) {
         ]),
         "{res}"
     );
-    let res = app.gql(&app.login("coachee1@globex.test").await.token, query).await;
+    let res = app.gql(&app.session_for("coachee1@globex.test").await.token, query).await;
     assert_eq!(res["data"]["accessNotices"], json!([]), "{res}");
     // A coach's own notices: none are about a coach's data, and its coachees' are not its.
-    let res = app.gql(&app.login("coach1@acme.test").await.token, query).await;
+    let res = app.gql(&app.session_for("coach1@acme.test").await.token, query).await;
     assert_eq!(res["data"]["accessNotices"], json!([]), "{res}");
-    let res = app.gql(&app.login("admin1@acme.test").await.token, query).await;
+    let res = app.gql(&app.session_for("admin1@acme.test").await.token, query).await;
     assert_eq!(res["errors"][0]["message"], unknown("accessNotices", "Query"));
 }
 both_backends!(access_notices_are_about_the_callers_own_data, access_notices_are_about_the_callers_own_data);
@@ -898,7 +919,7 @@ async fn my_consents_list_every_kind_for_the_coachee(app: &TestApp) {
     let created = dt(t0);
     let query = "{ myConsents { kind granted changedAt } }";
     // coachee1: OBSERVE and TRANSCRIPT_SHARING granted, the others never set.
-    let res = app.gql(&app.login("coachee1@acme.test").await.token, query).await;
+    let res = app.gql(&app.session_for("coachee1@acme.test").await.token, query).await;
     assert_eq!(
         res["data"]["myConsents"],
         json!([
@@ -910,17 +931,17 @@ async fn my_consents_list_every_kind_for_the_coachee(app: &TestApp) {
         "{res}"
     );
     // coachee5 withdrew OBSERVE (a row with granted = false).
-    let res = app.gql(&app.login("coachee5@acme.test").await.token, query).await;
+    let res = app.gql(&app.session_for("coachee5@acme.test").await.token, query).await;
     assert_eq!(
         res["data"]["myConsents"][0],
         json!({ "kind": "SASHA_OBSERVE", "granted": false, "changedAt": changed })
     );
     // Globex's coachee1 has its own rows (changed a day earlier in the demo data).
-    let res = app.gql(&app.login("coachee1@globex.test").await.token, query).await;
+    let res = app.gql(&app.session_for("coachee1@globex.test").await.token, query).await;
     assert_eq!(res["data"]["myConsents"][0]["changedAt"], dt(t0 - Duration::days(21)), "{res}");
 
     for email in ["coach1@acme.test", "ai@acme.test"] {
-        let res = app.gql(&app.login(email).await.token, query).await;
+        let res = app.gql(&app.session_for(email).await.token, query).await;
         assert_eq!(res["errors"][0]["message"], unknown("myConsents", "Query"), "{email}");
     }
 }

@@ -11,8 +11,8 @@ use chrono::Duration;
 use coachgraph::clock::Clock;
 use coachgraph::db::entities::{audit_events, auth_sessions, tenant_settings, tenants};
 use coachgraph::domain::audit::{GENESIS_HASH, SECURITY_ALERT, event_hash};
-use coachgraph::domain::audit_tools::{self, PURGE_ACTION, parse_anchor};
 use coachgraph::domain::kinds::{AuditOutcome, Role};
+use coachgraph::ops::audit::{self as audit_tools, PURGE_ACTION, parse_anchor};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, Database, DbBackend, EntityTrait,
     IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Statement, TransactionTrait, Value as DbValue,
@@ -234,7 +234,7 @@ async fn alerts(app: &TestApp, actor: Uuid) -> Vec<audit_events::Model> {
 }
 
 async fn repeated_denials_raise_one_security_alert_per_window(app: &TestApp) {
-    let s = app.login("coachee1@acme.test").await;
+    let s = app.session_for("coachee1@acme.test").await;
     let me: Uuid = s.user_id.parse().expect("id");
     let probe = "{ auditEvents(first: 1) { totalCount } }";
     for _ in 0..9 {
@@ -252,7 +252,7 @@ async fn repeated_denials_raise_one_security_alert_per_window(app: &TestApp) {
     }
     assert_eq!(alerts(app, me).await.len(), 1, "at most one alert per window");
     // Another principal's denials are counted for it alone.
-    let other = app.login("coachee2@acme.test").await;
+    let other = app.session_for("coachee2@acme.test").await;
     app.gql(&other.token, probe).await;
     assert!(alerts(app, other.user_id.parse().expect("id")).await.is_empty());
 
@@ -265,7 +265,7 @@ async fn repeated_denials_raise_one_security_alert_per_window(app: &TestApp) {
     assert_eq!(alerts(app, me).await.len(), 2, "a new window, a new alert");
 
     // The tenant's admin finds it among the alerts.
-    let admin = app.login("admin1@acme.test").await;
+    let admin = app.session_for("admin1@acme.test").await;
     let res = app.gql(&admin.token, "{ auditEvents(outcome: \"ALERT\") { nodes { action actorId outcome } } }").await;
     let nodes = res["data"]["auditEvents"]["nodes"].as_array().unwrap_or_else(|| panic!("{res}"));
     let mine = nodes.iter().filter(|n| n["action"] == SECURITY_ALERT && n["actorId"] == s.user_id).count();

@@ -15,8 +15,8 @@ use crate::both_backends;
 use crate::common::*;
 
 fn workload(name: &str) -> String {
-    let path = format!("../shared/spec/workloads/{name}.graphql");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/spec/workloads/{name}.graphql"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 async fn statements_for(app: &TestApp, token: &str, query: &str) -> (u64, Value) {
@@ -222,9 +222,9 @@ fn count_nodes(v: &Value, pointer: &str) -> usize {
 }
 
 async fn workload_statement_counts_do_not_grow_with_the_data(app: &TestApp) {
-    let coach = app.login("coach1@acme.test").await.token;
-    let coachee = app.login("coachee1@acme.test").await.token;
-    let exec = app.login("exec1@acme.test").await.token;
+    let coach = app.session_for("coach1@acme.test").await.token;
+    let coachee = app.session_for("coachee1@acme.test").await.token;
+    let exec = app.session_for("exec1@acme.test").await.token;
     let (dash, client, report) = (workload("coach_dashboard"), workload("client_app"), workload("exec_report"));
 
     let (small_dash, r1) = statements_for(app, &coach, &dash).await;

@@ -76,7 +76,7 @@ async fn third_admin(app: &TestApp) -> Session {
         ..admin1
     };
     admin3.into_active_model().reset_all().insert(&app.owner).await.expect("insert admin3");
-    app.login("admin3@acme.test").await
+    app.session_for("admin3@acme.test").await
 }
 
 /// The GraphQL errors of `res` that carry `code`.
@@ -87,7 +87,7 @@ fn coded(res: &Value, c: &str) -> usize {
 // --- requests -----------------------------------------------------------------------------
 
 async fn requests_are_validated_and_name_a_coachee_of_the_tenant(app: &TestApp) {
-    let admin = app.login("admin1@acme.test").await;
+    let admin = app.session_for("admin1@acme.test").await;
     let coachee = user_id(app, "coachee1@acme.test").await;
     let bad = |r: &str, m: i64, c: Uuid| json!({ "c": c, "r": r, "m": m });
     for vars in [
@@ -115,7 +115,7 @@ async fn requests_are_validated_and_name_a_coachee_of_the_tenant(app: &TestApp) 
     );
     assert_eq!(r["reason"], REASON);
     // The other admin of the tenant sees the pending request.
-    let other = app.login("admin2@acme.test").await;
+    let other = app.session_for("admin2@acme.test").await;
     let list = app.gql(&other.token, "{ breakGlassRequests { id active } }").await;
     assert_eq!(list["data"]["breakGlassRequests"], json!([{ "id": r["id"], "active": false }]), "{list}");
 }
@@ -125,7 +125,7 @@ both_backends!(
 );
 
 async fn self_approval_is_forbidden_and_another_tenant_finds_nothing(app: &TestApp) {
-    let admin1 = app.login("admin1@acme.test").await;
+    let admin1 = app.session_for("admin1@acme.test").await;
     let coachee = user_id(app, "coachee1@acme.test").await;
     let id = file(app, &admin1.token, coachee, 30).await;
 
@@ -133,7 +133,7 @@ async fn self_approval_is_forbidden_and_another_tenant_finds_nothing(app: &TestA
     assert!(res["data"].is_null(), "{res}");
     assert_eq!(code(&res), Some("FORBIDDEN"), "self-approval: {res}");
 
-    let globex = app.login("admin1@globex.test").await;
+    let globex = app.session_for("admin1@globex.test").await;
     let foreign = approve(app, &globex.token, id).await;
     let missing = approve(app, &globex.token, Uuid::new_v4()).await;
     assert_eq!(code(&foreign), Some("NOT_FOUND"), "{foreign}");
@@ -160,8 +160,8 @@ both_backends!(
 );
 
 async fn two_concurrent_approvals_issue_exactly_one_grant(app: &TestApp) {
-    let admin1 = app.login("admin1@acme.test").await;
-    let admin2 = app.login("admin2@acme.test").await;
+    let admin1 = app.session_for("admin1@acme.test").await;
+    let admin2 = app.session_for("admin2@acme.test").await;
     let admin3 = third_admin(app).await;
     let coachee = user_id(app, "coachee1@acme.test").await;
     let id = file(app, &admin1.token, coachee, 30).await;
@@ -189,8 +189,8 @@ both_backends!(two_concurrent_approvals_issue_exactly_one_grant, two_concurrent_
 // --- the grant ----------------------------------------------------------------------------
 
 async fn the_requester_reads_one_coachee_under_the_grant_and_every_read_is_audited(app: &TestApp) {
-    let admin1 = app.login("admin1@acme.test").await;
-    let admin2 = app.login("admin2@acme.test").await;
+    let admin1 = app.session_for("admin1@acme.test").await;
+    let admin2 = app.session_for("admin2@acme.test").await;
     let coachee = user_id(app, "coachee1@acme.test").await;
     let other = user_id(app, "coachee2@acme.test").await;
     let id = file(app, &admin1.token, coachee, 30).await;
@@ -257,14 +257,14 @@ async fn the_requester_reads_one_coachee_under_the_grant_and_every_read_is_audit
     assert_eq!(message(&res), "Unknown field \"goals\" on type \"User\".", "{res}");
 
     // The coachee's notice: who (the role), when, why.
-    let me = app.login("coachee1@acme.test").await;
+    let me = app.session_for("coachee1@acme.test").await;
     let notices = app.gql(&me.token, "{ accessNotices { at actorRole reason } }").await;
     assert_eq!(
         notices["data"]["accessNotices"],
         json!([{ "at": dt(approved_at), "actorRole": "PROGRAM_ADMIN", "reason": REASON }]),
         "{notices}"
     );
-    let other_coachee = app.login("coachee2@acme.test").await;
+    let other_coachee = app.session_for("coachee2@acme.test").await;
     let notices = app.gql(&other_coachee.token, "{ accessNotices { at } }").await;
     assert_eq!(notices["data"]["accessNotices"], json!([]));
 
@@ -282,8 +282,8 @@ both_backends!(
 );
 
 async fn expiry_ends_the_access_on_the_next_request(app: &TestApp) {
-    let admin1 = app.login("admin1@acme.test").await;
-    let admin2 = app.login("admin2@acme.test").await;
+    let admin1 = app.session_for("admin1@acme.test").await;
+    let admin2 = app.session_for("admin2@acme.test").await;
     let coachee = user_id(app, "coachee1@acme.test").await;
     let id = file(app, &admin1.token, coachee, 5).await;
     approve(app, &admin2.token, id).await;
@@ -301,8 +301,8 @@ async fn expiry_ends_the_access_on_the_next_request(app: &TestApp) {
 both_backends!(expiry_ends_the_access_on_the_next_request, expiry_ends_the_access_on_the_next_request);
 
 async fn revocation_ends_the_access_on_the_next_request(app: &TestApp) {
-    let admin1 = app.login("admin1@acme.test").await;
-    let admin2 = app.login("admin2@acme.test").await;
+    let admin1 = app.session_for("admin1@acme.test").await;
+    let admin2 = app.session_for("admin2@acme.test").await;
     let coachee = user_id(app, "coachee1@acme.test").await;
     let id = file(app, &admin1.token, coachee, 60).await;
     approve(app, &admin2.token, id).await;
@@ -416,8 +416,8 @@ async fn row_level_security_opens_content_to_the_grantee_only_while_the_grant_is
         assert_eq!(visible(admin1, now, table, coachee).await, 0, "{table} before any grant");
     }
 
-    let a1 = app.login("admin1@acme.test").await;
-    let a2 = app.login("admin2@acme.test").await;
+    let a1 = app.session_for("admin1@acme.test").await;
+    let a2 = app.session_for("admin2@acme.test").await;
     let id = file(&app, &a1.token, coachee, 10).await;
     approve(&app, &a2.token, id).await;
     for table in tables {

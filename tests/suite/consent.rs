@@ -93,7 +93,7 @@ async fn sessions_of(app: &TestApp, token: &str, coachee: Uuid) -> usize {
 // --- grant and withdraw -------------------------------------------------------------------
 
 async fn coachee_grants_and_withdraws_with_history_kept(app: &TestApp) {
-    let s = app.login("coachee1@acme.test").await;
+    let s = app.session_for("coachee1@acme.test").await;
     let me = user_id(app, "coachee1@acme.test").await;
     assert!(history(app, me, ConsentKind::SashaAct).await.is_empty(), "demo: coachee1 never set SASHA_ACT");
 
@@ -133,8 +133,8 @@ async fn withdrawal_closes_the_ai_on_its_next_request(app: &TestApp) {
     // Demo: coachee2 grants OBSERVE and ANALYZE, its coach's level is ANALYZE.
     let coachee2 = user_id(app, "coachee2@acme.test").await;
     let session = completed_session(app, coachee2).await;
-    let ai = app.login("ai@acme.test").await;
-    let c = app.login("coachee2@acme.test").await;
+    let ai = app.session_for("ai@acme.test").await;
+    let c = app.session_for("coachee2@acme.test").await;
     assert!(goals_of(app, &ai.token, coachee2).await > 0, "before: the AI reads coachee2's goals");
     let q = "query($id: ID!) { session(id: $id) { id transcript } }";
     let res = app.gql_vars(&ai.token, q, json!({ "id": session })).await;
@@ -172,7 +172,7 @@ both_backends!(withdrawal_closes_the_ai_on_its_next_request, withdrawal_closes_t
 // --- the coach's level --------------------------------------------------------------------
 
 async fn set_ai_level_needs_an_assigned_coachee(app: &TestApp) {
-    let coach = app.login("coach1@acme.test").await;
+    let coach = app.session_for("coach1@acme.test").await;
     let coachee4 = user_id(app, "coachee4@acme.test").await;
     let coachee7 = user_id(app, "coachee7@acme.test").await;
     let globex = user_id(app, "coachee1@globex.test").await;
@@ -203,8 +203,8 @@ both_backends!(set_ai_level_needs_an_assigned_coachee, set_ai_level_needs_an_ass
 
 async fn effective_level_is_the_lower_of_consent_and_coach_level(app: &TestApp) {
     // Demo: coachee4 grants OBSERVE, ANALYZE and ACT; coach1's level for it is OFF.
-    let coach = app.login("coach1@acme.test").await;
-    let ai = app.login("ai@acme.test").await;
+    let coach = app.session_for("coach1@acme.test").await;
+    let ai = app.session_for("ai@acme.test").await;
     let coachee4 = user_id(app, "coachee4@acme.test").await;
     assert_eq!(sessions_of(app, &ai.token, coachee4).await, 0, "consent ACT + coach OFF = OFF");
     assert_eq!(goals_of(app, &ai.token, coachee4).await, 0);
@@ -233,8 +233,8 @@ async fn propose(app: &TestApp, ai: &str, coachee: Uuid) -> Value {
 }
 
 async fn proposing_needs_sasha_act_and_an_act_coach_level(app: &TestApp) {
-    let coach = app.login("coach1@acme.test").await;
-    let ai = app.login("ai@acme.test").await;
+    let coach = app.session_for("coach1@acme.test").await;
+    let ai = app.session_for("ai@acme.test").await;
     let coachee4 = user_id(app, "coachee4@acme.test").await;
     let coachee7 = user_id(app, "coachee7@acme.test").await;
 
@@ -280,19 +280,19 @@ async fn proposing_needs_sasha_act_and_an_act_coach_level(app: &TestApp) {
 both_backends!(proposing_needs_sasha_act_and_an_act_coach_level, proposing_needs_sasha_act_and_an_act_coach_level);
 
 async fn only_the_coachee_concerned_confirms_and_only_once(app: &TestApp) {
-    let coach = app.login("coach1@acme.test").await;
-    let ai = app.login("ai@acme.test").await;
+    let coach = app.session_for("coach1@acme.test").await;
+    let ai = app.session_for("ai@acme.test").await;
     let coachee4 = user_id(app, "coachee4@acme.test").await;
     set_level(app, &coach.token, coachee4, "ACT").await;
     let first = propose(app, &ai.token, coachee4).await["data"]["proposeAiAction"]["id"].clone();
     let second = propose(app, &ai.token, coachee4).await["data"]["proposeAiAction"]["id"].clone();
     assert!(first.is_string() && second.is_string());
 
-    let other = app.login("coachee1@acme.test").await;
+    let other = app.session_for("coachee1@acme.test").await;
     let res = app.gql_vars(&other.token, CONFIRM, json!({ "id": first })).await;
     assert!(res["data"].is_null(), "{res}");
     assert_eq!(code(&res), Some("FORBIDDEN"), "another coachee of the tenant: {res}");
-    let globex = app.login("coachee4@globex.test").await;
+    let globex = app.session_for("coachee4@globex.test").await;
     let foreign = app.gql_vars(&globex.token, CONFIRM, json!({ "id": first })).await;
     let missing = app.gql_vars(&globex.token, CONFIRM, json!({ "id": Uuid::new_v4() })).await;
     assert_eq!(code(&foreign), Some("NOT_FOUND"), "{foreign}");
@@ -301,7 +301,7 @@ async fn only_the_coachee_concerned_confirms_and_only_once(app: &TestApp) {
     let row = ai_action_proposals::Entity::find_by_id(id).one(&app.owner).await.expect("q").expect("row");
     assert_eq!(row.confirmed_at, None, "refusals confirm nothing");
 
-    let me = app.login("coachee4@acme.test").await;
+    let me = app.session_for("coachee4@acme.test").await;
     app.clock.advance(Duration::minutes(3));
     let res = app.gql_vars(&me.token, CONFIRM, json!({ "id": first })).await;
     assert_eq!(res["data"]["confirmAiAction"]["confirmedAt"], dt(t0() + Duration::minutes(3)), "{res}");
@@ -325,7 +325,7 @@ async fn the_ai_is_rate_limited_per_tenant(app: &TestApp) {
         .execute_unprepared("UPDATE system_config SET value = '5' WHERE key = 'ai.rate_limit_per_minute'")
         .await
         .expect("setting");
-    let ai = app.login("ai@acme.test").await;
+    let ai = app.session_for("ai@acme.test").await;
     let ai_id = user_id(app, "ai@acme.test").await;
     for i in 0..5 {
         let res = app.post(&Auth::Bearer(ai.token.clone()), "{ viewer { id } }", json!({})).await;
@@ -350,10 +350,10 @@ async fn the_ai_is_rate_limited_per_tenant(app: &TestApp) {
     assert_eq!(refusals, 1);
 
     // Another tenant's AI and other roles are not affected.
-    let globex = app.login("ai@globex.test").await;
+    let globex = app.session_for("ai@globex.test").await;
     let res = app.post(&Auth::Bearer(globex.token.clone()), "{ viewer { id } }", json!({})).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
-    let coachee = app.login("coachee1@acme.test").await;
+    let coachee = app.session_for("coachee1@acme.test").await;
     for _ in 0..7 {
         let res = app.post(&Auth::Bearer(coachee.token.clone()), "{ viewer { id } }", json!({})).await;
         assert_eq!(res.status, StatusCode::OK);
@@ -406,7 +406,7 @@ pub const EVERY_ACCOUNT: [&str; 7] = [
 pub async fn check_mutations_exist_only_for(app: &TestApp, mutations: &[(&str, &str, &str)]) {
     let mut tokens = std::collections::HashMap::new();
     for account in EVERY_ACCOUNT {
-        let auth = if account.is_empty() { Auth::None } else { Auth::Bearer(app.login(account).await.token) };
+        let auth = if account.is_empty() { Auth::None } else { Auth::Bearer(app.session_for(account).await.token) };
         tokens.insert(account, auth);
     }
     for (name, call, allowed) in mutations {

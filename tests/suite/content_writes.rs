@@ -48,7 +48,7 @@ fn code(v: &Value) -> Option<&str> {
 
 async fn every_mutation_exists_exactly_for_the_roles_the_matrix_allows(app: &TestApp) {
     for (role, email) in ACCOUNTS {
-        let s = app.login(email).await;
+        let s = app.session_for(email).await;
         let res = app.gql(&s.token, "{ __schema { mutationType { fields { name } } } }").await;
         let present: BTreeSet<String> = res["data"]["__schema"]["mutationType"]["fields"]
             .as_array()
@@ -75,7 +75,7 @@ both_backends!(
 const CREATE_SESSION: &str = "mutation($c: ID!, $at: DateTime!, $d: Int!) { createSession(coacheeId: $c, scheduledAt: $at, durationMinutes: $d) { id status coachee { email } } }";
 
 async fn coach_schedules_sessions_for_assigned_coachees_only(app: &TestApp) {
-    let coach = app.login("coach1@acme.test").await.token;
+    let coach = app.session_for("coach1@acme.test").await.token;
     let mine = app.user_id("coachee2@acme.test").await;
     let theirs = app.user_id("coachee8@acme.test").await;
     let foreign = app.user_id("coachee2@globex.test").await;
@@ -111,8 +111,8 @@ both_backends!(
 );
 
 async fn drafts_reach_the_coachee_only_once_approved(app: &TestApp) {
-    let coach = app.login("coach1@acme.test").await.token;
-    let coachee = app.login("coachee1@acme.test").await.token;
+    let coach = app.session_for("coach1@acme.test").await.token;
+    let coachee = app.session_for("coachee1@acme.test").await.token;
     let session = app.completed_session_of("coachee1@acme.test").await;
     let create = "mutation($s: ID!, $b: String!) { createInsight(sessionId: $s, body: $b) { id status authorRole } }";
     let res = app.gql_vars(&coach, create, json!({ "s": session, "b": "A brand new draft" })).await;
@@ -146,15 +146,15 @@ async fn drafts_reach_the_coachee_only_once_approved(app: &TestApp) {
     .await;
     assert_eq!(code(&app.gql_vars(&coachee, fb, json!({ "i": draft })).await), Some("NOT_FOUND"));
     // Another coach cannot approve coach1's coachee's drafts.
-    let coach2 = app.login("coach2@acme.test").await.token;
+    let coach2 = app.session_for("coach2@acme.test").await.token;
     let res = app.gql_vars(&coach2, "mutation($i: ID!) { rejectInsight(id: $i) { id } }", json!({ "i": draft })).await;
     assert_eq!(code(&res), Some("FORBIDDEN"), "{res}");
 }
 both_backends!(drafts_reach_the_coachee_only_once_approved, drafts_reach_the_coachee_only_once_approved);
 
 async fn l1_evidence_reaches_the_coachee_once_approved(app: &TestApp) {
-    let coach = app.login("coach1@acme.test").await.token;
-    let coachee = app.login("coachee1@acme.test").await.token;
+    let coach = app.session_for("coach1@acme.test").await.token;
+    let coachee = app.session_for("coachee1@acme.test").await.token;
     let session = app.completed_session_of("coachee1@acme.test").await;
     let res = app
         .gql_vars(
@@ -172,7 +172,7 @@ async fn l1_evidence_reaches_the_coachee_once_approved(app: &TestApp) {
 both_backends!(l1_evidence_reaches_the_coachee_once_approved, l1_evidence_reaches_the_coachee_once_approved);
 
 async fn the_ai_writes_drafts_and_evidence_only_at_analyze_and_each_write_is_logged(app: &TestApp) {
-    let ai = app.login("ai@acme.test").await.token;
+    let ai = app.session_for("ai@acme.test").await.token;
     let analyze = app.completed_session_of("coachee2@acme.test").await;
     let observe = app.completed_session_of("coachee1@acme.test").await;
     let create = "mutation($s: ID!) { createInsight(sessionId: $s, body: \"Sasha's draft\") { id status authorRole } }";
@@ -202,7 +202,7 @@ both_backends!(
 );
 
 async fn coachee_may_only_complete_its_own_action_items(app: &TestApp) {
-    let coachee = app.login("coachee1@acme.test").await.token;
+    let coachee = app.session_for("coachee1@acme.test").await.token;
     let mine = app.uuid_of("SELECT a.id FROM action_items a JOIN users u ON u.id = a.coachee_id WHERE u.email = 'coachee1@acme.test' AND a.completed_at IS NULL LIMIT 1",
     )
     .await;
@@ -223,7 +223,7 @@ async fn coachee_may_only_complete_its_own_action_items(app: &TestApp) {
 both_backends!(coachee_may_only_complete_its_own_action_items, coachee_may_only_complete_its_own_action_items);
 
 async fn coach_notes_belong_to_their_author(app: &TestApp) {
-    let coach1 = app.login("coach1@acme.test").await.token;
+    let coach1 = app.session_for("coach1@acme.test").await.token;
     let coachee1 = app.user_id("coachee1@acme.test").await;
     let res = app
         .gql_vars(
@@ -241,7 +241,7 @@ async fn coach_notes_belong_to_their_author(app: &TestApp) {
         )
         .await
         .expect("reassign");
-    let coach2 = app.login("coach2@acme.test").await.token;
+    let coach2 = app.session_for("coach2@acme.test").await.token;
     for m in [
         "mutation($i: ID!) { updateCoachNote(id: $i, body: \"pwned\") { id } }",
         "mutation($i: ID!) { deleteCoachNote(id: $i) }",
@@ -263,7 +263,7 @@ async fn coach_notes_belong_to_their_author(app: &TestApp) {
 both_backends!(coach_notes_belong_to_their_author, coach_notes_belong_to_their_author);
 
 async fn goals_transcripts_and_sessions_round_trip_for_the_coach(app: &TestApp) {
-    let coach = app.login("coach1@acme.test").await.token;
+    let coach = app.session_for("coach1@acme.test").await.token;
     let coachee = app.user_id("coachee3@acme.test").await;
     let res = app
         .gql_vars(
@@ -327,7 +327,7 @@ both_backends!(
 );
 
 async fn a_failed_mutation_leaves_nothing_behind_and_earlier_ones_stand(app: &TestApp) {
-    let coach = app.login("coach1@acme.test").await.token;
+    let coach = app.session_for("coach1@acme.test").await.token;
     let coachee = app.user_id("coachee4@acme.test").await;
     let before = app.count("SELECT count(*) FROM goals").await;
     let doc = format!(
@@ -350,9 +350,9 @@ both_backends!(
 );
 
 async fn every_id_taking_content_mutation_treats_another_tenants_id_as_nonexistent(app: &TestApp) {
-    let coach = app.login("coach1@acme.test").await.token;
-    let coachee = app.login("coachee1@acme.test").await.token;
-    let ai = app.login("ai@acme.test").await.token;
+    let coach = app.session_for("coach1@acme.test").await.token;
+    let coachee = app.session_for("coachee1@acme.test").await.token;
+    let ai = app.session_for("ai@acme.test").await.token;
     let of = |table: &str| {
         format!(
             "SELECT t.id FROM {table} t JOIN users u ON u.id = t.coachee_id WHERE u.email = 'coachee2@globex.test' LIMIT 1"

@@ -266,7 +266,7 @@ async fn more_rows_about(app: &TestApp, person: &users::Model) {
 
 async fn data_rights_fields_exist_only_for_their_roles(app: &TestApp) {
     for (email, role) in ACCOUNTS {
-        let s = app.login(email).await;
+        let s = app.session_for(email).await;
         for ty in ["Mutation", "Query"] {
             let kind = if ty == "Mutation" { "mutationType" } else { "queryType" };
             let res = app.gql(&s.token, &format!("{{ __schema {{ {kind} {{ fields {{ name }} }} }} }}")).await;
@@ -301,8 +301,8 @@ both_backends!(data_rights_fields_exist_only_for_their_roles, data_rights_fields
 async fn delete_my_account_needs_the_password_and_erases_the_coachee_everywhere(app: &TestApp) {
     let me = user(app, "coachee2@acme.test").await;
     more_rows_about(app, &me).await;
-    let s = app.login("coachee2@acme.test").await;
-    let other_device = app.login("coachee2@acme.test").await;
+    let s = app.session_for("coachee2@acme.test").await;
+    let other_device = app.session_for("coachee2@acme.test").await;
     let users_before = users::Entity::find().count(&app.owner).await.expect("count");
 
     let res = app.gql_vars(&s.token, DELETE_ME, json!({ "p": "not-my-password" })).await;
@@ -358,7 +358,7 @@ async fn a_coach_deleting_its_account_leaves_no_reference_behind(app: &TestApp) 
     let coach2 = user(app, "coach2@acme.test").await;
     more_rows_about(app, &coach2).await;
     let coachee1 = user(app, "coachee1@acme.test").await;
-    let s = app.login("coach2@acme.test").await;
+    let s = app.session_for("coach2@acme.test").await;
     let res = app.gql_vars(&s.token, DELETE_ME, json!({ "p": DEMO_PASSWORD })).await;
     assert_eq!(res["data"]["deleteMyAccount"], true, "{res}");
     assert!(!exists(app, coach2.id).await);
@@ -403,8 +403,8 @@ both_backends!(
 async fn a_coach_deletes_an_assigned_coachee_and_every_row_about_it(app: &TestApp) {
     let coachee3 = user(app, "coachee3@acme.test").await;
     more_rows_about(app, &coachee3).await;
-    let victim = app.login("coachee3@acme.test").await;
-    let coach = app.login("coach1@acme.test").await;
+    let victim = app.session_for("coachee3@acme.test").await;
+    let coach = app.session_for("coach1@acme.test").await;
     let res = app.gql_vars(&coach.token, DELETE_COACHEE, json!({ "id": coachee3.id })).await;
     assert_eq!(res["data"]["deleteCoachee"], true, "{res}");
     assert!(!exists(app, coachee3.id).await);
@@ -427,7 +427,7 @@ both_backends!(
 );
 
 async fn delete_coachee_is_refused_for_anyone_but_an_assigned_coachee(app: &TestApp) {
-    let coach = app.login("coach1@acme.test").await;
+    let coach = app.session_for("coach1@acme.test").await;
     let denials = || async {
         audit_events::Entity::find()
             .filter(audit_events::Column::Action.eq("DELETE_COACHEE"))
@@ -458,7 +458,7 @@ async fn delete_coachee_is_refused_for_anyone_but_an_assigned_coachee(app: &Test
     assert!(user_deleted_events(app).await.is_empty());
 
     // An ended assignment is no assignment.
-    let admin = app.login("admin1@acme.test").await;
+    let admin = app.session_for("admin1@acme.test").await;
     let coach1 = user(app, "coach1@acme.test").await;
     let coachee4 = user(app, "coachee4@acme.test").await;
     let res = app

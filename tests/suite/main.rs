@@ -20,6 +20,7 @@ mod replicas;
 mod rls;
 mod rows;
 mod schema_files;
+mod spec_vendored;
 mod viewer;
 mod visibility;
 mod walls_agree;

@@ -94,7 +94,7 @@ async fn user_count(app: &TestApp) -> u64 {
 async fn admin_mutations_exist_only_for_the_roles_the_policy_allows(app: &TestApp) {
     let mut sessions = HashMap::new();
     for (email, role) in ACCOUNTS {
-        sessions.insert(role, app.login(email).await);
+        sessions.insert(role, app.session_for(email).await);
     }
     for (email, role) in ACCOUNTS {
         let token = &sessions[role].token;
@@ -137,8 +137,8 @@ async fn coach_reaches(app: &TestApp, token: &str, coachee: Uuid) -> bool {
 }
 
 async fn assign_and_unassign_change_what_the_coach_reaches(app: &TestApp) {
-    let admin = app.login("admin1@acme.test").await;
-    let coach = app.login("coach1@acme.test").await;
+    let admin = app.session_for("admin1@acme.test").await;
+    let coach = app.session_for("coach1@acme.test").await;
     let coach1 = user(app, "coach1@acme.test").await;
     let coachee7 = user(app, "coachee7@acme.test").await;
     assert!(!coach_reaches(app, &coach.token, coachee7.id).await);
@@ -197,7 +197,7 @@ async fn assign_and_unassign_change_what_the_coach_reaches(app: &TestApp) {
 both_backends!(assign_and_unassign_change_what_the_coach_reaches, assign_and_unassign_change_what_the_coach_reaches);
 
 async fn assign_coach_checks_tenant_and_roles(app: &TestApp) {
-    let admin = app.login("admin1@acme.test").await;
+    let admin = app.session_for("admin1@acme.test").await;
     let coach1 = user(app, "coach1@acme.test").await;
     let coachee7 = user(app, "coachee7@acme.test").await;
     let coachee1 = user(app, "coachee1@acme.test").await;
@@ -224,7 +224,7 @@ async fn assign_coach_checks_tenant_and_roles(app: &TestApp) {
     assert_eq!(assignments(app).await, rows, "nothing written");
 
     // The other tenant's admin cannot end this tenant's assignment.
-    let g_admin = app.login("admin1@globex.test").await;
+    let g_admin = app.session_for("admin1@globex.test").await;
     let res = app.gql_vars(&g_admin.token, UNASSIGN, json!({ "c": coach1.id, "e": coachee1.id })).await;
     assert_eq!(code(&res), Some("NOT_FOUND"), "{res}");
     let still = coach_assignments::Entity::find()
@@ -243,7 +243,7 @@ both_backends!(assign_coach_checks_tenant_and_roles, assign_coach_checks_tenant_
 const INVITE: &str = "mutation($e: String!, $n: String!, $r: Role!) { inviteUser(email: $e, displayName: $n, role: $r) { id email role displayName } }";
 
 async fn invite_user_creates_an_invited_account_without_a_password(app: &TestApp) {
-    let admin = app.login("admin1@acme.test").await;
+    let admin = app.session_for("admin1@acme.test").await;
     let acme = tenant_id(app, "acme").await;
     let res = app
         .gql_vars(&admin.token, INVITE, json!({ "e": "  New.Coach@ACME.test ", "n": "New Coach", "r": "COACH" }))
@@ -304,9 +304,9 @@ both_backends!(
 const DEACTIVATE: &str = "mutation($id: ID!) { deactivateUser(id: $id) }";
 
 async fn deactivate_user_ends_its_sessions_at_once(app: &TestApp) {
-    let admin = app.login("admin1@acme.test").await;
-    let victim = app.login("coach2@acme.test").await;
-    let second = app.login("coach2@acme.test").await;
+    let admin = app.session_for("admin1@acme.test").await;
+    let victim = app.session_for("coach2@acme.test").await;
+    let second = app.session_for("coach2@acme.test").await;
     let coach2 = user(app, "coach2@acme.test").await;
     assert_eq!(app.gql(&victim.token, "{ viewer { id } }").await["data"]["viewer"]["id"], coach2.id.to_string());
 
@@ -361,7 +361,7 @@ async fn settings_of(app: &TestApp, slug: &str) -> tenant_settings::Model {
 }
 
 async fn tenant_settings_change_within_limits_and_only_for_the_own_tenant(app: &TestApp) {
-    let admin = app.login("admin1@acme.test").await;
+    let admin = app.session_for("admin1@acme.test").await;
     let globex_before = settings_of(app, "globex").await;
 
     let res = app
@@ -423,7 +423,7 @@ const CONFIG: &str =
     "mutation($k: String!, $v: String!) { updateSystemConfig(key: $k, value: $v) { entries { key value } } }";
 
 async fn system_config_updates_within_limits_and_audits_the_key_only(app: &TestApp) {
-    let root = app.login("root@coachgraph.test").await;
+    let root = app.session_for("root@coachgraph.test").await;
     let res = app.gql_vars(&root.token, CONFIG, json!({ "k": "feature.sasha-v2_rollout", "v": "s3cret-value" })).await;
     let entries = res["data"]["updateSystemConfig"]["entries"].as_array().unwrap_or_else(|| panic!("{res}"));
     assert!(entries.iter().any(|e| e["key"] == "feature.sasha-v2_rollout" && e["value"] == "s3cret-value"), "{res}");
@@ -483,7 +483,7 @@ const STATUS: &str = "query($u: ID!) { accountStatus(userId: $u) { failedLoginCo
 const UNLOCK: &str = "mutation($u: ID!) { unlockAccount(userId: $u) }";
 
 async fn unlock_account_clears_a_lock_in_any_tenant(app: &TestApp) {
-    let root = app.login("root@coachgraph.test").await;
+    let root = app.session_for("root@coachgraph.test").await;
     for who in ["coachee2@globex.test", "coach1@acme.test"] {
         for _ in 0..5 {
             app.login_full(who, "wrong-password").await;

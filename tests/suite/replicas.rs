@@ -40,7 +40,7 @@ async fn a_consent_withdrawn_through_one_process_holds_in_the_other() {
         .expect("q")
         .expect("session")
         .id;
-    let ai = app.login("ai@acme.test").await;
+    let ai = app.session_for("ai@acme.test").await;
     let goals = "query($c: ID) { goals(coacheeId: $c) { id } }";
     let read = "query($id: ID!) { session(id: $id) { id transcript } }";
     let res = on(&p2, &ai.token, goals, json!({ "c": coachee2 })).await;
@@ -49,7 +49,7 @@ async fn a_consent_withdrawn_through_one_process_holds_in_the_other() {
     assert_eq!(res.body["data"]["session"]["id"], json!(session), "{}", res.body);
 
     // Process 1: the coachee withdraws.
-    let c = app.login("coachee2@acme.test").await;
+    let c = app.session_for("coachee2@acme.test").await;
     let res = app.gql_vars(&c.token, "mutation { withdrawConsent(kind: SASHA_OBSERVE) { granted } }", json!({})).await;
     assert_eq!(res["data"]["withdrawConsent"]["granted"], false, "{res}");
 
@@ -79,7 +79,7 @@ async fn a_logout_through_one_process_is_refused_by_the_other() {
 #[tokio::test]
 async fn a_deactivated_user_is_refused_by_the_other_process() {
     let Some((app, p2)) = two_processes().await else { return };
-    let s = app.login("coach2@acme.test").await;
+    let s = app.session_for("coach2@acme.test").await;
     let res = on(&p2, &s.token, "{ me { email } }", json!({})).await;
     assert_eq!(res.body["data"]["me"]["email"], "coach2@acme.test", "{}", res.body);
 
@@ -101,9 +101,9 @@ async fn a_deactivated_user_is_refused_by_the_other_process() {
     assert_eq!(res.status, StatusCode::UNAUTHORIZED, "process 1 alike");
 
     // The same through the API: an admin deactivates a coachee through process 1.
-    let c = app.login("coachee3@acme.test").await;
+    let c = app.session_for("coachee3@acme.test").await;
     assert_eq!(on(&p2, &c.token, "{ me { email } }", json!({})).await.status, StatusCode::OK);
-    let admin = app.login("admin1@acme.test").await;
+    let admin = app.session_for("admin1@acme.test").await;
     let res =
         app.gql_vars(&admin.token, "mutation($id: ID!) { deactivateUser(id: $id) }", json!({ "id": c.user_id })).await;
     assert_eq!(res["data"]["deactivateUser"], true, "{res}");
@@ -115,8 +115,8 @@ async fn a_deactivated_user_is_refused_by_the_other_process() {
 async fn a_break_glass_grant_revoked_through_one_process_is_refused_by_the_other() {
     let Some((app, p2)) = two_processes().await else { return };
     let coachee = user_id(&app, "coachee1@acme.test").await;
-    let a1 = app.login("admin1@acme.test").await;
-    let a2 = app.login("admin2@acme.test").await;
+    let a1 = app.session_for("admin1@acme.test").await;
+    let a2 = app.session_for("admin2@acme.test").await;
     let request = "mutation($c: ID!) { requestBreakGlass(coacheeId: $c, reason: \"Urgent safeguarding review\", minutes: 30) { id } }";
     let res = on(&p2, &a1.token, request, json!({ "c": coachee })).await;
     let id = res.body["data"]["requestBreakGlass"]["id"].clone();

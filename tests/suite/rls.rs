@@ -399,3 +399,118 @@ async fn the_database_refuses_what_the_application_refuses() {
         tx.rollback().await.expect("rollback");
     }
 }
+
+/// One statement under one principal's context: `Some(rows changed)`, or `None` if refused.
+async fn try_write(conn: &DatabaseConnection, ctx: (&str, &str, &str), sql: &str) -> Option<u64> {
+    let tx = conn.begin().await.expect("begin");
+    set_context(&tx, ctx.0, ctx.1, ctx.2).await;
+    let res = tx.execute_unprepared(sql).await.ok().map(|r| r.rows_affected());
+    tx.rollback().await.expect("rollback");
+    res
+}
+
+/// Writes the matrix refuses are refused by the database too (or change no row), while the
+/// same statements by the role that may make them go through.
+#[tokio::test]
+async fn the_database_refuses_the_writes_the_matrix_refuses() {
+    let Some((app, conn)) = app_and_conn().await else {
+        return;
+    };
+    let acme = tenant_id(&app, "acme").await;
+    let id = |email: &'static str| user_id(&app, email);
+    let (coach1, coachee1, coachee7) =
+        (id("coach1@acme.test").await, id("coachee1@acme.test").await, id("coachee7@acme.test").await);
+    let (ai, admin1) = (id("ai@acme.test").await, id("admin1@acme.test").await);
+    let coach = (acme.as_str(), coach1.as_str(), "COACH");
+    let coachee = (acme.as_str(), coachee1.as_str(), "COACHEE");
+    let ai_ctx = (acme.as_str(), ai.as_str(), "AI_AGENT");
+    let admin = (acme.as_str(), admin1.as_str(), "PROGRAM_ADMIN");
+    let assign = format!(
+        "INSERT INTO coach_assignments (id, tenant_id, coach_id, coachee_id, active, ai_level, created_at) \
+         VALUES (gen_random_uuid(), '{acme}', '{coach1}', '{coachee7}', true, 'ACT', now())"
+    );
+    let item = format!(
+        "INSERT INTO action_items (id, tenant_id, coachee_id, created_by, title, created_at) \
+         VALUES (gen_random_uuid(), '{acme}', '{coachee1}', '{coachee1}', 'x', now())"
+    );
+    let request = |approved_by: &str, approved_at: &str| {
+        format!(
+            "INSERT INTO break_glass_requests (id, tenant_id, coachee_id, requested_by, reason, minutes, created_at, approved_by, approved_at) \
+             VALUES (gen_random_uuid(), '{acme}', '{coachee1}', '{admin1}', 'x', 30, now(), {approved_by}, {approved_at})"
+        )
+    };
+    let refused: Vec<(&str, (&str, &str, &str), String)> = vec![
+        ("a coach assigns itself a coachee", coach, assign.clone()),
+        ("the AI raises coaches' AI levels", ai_ctx, "UPDATE coach_assignments SET ai_level = 'ACT'".to_owned()),
+        ("the AI approves evidence", ai_ctx, "UPDATE evidence_packs SET approved = true".to_owned()),
+        ("the AI deletes drafts", ai_ctx, "DELETE FROM insights".to_owned()),
+        ("the AI confirms proposals", ai_ctx, "UPDATE ai_action_proposals SET confirmed_at = now()".to_owned()),
+        ("the AI erases its access log", ai_ctx, "DELETE FROM ai_access_log".to_owned()),
+        (
+            "a coachee renames its action items",
+            coachee,
+            format!("UPDATE action_items SET title = 'x' WHERE coachee_id = '{coachee1}'"),
+        ),
+        ("a coachee creates action items", coachee, item.clone()),
+        (
+            "a coach edits approved insights",
+            coach,
+            "UPDATE insights SET body = 'x' WHERE status = 'APPROVED'".to_owned(),
+        ),
+        ("a coach deletes approved insights", coach, "DELETE FROM insights WHERE status = 'APPROVED'".to_owned()),
+        ("an admin approves its own request", admin, request(&format!("'{admin1}'"), "now()")),
+    ];
+    for (what, ctx, sql) in &refused {
+        let changed = try_write(&conn, *ctx, sql).await;
+        assert!(changed.is_none_or(|n| n == 0), "{what}: the database let it change {changed:?} rows");
+    }
+    // The same kinds of statement by the role that may make them.
+    let allowed: Vec<(&str, (&str, &str, &str), String)> = vec![
+        ("an admin assigns a coach", admin, assign),
+        (
+            "a coach sets its AI levels",
+            coach,
+            format!("UPDATE coach_assignments SET ai_level = 'ANALYZE' WHERE coach_id = '{coach1}'"),
+        ),
+        (
+            "a coachee completes its action items",
+            coachee,
+            format!("UPDATE action_items SET completed_at = now() WHERE coachee_id = '{coachee1}'"),
+        ),
+        ("a coach edits its drafts", coach, "UPDATE insights SET body = 'x' WHERE status = 'DRAFT'".to_owned()),
+        ("an admin files a request", admin, request("NULL", "NULL")),
+    ];
+    for (what, ctx, sql) in &allowed {
+        let changed = try_write(&conn, *ctx, sql).await;
+        assert!(changed.is_some_and(|n| n > 0), "{what}: refused or changed nothing ({changed:?})");
+    }
+    // The audit log is the admins': a coachee sees only its own events.
+    app.login("coachee2@acme.test").await;
+    let others = format!("SELECT count(*) FROM audit_events WHERE actor_id IS DISTINCT FROM '{coachee1}'");
+    assert_eq!(visible(&conn, coachee, &others).await, 0, "a coachee reads others' audit events");
+    assert!(visible(&conn, admin, &others).await > 0, "the admin reads its tenant's");
+}
+
+/// Program metrics' per-month counts leave the database only above the anonymity floor, even
+/// to a caller that asks the function directly for one small month.
+#[tokio::test]
+async fn month_statistics_below_the_floor_never_leave_the_database() {
+    let Some((app, conn)) = app_and_conn().await else {
+        return;
+    };
+    let acme = tenant_id(&app, "acme").await;
+    let exec = user_id(&app, "exec1@acme.test").await;
+    let (coach1, coachee1) = (user_id(&app, "coach1@acme.test").await, user_id(&app, "coachee1@acme.test").await);
+    app.owner
+        .execute_unprepared(&format!(
+            "INSERT INTO coaching_sessions (id, tenant_id, coach_id, coachee_id, scheduled_at, duration_minutes, status, created_at, updated_at) \
+             VALUES (gen_random_uuid(), '{acme}', '{coach1}', '{coachee1}', '2020-01-15T10:00:00Z', 60, 'COMPLETED', now(), now())"
+        ))
+        .await
+        .expect("one lone session");
+    let ctx = (acme.as_str(), exec.as_str(), "EXECUTIVE");
+    let small = "SELECT count(*) FROM app_program_month_stats('2020-01', '2020-01') WHERE source <> 'suppressed'";
+    assert_eq!(visible(&conn, ctx, small).await, 0, "one coachee's month is suppressed in the database");
+    let whole = "SELECT count(*) FROM app_program_month_stats(NULL, NULL) WHERE source = 'suppressed'";
+    assert_eq!(visible(&conn, ctx, whole).await, 1, "a range holding that month is suppressed whole");
+}

@@ -29,7 +29,7 @@ async fn denied(app: &TestApp, resource: &str, reason_like: &str) -> i64 {
 // --- coach ------------------------------------------------------------------------------
 
 async fn coach_lists_only_assigned_coachees(app: &TestApp) {
-    let s = app.login("coach1@acme.test").await;
+    let s = app.session_for("coach1@acme.test").await;
     let res = app.gql(&s.token, "{ coachees(first: 50) { totalCount nodes { email } } }").await;
     let expected: BTreeSet<String> = (1..=6).map(|i| format!("coachee{i}@acme.test")).collect();
     assert_eq!(emails(&res["data"]["coachees"]["nodes"]), expected, "{res}");
@@ -38,7 +38,7 @@ async fn coach_lists_only_assigned_coachees(app: &TestApp) {
 both_backends!(coach_lists_only_assigned_coachees, coach_lists_only_assigned_coachees);
 
 async fn coach_cannot_read_unassigned_coachee_data(app: &TestApp) {
-    let s = app.login("coach1@acme.test").await;
+    let s = app.session_for("coach1@acme.test").await;
     let other = app.user_id("coachee7@acme.test").await;
     let other_session = app.completed_session_of("coachee7@acme.test").await;
 
@@ -78,7 +78,7 @@ async fn coach_cannot_read_unassigned_coachee_data(app: &TestApp) {
 both_backends!(coach_cannot_read_unassigned_coachee_data, coach_cannot_read_unassigned_coachee_data);
 
 async fn coach_reads_transcripts_only_with_transcript_sharing(app: &TestApp) {
-    let s = app.login("coach1@acme.test").await;
+    let s = app.session_for("coach1@acme.test").await;
     // Demo: odd coachees share transcripts, even ones do not.
     let shared = app.completed_session_of("coachee1@acme.test").await;
     let not_shared = app.completed_session_of("coachee2@acme.test").await;
@@ -147,12 +147,12 @@ async fn coaches_read_only_their_own_notes(app: &TestApp) {
     let q = format!(
         r#"{{ user(id: "{coachee1}") {{ coachNotes {{ body }} sessions(first: 10) {{ nodes {{ privateNotes }} }} }} }}"#
     );
-    let c1 = app.gql(&app.login("coach1@acme.test").await.token, &q).await;
+    let c1 = app.gql(&app.session_for("coach1@acme.test").await.token, &q).await;
     let bodies: Vec<&str> =
         c1["data"]["user"]["coachNotes"].as_array().expect("notes").iter().filter_map(|n| n["body"].as_str()).collect();
     assert_eq!(bodies.len(), 1, "{c1}");
     assert!(bodies[0].contains("Coach1"), "{bodies:?}");
-    let c2 = app.gql(&app.login("coach2@acme.test").await.token, &q).await;
+    let c2 = app.gql(&app.session_for("coach2@acme.test").await.token, &q).await;
     let bodies: Vec<&str> =
         c2["data"]["user"]["coachNotes"].as_array().expect("notes").iter().filter_map(|n| n["body"].as_str()).collect();
     assert_eq!(bodies, ["coach2 secret"]);
@@ -166,7 +166,7 @@ both_backends!(coaches_read_only_their_own_notes, coaches_read_only_their_own_no
 // --- coachee ----------------------------------------------------------------------------
 
 async fn coachee_sees_its_own_data_and_only_approved_l1_evidence(app: &TestApp) {
-    let s = app.login("coachee1@acme.test").await;
+    let s = app.session_for("coachee1@acme.test").await;
     let res = app
         .gql(
             &s.token,
@@ -200,13 +200,19 @@ both_backends!(
 );
 
 async fn coachee_sees_only_id_and_name_of_its_coach_and_nothing_of_other_coachees(app: &TestApp) {
-    let s = app.login("coachee1@acme.test").await;
+    let s = app.session_for("coachee1@acme.test").await;
     let coach = app.user_id("coach1@acme.test").await;
     let peer = app.user_id("coachee2@acme.test").await;
     let res = app.gql(&s.token, &format!(r#"{{ user(id: "{coach}") {{ id displayName }} }}"#)).await;
     assert_eq!(res["data"]["user"]["displayName"], "Coach1 (Acme)", "{res}");
-    let res = app.gql(&s.token, &format!(r#"{{ user(id: "{coach}") {{ email }} }}"#)).await;
-    assert!(res["data"]["user"].is_null(), "{res}");
+    // Contract version 2: the refused cell is null, with FORBIDDEN at its path.
+    let res = app.gql(&s.token, &format!(r#"{{ user(id: "{coach}") {{ email role }} }}"#)).await;
+    assert_eq!(res["data"]["user"], serde_json::json!({ "email": null, "role": null }), "{res}");
+    let paths: Vec<&serde_json::Value> = res["errors"].as_array().expect("errors").iter().map(|e| &e["path"]).collect();
+    assert_eq!(paths.len(), 2, "{res}");
+    for field in ["email", "role"] {
+        assert!(paths.contains(&&serde_json::json!(["user", field])), "{res}");
+    }
     assert_eq!(code(&res), Some("FORBIDDEN"));
     let res = app.gql(&s.token, &format!(r#"{{ user(id: "{peer}") {{ id }} }}"#)).await;
     assert_eq!(code(&res), Some("FORBIDDEN"));
@@ -227,7 +233,7 @@ both_backends!(
 // --- AI agent -----------------------------------------------------------------------------
 
 async fn ai_reads_only_within_the_effective_consent_level_and_every_read_is_logged(app: &TestApp) {
-    let s = app.login("ai@acme.test").await;
+    let s = app.session_for("ai@acme.test").await;
     // Demo effective levels: OBSERVE for coachees 1, 7, 11; ANALYZE for 2, 6, 10; OFF otherwise.
     let res =
         app.gql(&s.token, "{ sessions(first: 25) { totalCount nodes { coachee { email } } } goals { id } }").await;
@@ -282,7 +288,7 @@ both_backends!(
 );
 
 async fn ai_requests_without_model_and_purpose_are_refused(app: &TestApp) {
-    let s = app.login("ai@acme.test").await;
+    let s = app.session_for("ai@acme.test").await;
     let req = Request::post("/graphql")
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::AUTHORIZATION, format!("Bearer {}", s.token))
@@ -297,7 +303,7 @@ both_backends!(ai_requests_without_model_and_purpose_are_refused, ai_requests_wi
 // --- admin and executive ------------------------------------------------------------------
 
 async fn program_admin_reads_session_metadata_of_the_tenant_and_profiles(app: &TestApp) {
-    let s = app.login("admin1@acme.test").await;
+    let s = app.session_for("admin1@acme.test").await;
     let res = app
         .gql(&s.token, "{ sessions(first: 100) { totalCount nodes { status coach { email } coachee { email } } } coachees { totalCount } }")
         .await;
@@ -311,7 +317,7 @@ both_backends!(
 );
 
 async fn executive_reads_the_directory_only(app: &TestApp) {
-    let s = app.login("exec1@acme.test").await;
+    let s = app.session_for("exec1@acme.test").await;
     let res = app.gql(&s.token, "{ users(first: 100) { totalCount nodes { id role displayName } } }").await;
     assert_eq!(res["data"]["users"]["totalCount"], 18, "{res}");
     let coachees = app.gql(&s.token, "{ users(role: COACHEE) { totalCount } }").await;
@@ -333,7 +339,7 @@ async fn another_tenants_ids_behave_like_ids_that_do_not_exist(app: &TestApp) {
         r#"{ actionItems(coacheeId: "ID") { totalCount nodes { id } } }"#,
     ];
     for who in ["coachee1@acme.test", "coach1@acme.test", "admin1@acme.test", "ai@acme.test"] {
-        let s = app.login(who).await;
+        let s = app.session_for(who).await;
         for q in queries {
             for foreign in [&foreign_user, &foreign_session] {
                 let theirs = app.gql(&s.token, &q.replace("ID", foreign)).await;
@@ -353,7 +359,7 @@ both_backends!(
 // --- data export ------------------------------------------------------------------------
 
 async fn coachee_export_holds_its_own_data_and_nothing_of_anyone_else(app: &TestApp) {
-    let s = app.login("coachee1@acme.test").await;
+    let s = app.session_for("coachee1@acme.test").await;
     let res = app.gql(&s.token, "{ myDataExport { json generatedAt } }").await;
     let doc: Value = serde_json::from_str(res["data"]["myDataExport"]["json"].as_str().expect("json")).expect("parse");
     assert_eq!(doc["profile"]["email"], "coachee1@acme.test");
@@ -375,7 +381,7 @@ async fn coachee_export_holds_its_own_data_and_nothing_of_anyone_else(app: &Test
     let other_tenant = app.user_id("coachee1@globex.test").await;
     assert!(!text.contains(&other_tenant));
     // Only the coachee may export.
-    let coach = app.login("coach1@acme.test").await;
+    let coach = app.session_for("coach1@acme.test").await;
     let res = app.gql(&coach.token, "{ myDataExport { json } }").await;
     assert_eq!(res["errors"][0]["message"], "Unknown field \"myDataExport\" on type \"Query\".");
 }

@@ -16,7 +16,7 @@ const ACCOUNTS: [(&str, &str, &str); 6] = [
 
 async fn viewer_answers_for_every_demo_role(app: &TestApp) {
     for (email, role, name) in ACCOUNTS {
-        let s = app.login(email).await;
+        let s = app.session_for(email).await;
         let res = app.gql(&s.token, "{ viewer { id role tenantId displayName } }").await;
         let v = &res["data"]["viewer"];
         assert_eq!(v["role"], role, "{email}: {res}");
@@ -29,7 +29,7 @@ both_backends!(viewer_answers_for_every_demo_role, viewer_answers_for_every_demo
 
 async fn me_returns_the_own_profile_where_the_matrix_grants_it(app: &TestApp) {
     for (email, role, _) in ACCOUNTS {
-        let s = app.login(email).await;
+        let s = app.session_for(email).await;
         let res = app.gql(&s.token, "{ me { id email role displayName } }").await;
         match role {
             // own_profile is `-` for executives and system admins: `me` is not in their schema.

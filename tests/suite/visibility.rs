@@ -2,7 +2,7 @@
 //! contract; a field outside a role's schema is rejected exactly like a misspelled one,
 //! however it is reached, and the attempt is audited.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use coachgraph::authz::VisibilityTag;
 use coachgraph::graphql::{self, Audience};
@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::common::*;
 
-/// `Type.field -> tag` from `contract.graphql` (beside the checkout, in `../shared/spec`).
+/// `Type.field -> tag` from `contract.graphql` (vendored in `docs/spec`).
 fn contract_tags() -> HashMap<(String, String), VisibilityTag> {
-    let path = "../shared/spec/contract.graphql";
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/spec/contract.graphql");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = HashMap::new();
     let mut current: Option<String> = None;
     for line in text.lines() {
@@ -80,15 +80,36 @@ fn the_contract_sdl_carries_each_fields_tag_as_a_directive() {
     assert!(sdl.contains("privateNotes: String @visibility(tag: COACH_ONLY)"));
 }
 
+/// The field names `type {ty} { .. }` declares in an SDL text; `None` when there is no such type.
+fn sdl_fields(sdl: &str, ty: &str) -> Option<HashSet<String>> {
+    let header = format!("type {ty} ");
+    let mut lines = sdl.lines().skip_while(|l| !(l.starts_with(&header) && l.trim_end().ends_with('{')));
+    lines.next()?;
+    let fields = lines
+        .take_while(|l| l.trim() != "}")
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('"') && !l.starts_with('#'))
+        .filter_map(|l| l.split([':', '(']).next().map(|name| name.trim().to_owned()))
+        .collect();
+    Some(fields)
+}
+
 #[test]
 fn every_contract_type_and_query_field_that_exists_keeps_its_contract_name() {
-    // Names clients rely on: a served type must not rename them.
+    // Names clients rely on: a served type must not rename them. Each field is looked for
+    // in its own type's block, not anywhere in the SDL (`id` is in every type).
     let sdl = graphql::schema::sdl(&graphql::catalog(), Audience::Contract).expect("sdl");
+    let mut checked = 0;
     for ((ty, field), _) in contract_tags() {
-        if sdl.contains(&format!("type {ty} {{")) {
-            assert!(sdl.contains(&format!("\t{field}")), "{ty}.{field} missing from the contract schema");
+        if let Some(fields) = sdl_fields(&sdl, &ty) {
+            assert!(fields.contains(&field), "{ty}.{field} missing from the contract schema's type {ty}");
+            checked += 1;
         }
     }
+    assert!(checked > 40, "checked {checked} contract fields");
+    // The parser sees a type's own fields only.
+    let user = sdl_fields(&sdl, "User").expect("type User");
+    assert!(user.contains("coachNotes") && !user.contains("transcript"), "{user:?}");
 }
 
 /// What each role must never be able to name, with a way to reach the field's type.
@@ -145,7 +166,7 @@ async fn hidden_fields_are_rejected_like_misspelled_ones_through_every_path(app:
     let mut sessions = HashMap::new();
     for (who, query, field, ty) in probes() {
         if !sessions.contains_key(who) {
-            sessions.insert(who, app.login(who).await.token);
+            sessions.insert(who, app.session_for(who).await.token);
         }
         let token = &sessions[who];
         for q in paths(query, field, ty) {
@@ -191,13 +212,13 @@ async fn introspection_shows_each_role_only_its_schema(app: &TestApp) {
             .unwrap_or_default()
     };
     let q = "{ __schema { types { name fields { name } } } }";
-    let coachee = app.gql(&app.login("coachee1@acme.test").await.token, q).await;
-    let coach = app.gql(&app.login("coach1@acme.test").await.token, q).await;
+    let coachee = app.gql(&app.session_for("coachee1@acme.test").await.token, q).await;
+    let coach = app.gql(&app.session_for("coach1@acme.test").await.token, q).await;
     assert!(!fields_of(&coachee, "User").contains(&"coachNotes".to_owned()));
     assert!(fields_of(&coach, "User").contains(&"coachNotes".to_owned()));
     assert!(!fields_of(&coachee, "CoachingSession").contains(&"transcript".to_owned()));
     assert!(fields_of(&coach, "CoachingSession").contains(&"transcript".to_owned()));
-    let exec = app.gql(&app.login("exec1@acme.test").await.token, q).await;
+    let exec = app.gql(&app.session_for("exec1@acme.test").await.token, q).await;
     let mut exec_user = fields_of(&exec, "User");
     exec_user.sort();
     assert_eq!(exec_user, ["displayName", "id", "role"], "the executive's User is the directory entry");
@@ -206,7 +227,7 @@ async fn introspection_shows_each_role_only_its_schema(app: &TestApp) {
 both_backends!(introspection_shows_each_role_only_its_schema, introspection_shows_each_role_only_its_schema);
 
 async fn probing_a_hidden_field_is_audited_and_a_typo_is_not(app: &TestApp) {
-    let s = app.login("coachee1@acme.test").await;
+    let s = app.session_for("coachee1@acme.test").await;
     let before = app.count("SELECT count(*) FROM audit_events WHERE outcome = 'DENIED'").await;
     app.gql(&s.token, "{ me { coachNotes { id body } } }").await;
     let after = app.count("SELECT count(*) FROM audit_events WHERE outcome = 'DENIED'").await;
@@ -233,19 +254,31 @@ both_backends!(
 );
 
 async fn deeply_nested_queries_are_refused_before_execution(app: &TestApp) {
-    let s = app.login("coach1@acme.test").await;
+    let s = app.session_for("coach1@acme.test").await;
     let mut q = String::from("id");
     // 1 + 6 x 3 + 1 = 20 levels: above the schema's depth limit (16).
     for _ in 0..6 {
         q = format!("sessions {{ nodes {{ coach {{ {q} }} }} }}");
     }
+    let statements = || app.statements.load(std::sync::atomic::Ordering::SeqCst);
+    let before = statements();
     let res = app.gql(&s.token, &format!("{{ me {{ {q} }} }}")).await;
+    let ran = statements() - before;
     assert!(res["data"].is_null(), "{res}");
     assert!(res["errors"][0]["message"].as_str().unwrap_or("").contains("too deep"), "{res}");
-    // Deeper still is refused by the parser's recursion limit, also before execution.
-    let before = app.statements.load(std::sync::atomic::Ordering::SeqCst);
-    app.gql(&s.token, &format!("{{ me {{ {q} }} }}")).await;
-    let ran = app.statements.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert!(ran <= 8, "refused before any resolver ran ({ran} statements: session check and commit only)");
+    // Deeper still (1 + 30 x 3 + 1 = 92 levels) is refused by the parser's recursion limit,
+    // also before execution.
+    let mut deeper = String::from("id");
+    for _ in 0..30 {
+        deeper = format!("sessions {{ nodes {{ coach {{ {deeper} }} }} }}");
+    }
+    let before = statements();
+    let res = app.gql(&s.token, &format!("{{ me {{ {deeper} }} }}")).await;
+    let ran = statements() - before;
+    assert!(res["data"].is_null(), "{res}");
+    let message = res["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(message.contains("recursion"), "refused by the recursion limit, not the depth check: {res}");
     assert!(ran <= 8, "refused before any resolver ran ({ran} statements: session check and commit only)");
 }
 both_backends!(deeply_nested_queries_are_refused_before_execution, deeply_nested_queries_are_refused_before_execution);

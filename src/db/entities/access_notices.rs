@@ -1,6 +1,6 @@
 //! `access_notices`: Tells a coachee who read its data under break-glass, when and why.
 
-use crate::domain::kinds::Role;
+use crate::kinds::Role;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,6 +1,6 @@
 //! `audit_events`: The hash-chained audit trail (append-only on PostgreSQL). No foreign keys.
 
-use crate::domain::kinds::{AuditOutcome, Role};
+use crate::kinds::{AuditOutcome, Role};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,6 +1,6 @@
 //! `auth_sessions`: A server-side login session; `tenant_id` is NULL for SYSTEM_ADMIN sessions.
 
-use crate::domain::kinds::Role;
+use crate::kinds::Role;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,6 +1,6 @@
 //! `coach_assignments`: A coach-coachee relationship; a coach sees a coachee only through an active one.
 
-use crate::domain::kinds::AiLevel;
+use crate::kinds::AiLevel;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,6 +1,6 @@
 //! `coaching_sessions`: A coaching session.
 
-use crate::domain::kinds::SessionStatus;
+use crate::kinds::SessionStatus;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,6 +1,6 @@
 //! `consent_history`: Every consent change.
 
-use crate::domain::kinds::ConsentKind;
+use crate::kinds::ConsentKind;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

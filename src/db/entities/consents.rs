@@ -1,6 +1,6 @@
 //! `consents`: Current consent state, one row per (tenant, coachee, kind); absence = not granted.
 
-use crate::domain::kinds::ConsentKind;
+use crate::kinds::ConsentKind;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

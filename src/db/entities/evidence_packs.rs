@@ -1,6 +1,6 @@
 //! `evidence_packs`: An evidence pack; `L1` is visible to the coachee only once approved.
 
-use crate::domain::kinds::{EvidenceLevel, Role};
+use crate::kinds::{EvidenceLevel, Role};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,6 +1,6 @@
 //! `insights`: An insight on a session, drafted by a coach or the AI.
 
-use crate::domain::kinds::{InsightStatus, Role};
+use crate::kinds::{InsightStatus, Role};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,6 +1,6 @@
 //! `users`: A principal. `tenant_id` is NULL exactly for `Role::SystemAdmin`. Emails are stored lower-cased.
 
-use crate::domain::kinds::{Role, UserStatus};
+use crate::kinds::{Role, UserStatus};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -2,14 +2,13 @@
 //! rule and its reasoning are documented on [`crate::domain::metrics`].
 
 use async_graphql::Value;
-use async_graphql::dynamic::{FieldFuture, FieldValue};
+use async_graphql::dynamic::FieldValue;
 
-use super::datetime_arg;
 use crate::authz::{Access, Action, Resource, VisibilityTag};
 use crate::domain::metrics::{self, ProgramMetrics};
-use crate::error::AppError;
-use crate::graphql::decl::{Entry, FieldDecl, ObjectDecl, ctx_of};
-use crate::graphql::schema::{Catalog, leaf, resolver};
+use crate::graphql::decl::{Entry, FieldDecl, ObjectDecl};
+use crate::graphql::mutation::query;
+use crate::graphql::schema::{Catalog, leaf};
 
 const ACCESS: Access = Access::Resource(Resource::ProgramMetrics);
 
@@ -48,14 +47,9 @@ pub fn declare(c: &mut Catalog) {
             "programMetrics",
             "ProgramMetrics!",
             Entry::Matrix(Resource::ProgramMetrics, Action::Read),
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let from = datetime_arg(&rc, "from").map_err(AppError::into_graphql)?;
-                    let to = datetime_arg(&rc, "to").map_err(AppError::into_graphql)?;
-                    let m = metrics::program_metrics(ctx, from, to).await.map_err(AppError::into_graphql)?;
-                    Ok(Some(FieldValue::owned_any(m)))
-                })
+            query(|ctx, a| async move {
+                let (from, to) = (a.opt_datetime("from")?, a.opt_datetime("to")?);
+                Ok(Some(FieldValue::owned_any(metrics::program_metrics(&ctx, from, to).await?)))
             }),
         )
         .arg("from", "DateTime")

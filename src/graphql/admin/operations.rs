@@ -4,16 +4,15 @@
 use async_graphql::Value;
 use async_graphql::dynamic::{FieldFuture, FieldValue};
 
-use super::{id_arg, string_arg};
 use crate::authz::{Access, Action, Resource, VisibilityTag};
 use crate::db::entities::{audit_events, tenant_settings};
 use crate::domain::admin::{self, AccountStatus, BreakGlassView};
-use crate::domain::kinds::Role;
-use crate::error::AppError;
-use crate::graphql::decl::{Entry, FieldDecl, ObjectDecl, ctx_of};
+use crate::graphql::decl::{Entry, FieldDecl, ObjectDecl};
+use crate::graphql::mutation::query;
 use crate::graphql::paging::{Connection, Page, connection_decl};
 use crate::graphql::schema::{Catalog, enum_value, leaf, resolver};
 use crate::graphql::{datetime, uuid};
+use crate::kinds::Role;
 
 /// `SystemConfig`: the platform configuration.
 #[derive(Debug, Clone)]
@@ -71,18 +70,11 @@ fn declare_audit_events(c: &mut Catalog) {
             "auditEvents",
             "AuditEventConnection!",
             Entry::Matrix(Resource::AuditLogs, Action::Read),
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let page = Page::from_args(&rc, ctx.role()).map_err(AppError::into_graphql)?;
-                    let outcome = string_arg(&rc, "outcome")
-                        .and_then(|o| o.as_deref().map(admin::parse_outcome).transpose())
-                        .map_err(AppError::into_graphql)?;
-                    let (rows, total) = admin::audit_events(ctx, outcome, page.offset, page.limit)
-                        .await
-                        .map_err(AppError::into_graphql)?;
-                    Ok(Some(FieldValue::owned_any(Connection::new(rows, page, Some(total)))))
-                })
+            query(|ctx, a| async move {
+                let page = Page::from(&a, ctx.role())?;
+                let outcome = a.opt_text("outcome", 20)?.as_deref().map(admin::parse_outcome).transpose()?;
+                let (rows, total) = admin::audit_events(&ctx, outcome, page.offset, page.limit).await?;
+                Ok(Some(FieldValue::owned_any(Connection::new(rows, page, Some(total)))))
             }),
         )
         .arg("first", "Int")
@@ -116,13 +108,9 @@ fn declare_tenant_settings(c: &mut Catalog) {
             "tenantSettings",
             "TenantSettings!",
             Entry::Matrix(Resource::SystemConfig, Action::Read),
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let tenant = id_arg(&rc, "tenantId").map_err(AppError::into_graphql)?;
-                    let settings = admin::tenant_settings(ctx, tenant).await.map_err(AppError::into_graphql)?;
-                    Ok(Some(FieldValue::owned_any(settings)))
-                })
+            query(|ctx, a| async move {
+                let settings = admin::tenant_settings(&ctx, a.opt_id("tenantId")?).await?;
+                Ok(Some(FieldValue::owned_any(settings)))
             }),
         )
         .arg("tenantId", "ID")
@@ -171,14 +159,11 @@ fn declare_system_config(c: &mut Catalog) {
             // The program admin's SystemConfig grant covers tenant settings only
             // (Gate::TenantSettingsOnly): the platform configuration is SYSTEM_ADMIN's.
             Entry::Roles(&[Role::SystemAdmin]),
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let entries = admin::system_config(ctx).await.map_err(AppError::into_graphql)?;
-                    Ok(Some(FieldValue::owned_any(SystemConfigView {
-                        entries: entries.into_iter().map(|(key, value)| ConfigEntryView { key, value }).collect(),
-                    })))
-                })
+            query(|ctx, _| async move {
+                let entries = admin::system_config(&ctx).await?;
+                Ok(Some(FieldValue::owned_any(SystemConfigView {
+                    entries: entries.into_iter().map(|(key, value)| ConfigEntryView { key, value }).collect(),
+                })))
             }),
         )
         .describe("SYSTEM_ADMIN: the platform configuration, sorted by key."),
@@ -211,15 +196,8 @@ fn declare_account_status(c: &mut Catalog) {
             "accountStatus",
             "AccountStatus",
             Entry::Matrix(Resource::AccountSecurityStatus, Action::Read),
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let user_id = id_arg(&rc, "userId")
-                        .and_then(|id| id.ok_or_else(|| AppError::bad_input("userId is required")))
-                        .map_err(AppError::into_graphql)?;
-                    let status = admin::account_status(ctx, user_id).await.map_err(AppError::into_graphql)?;
-                    Ok(Some(FieldValue::owned_any(status)))
-                })
+            query(|ctx, a| async move {
+                Ok(Some(FieldValue::owned_any(admin::account_status(&ctx, a.id("userId")?).await?)))
             }),
         )
         .arg("userId", "ID!"),
@@ -251,12 +229,9 @@ fn declare_break_glass(c: &mut Catalog) {
             "breakGlassRequests",
             "[BreakGlassRequest!]!",
             Entry::Matrix(Resource::BreakGlassRequests, Action::Read),
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let requests = admin::break_glass_requests(ctx).await.map_err(AppError::into_graphql)?;
-                    Ok(Some(FieldValue::list(requests.into_iter().map(FieldValue::owned_any))))
-                })
+            query(|ctx, _| async move {
+                let requests = admin::break_glass_requests(&ctx).await?;
+                Ok(Some(FieldValue::list(requests.into_iter().map(FieldValue::owned_any))))
             }),
         )
         .describe(

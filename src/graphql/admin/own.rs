@@ -2,16 +2,16 @@
 //! (COACHEE), `accessNotices` (COACHEE, COACH), `myConsents` (COACHEE).
 
 use async_graphql::Value;
-use async_graphql::dynamic::{FieldFuture, FieldValue};
+use async_graphql::dynamic::FieldValue;
 
 use crate::authz::{Access, Action, Resource, VisibilityTag};
 use crate::domain::admin::{self, AccessNoticeView, AiAccessEntry, ConsentView, IntegrationTokenView};
-use crate::domain::kinds::{ConsentKind, Role};
-use crate::error::AppError;
-use crate::graphql::decl::{Entry, FieldDecl, ObjectDecl, ctx_of};
+use crate::graphql::decl::{Entry, FieldDecl, ObjectDecl};
+use crate::graphql::mutation::query;
 use crate::graphql::paging::{Connection, Page, connection_decl};
-use crate::graphql::schema::{Catalog, enum_value, leaf, resolver};
+use crate::graphql::schema::{Catalog, enum_value, leaf};
 use crate::graphql::{datetime, uuid};
+use crate::kinds::{ConsentKind, Role};
 
 fn client_field<T: std::any::Any + Send + Sync>(
     name: &'static str,
@@ -57,12 +57,9 @@ fn declare_integration_tokens(c: &mut Catalog) {
             "integrationTokens",
             "[IntegrationToken!]!",
             Entry::Matrix(Resource::IntegrationTokens, Action::Read),
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let tokens = admin::my_integration_tokens(ctx).await.map_err(AppError::into_graphql)?;
-                    Ok(Some(FieldValue::list(tokens.into_iter().map(FieldValue::owned_any))))
-                })
+            query(|ctx, _| async move {
+                let tokens = admin::my_integration_tokens(&ctx).await?;
+                Ok(Some(FieldValue::list(tokens.into_iter().map(FieldValue::owned_any))))
             }),
         )
         .describe("The caller's integration tokens that are not revoked, newest first."),
@@ -84,14 +81,10 @@ fn declare_ai_access_log(c: &mut Catalog) {
             "aiAccessLog",
             "AiAccessLogConnection!",
             Entry::Matrix(Resource::AiAccessLog, Action::Read),
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let page = Page::from_args(&rc, ctx.role()).map_err(AppError::into_graphql)?;
-                    let (rows, total) =
-                        admin::my_ai_access_log(ctx, page.offset, page.limit).await.map_err(AppError::into_graphql)?;
-                    Ok(Some(FieldValue::owned_any(Connection::new(rows, page, Some(total)))))
-                })
+            query(|ctx, a| async move {
+                let page = Page::from(&a, ctx.role())?;
+                let (rows, total) = admin::my_ai_access_log(&ctx, page.offset, page.limit).await?;
+                Ok(Some(FieldValue::owned_any(Connection::new(rows, page, Some(total)))))
             }),
         )
         .arg("first", "Int")
@@ -113,12 +106,9 @@ fn declare_access_notices(c: &mut Catalog) {
             "accessNotices",
             "[AccessNotice!]!",
             Entry::Matrix(Resource::AccessNotices, Action::Read),
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let notices = admin::my_access_notices(ctx).await.map_err(AppError::into_graphql)?;
-                    Ok(Some(FieldValue::list(notices.into_iter().map(FieldValue::owned_any))))
-                })
+            query(|ctx, _| async move {
+                let notices = admin::my_access_notices(&ctx).await?;
+                Ok(Some(FieldValue::list(notices.into_iter().map(FieldValue::owned_any))))
             }),
         )
         .describe("Who read the caller's data under break-glass, when and why; newest first."),
@@ -140,12 +130,9 @@ fn declare_consents(c: &mut Catalog) {
             // Own consents: the coachee's. (The coach's and the AI's consent reads are of
             // other people's consents, not "mine".)
             Entry::Roles(&[Role::Coachee]),
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let consents = admin::my_consents(ctx).await.map_err(AppError::into_graphql)?;
-                    Ok(Some(FieldValue::list(consents.into_iter().map(FieldValue::owned_any))))
-                })
+            query(|ctx, _| async move {
+                let consents = admin::my_consents(&ctx).await?;
+                Ok(Some(FieldValue::list(consents.into_iter().map(FieldValue::owned_any))))
             }),
         )
         .describe("COACHEE: every consent kind, granted or not, in a fixed order."),

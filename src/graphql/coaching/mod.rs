@@ -13,31 +13,34 @@ use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext};
 use uuid::Uuid;
 
 use super::decl::{FieldDecl, ObjectDecl, Resolver, ctx_of};
-use super::loaders::{self, Loaders};
 use super::schema::{Catalog, enum_value, leaf, resolver};
 use super::users::UserView;
 use super::{datetime, uuid};
-use crate::authz::{Access, ContentTable, Resource, RowFacts, Scope, VisibilityTag};
+use crate::authz::rows::Admitted;
+use crate::authz::{Access, ContentTable, Refusal, Resource, RowFacts, VisibilityTag};
 use crate::ctx::Ctx;
 use crate::db::entities::{
     action_items, coach_notes, coaching_sessions, evidence_packs, goals, insights, session_private_notes,
     session_summaries, transcripts,
 };
-use crate::domain::kinds::{EvidenceLevel, InsightStatus, Role};
+use crate::domain::loaders::{self, Loaders};
 use crate::error::{AppError, AppResult};
+use crate::kinds::{EvidenceLevel, InsightStatus};
 
+// Views of content rows hold what the row policy admitted (`Admitted` has no public
+// constructor): a resolver cannot show a row the policy did not let through.
 #[derive(Debug, Clone)]
-pub struct SessionView(pub coaching_sessions::Model);
+pub struct SessionView(pub Admitted<coaching_sessions::Model>);
 #[derive(Debug, Clone)]
-pub struct InsightView(pub insights::Model);
+pub struct InsightView(pub Admitted<insights::Model>);
 #[derive(Debug, Clone)]
-pub struct PackView(pub evidence_packs::Model);
+pub struct PackView(pub Admitted<evidence_packs::Model>);
 #[derive(Debug, Clone)]
-pub struct ItemView(pub action_items::Model);
+pub struct ItemView(pub Admitted<action_items::Model>);
 #[derive(Debug, Clone)]
-pub struct GoalView(pub goals::Model);
+pub struct GoalView(pub Admitted<goals::Model>);
 #[derive(Debug, Clone)]
-pub struct NoteView(pub coach_notes::Model);
+pub struct NoteView(pub Admitted<coach_notes::Model>);
 
 pub fn loaders_of<'a>(rc: &ResolverContext<'a>) -> Result<&'a Loaders, async_graphql::Error> {
     rc.data::<Arc<Loaders>>()
@@ -55,28 +58,28 @@ pub async fn visible_rows<T, F, Fut>(
     load: F,
     facts: fn(&T) -> RowFacts,
     id_of: fn(&T) -> Uuid,
-) -> AppResult<Vec<T>>
+) -> AppResult<Vec<Admitted<T>>>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = AppResult<Vec<T>>>,
 {
-    let reach = ctx.reach().await?;
+    let reach = crate::domain::reach::of(ctx).await?;
     if !reach.may_list(table, coachee) {
         return Ok(Vec::new());
     }
-    let mut rows = load().await?;
-    rows.retain(|row| match reach.read(table, &facts(row)) {
-        Ok(resource) => {
-            ctx.note_ai_read(coachee, resource, [id_of(row)]);
-            true
+    let mut shown = Vec::new();
+    for row in load().await? {
+        if let Ok(admitted) = reach.admit(table, row, facts) {
+            ctx.note_ai_read(coachee, table.resource(&facts(&admitted)), [id_of(&admitted)]);
+            shown.push(admitted);
         }
-        Err(_) => false,
-    });
-    Ok(rows)
+    }
+    Ok(shown)
 }
 
 /// One row of `table` that a field shows, or the audited refusal (null with FORBIDDEN or
-/// CONSENT_REQUIRED at the field's path). `table`'s resource decides when there is no row.
+/// CONSENT_REQUIRED at the field's path). Without a row, `table`'s resource for the coachee
+/// decides.
 async fn visible_row<T>(
     ctx: &Ctx,
     table: ContentTable,
@@ -84,23 +87,19 @@ async fn visible_row<T>(
     row: Option<T>,
     facts: fn(&T) -> RowFacts,
     id_of: fn(&T) -> Uuid,
-) -> AppResult<Option<T>> {
-    let reach = ctx.reach().await?;
-    let decided = match &row {
-        Some(r) => reach.read(table, &facts(r)),
+) -> AppResult<Option<Admitted<T>>> {
+    let reach = crate::domain::reach::of(ctx).await?;
+    let refused = |refusal: Refusal| refusal.into_error(ctx, table.resource(&RowFacts::about(coachee)));
+    match row {
+        Some(row) => {
+            let admitted = reach.admit(table, row, facts).map_err(refused)?;
+            ctx.note_ai_read(coachee, table.resource(&facts(&admitted)), [id_of(&admitted)]);
+            Ok(Some(admitted))
+        }
         None => {
-            let resource = table.resource(&RowFacts::about(coachee));
-            reach.coachee(coachee, resource).map(|()| resource)
+            reach.coachee(coachee, table.resource(&RowFacts::about(coachee))).map_err(refused)?;
+            Ok(None)
         }
-    };
-    match decided {
-        Ok(resource) => {
-            if let Some(r) = &row {
-                ctx.note_ai_read(coachee, resource, [id_of(r)]);
-            }
-            Ok(row)
-        }
-        Err(refusal) => Err(refusal.into_error(ctx, table.resource(&RowFacts::about(coachee)))),
     }
 }
 
@@ -141,24 +140,6 @@ fn session_leaf(
     )
 }
 
-/// How the caller sees another user reached through a session (coach or coachee).
-pub async fn relation_scope(ctx: &Ctx, user: Uuid, coachee: Uuid) -> AppResult<Scope> {
-    let p = ctx.require()?;
-    if p.user_id == user {
-        return Ok(Scope::Own);
-    }
-    Ok(match p.role {
-        Role::ProgramAdmin => Scope::Tenant,
-        Role::Executive => Scope::TenantDirectory,
-        // The coachee of a visible session is the caller's assigned (or consented) coachee.
-        Role::Coach if user == coachee => Scope::Assigned,
-        Role::AiAgent if user == coachee => Scope::Consented,
-        // Anyone else named by a session (its coach, for a coachee or the AI; a colleague, for
-        // a coach) shows id and display name only.
-        _ => Scope::OwnCoaches,
-    })
-}
-
 fn session_user(name: &'static str, pick: fn(&coaching_sessions::Model) -> Uuid) -> FieldDecl {
     FieldDecl::tagged(
         name,
@@ -171,7 +152,7 @@ fn session_user(name: &'static str, pick: fn(&coaching_sessions::Model) -> Uuid)
                 let s = &rc.parent_value.try_downcast_ref::<SessionView>()?.0;
                 let id = pick(s);
                 let run = async {
-                    let scope = relation_scope(ctx, id, s.coachee_id).await?;
+                    let scope = crate::domain::reach::of(ctx).await?.session_person_scope(id, s.coachee_id);
                     let user =
                         loaders::rows(&loaders_of(&rc).map_err(|_| AppError::internal("loaders"))?.users_by_id, id)
                             .await?
@@ -208,7 +189,7 @@ where
 pub struct SessionCall {
     pub ctx: Arc<Ctx>,
     pub loaders: Arc<Loaders>,
-    pub session: coaching_sessions::Model,
+    pub session: Admitted<coaching_sessions::Model>,
 }
 
 pub fn ctx_arc(rc: &ResolverContext<'_>) -> Result<Arc<Ctx>, async_graphql::Error> {
@@ -224,9 +205,9 @@ pub fn declare(c: &mut Catalog) {
             .field(session_leaf("durationMinutes", "Int!", |s| Some(Value::from(s.duration_minutes))))
             .field(session_leaf("status", "SessionStatus!", |s| {
                 Some(enum_value(match s.status {
-                    crate::domain::kinds::SessionStatus::Scheduled => "SCHEDULED",
-                    crate::domain::kinds::SessionStatus::Completed => "COMPLETED",
-                    crate::domain::kinds::SessionStatus::Cancelled => "CANCELLED",
+                    crate::kinds::SessionStatus::Scheduled => "SCHEDULED",
+                    crate::kinds::SessionStatus::Completed => "COMPLETED",
+                    crate::kinds::SessionStatus::Cancelled => "CANCELLED",
                 }))
             }))
             .field(session_user("coach", |s| s.coach_id))
@@ -249,7 +230,7 @@ pub fn declare(c: &mut Catalog) {
                             |r| r.id,
                         )
                         .await?;
-                        Ok(row.map(|r| FieldValue::value(Value::String(r.body))))
+                        Ok(row.map(|r| FieldValue::value(Value::String(r.into_row().body))))
                     }),
                 )
                 .describe("Approved summary; null until the coach approves one."),
@@ -358,14 +339,14 @@ pub fn declare(c: &mut Catalog) {
                             .await?
                         }
                         None => {
-                            let reach = ctx.reach().await?;
+                            let reach = crate::domain::reach::of(ctx).await?;
                             reach
                                 .read(ContentTable::SessionPrivateNotes, &RowFacts::authored(s.coachee_id, s.coach_id))
                                 .map_err(|refusal| refusal.into_error(ctx, Resource::CoachNotes))?;
                             None
                         }
                     };
-                    Ok(row.map(|n| FieldValue::value(Value::String(n.body))))
+                    Ok(row.map(|n| FieldValue::value(Value::String(n.into_row().body))))
                 }),
             ))
             .field(
@@ -379,7 +360,7 @@ pub fn declare(c: &mut Catalog) {
                         let t = loaders::rows(&call.loaders.transcripts_by_session, s.id).await?.into_iter().next();
                         let facts = |t: &transcripts::Model| RowFacts::about(t.coachee_id);
                         let t = visible_row(ctx, ContentTable::Transcripts, s.coachee_id, t, facts, |t| t.id).await?;
-                        Ok(t.map(|t| FieldValue::value(Value::String(t.body))))
+                        Ok(t.map(|t| FieldValue::value(Value::String(t.into_row().body))))
                     }),
                 )
                 .describe("Full transcript; the coach needs the coachee's TRANSCRIPT_SHARING consent."),

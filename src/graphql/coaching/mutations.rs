@@ -3,19 +3,22 @@
 use async_graphql::Value;
 use async_graphql::dynamic::FieldValue;
 
-use super::{GoalView, InsightView, ItemView, NoteView, PackView, SessionView};
-use crate::authz::{Access, Action, Resource, VisibilityTag};
+use super::{GoalView, InsightView, ItemView, NoteView, PackView, SessionView, insight_facts, pack_facts};
+use crate::authz::rows::Admitted;
+use crate::authz::{Access, Action, ContentTable, Resource, RowFacts, VisibilityTag};
 use crate::ctx::Ctx;
-use crate::db::entities::ai_feedback;
+use crate::db::entities::{action_items, ai_feedback, coach_notes, coaching_sessions, goals, insights};
+use crate::domain::access;
 use crate::domain::content::{self, MAX_BODY, MAX_TITLE, MAX_TRANSCRIPT};
-use crate::domain::kinds::{EvidenceLevel, InsightStatus, Role, SessionStatus};
+use crate::error::AppResult;
 use crate::graphql::decl::{Entry, FieldDecl, ObjectDecl};
 use crate::graphql::mutation::{done, mutation};
 use crate::graphql::schema::{Catalog, leaf};
 use crate::graphql::uuid;
+use crate::kinds::{EvidenceLevel, InsightStatus, Role, SessionStatus};
 
 #[derive(Debug, Clone)]
-struct FeedbackView(ai_feedback::Model);
+struct FeedbackView(Admitted<ai_feedback::Model>);
 
 fn session_status(s: &str) -> Option<SessionStatus> {
     match s {
@@ -36,6 +39,47 @@ fn evidence_level(s: &str) -> Option<EvidenceLevel> {
 
 fn owned<T: Clone + Send + Sync + 'static>(v: T) -> FieldValue<'static> {
     FieldValue::owned_any(v)
+}
+
+/// The row the caller just wrote with `action`, admitted by that write's grant: the only
+/// way a mutation's payload view is built (`Reach::admit_written`).
+async fn written<T>(
+    ctx: &Ctx,
+    table: ContentTable,
+    row: T,
+    facts: fn(&T) -> RowFacts,
+    action: Action,
+) -> AppResult<Admitted<T>> {
+    let resource = table.resource(&facts(&row));
+    crate::domain::reach::of(ctx)
+        .await?
+        .admit_written(table, row, facts, action)
+        .map_err(|refusal| access::refuse(ctx, action, resource, refusal))
+}
+
+fn session_facts(s: &coaching_sessions::Model) -> RowFacts {
+    RowFacts::about(s.coachee_id)
+}
+
+fn item_facts(i: &action_items::Model) -> RowFacts {
+    RowFacts::about(i.coachee_id)
+}
+
+fn goal_facts(g: &goals::Model) -> RowFacts {
+    RowFacts::about(g.coachee_id)
+}
+
+fn note_facts(n: &coach_notes::Model) -> RowFacts {
+    RowFacts::authored(n.coachee_id, n.coach_id)
+}
+
+fn feedback_facts(f: &ai_feedback::Model) -> RowFacts {
+    RowFacts::about(f.coachee_id)
+}
+
+/// Approving or rejecting writes a draft: the grant that allows it is the draft's.
+fn approved_draft_facts(i: &insights::Model) -> RowFacts {
+    RowFacts::insight(i.coachee_id, false)
 }
 
 pub fn declare(c: &mut Catalog) {
@@ -72,7 +116,7 @@ pub fn declare(c: &mut Catalog) {
                     a.int("durationMinutes", i64::MIN..=i64::MAX)?,
                 )
                 .await?;
-                Ok(owned(SessionView(s)))
+                Ok(owned(SessionView(written(&ctx, ContentTable::CoachingSessions, s, session_facts, Create).await?)))
             }),
         )
         .arg("coacheeId", "ID!")
@@ -93,7 +137,7 @@ pub fn declare(c: &mut Catalog) {
                     a.opt_text("privateNotes", MAX_BODY)?,
                 )
                 .await?;
-                Ok(owned(SessionView(s)))
+                Ok(owned(SessionView(written(&ctx, ContentTable::CoachingSessions, s, session_facts, Update).await?)))
             }),
         )
         .arg("id", "ID!")
@@ -135,7 +179,7 @@ pub fn declare(c: &mut Catalog) {
             Entry::Matrix(R::DraftInsights, Create),
             mutation(|ctx, a| async move {
                 let i = content::create_insight(&ctx, a.id("sessionId")?, a.text("body", MAX_BODY)?).await?;
-                Ok(owned(InsightView(i)))
+                Ok(owned(InsightView(written(&ctx, ContentTable::Insights, i, insight_facts, Create).await?)))
             }),
         )
         .arg("sessionId", "ID!")
@@ -148,7 +192,7 @@ pub fn declare(c: &mut Catalog) {
             Entry::Matrix(R::DraftInsights, Update),
             mutation(|ctx, a| async move {
                 let i = content::update_insight(&ctx, a.id("id")?, a.text("body", MAX_BODY)?).await?;
-                Ok(owned(InsightView(i)))
+                Ok(owned(InsightView(written(&ctx, ContentTable::Insights, i, insight_facts, Update).await?)))
             }),
         )
         .arg("id", "ID!")
@@ -158,11 +202,11 @@ pub fn declare(c: &mut Catalog) {
         let resolve = match status {
             InsightStatus::Approved => mutation(|ctx, a| async move {
                 let i = content::set_insight_status(&ctx, a.id("id")?, InsightStatus::Approved).await?;
-                Ok(owned(InsightView(i)))
+                Ok(owned(InsightView(written(&ctx, ContentTable::Insights, i, approved_draft_facts, Update).await?)))
             }),
             _ => mutation(|ctx, a| async move {
                 let i = content::set_insight_status(&ctx, a.id("id")?, InsightStatus::Rejected).await?;
-                Ok(owned(InsightView(i)))
+                Ok(owned(InsightView(written(&ctx, ContentTable::Insights, i, approved_draft_facts, Update).await?)))
             }),
         };
         c.mutation(
@@ -196,7 +240,7 @@ pub fn declare(c: &mut Catalog) {
                     a.text("content", MAX_BODY)?,
                 )
                 .await?;
-                Ok(owned(PackView(p)))
+                Ok(owned(PackView(written(&ctx, ContentTable::EvidencePacks, p, pack_facts, Create).await?)))
             }),
         )
         .arg("sessionId", "ID!")
@@ -210,7 +254,7 @@ pub fn declare(c: &mut Catalog) {
             Entry::Matrix(R::EvidencePacks, Update),
             mutation(|ctx, a| async move {
                 let p = content::approve_evidence_pack(&ctx, a.id("id")?).await?;
-                Ok(owned(PackView(p)))
+                Ok(owned(PackView(written(&ctx, ContentTable::EvidencePacks, p, pack_facts, Update).await?)))
             }),
         )
         .arg("id", "ID!"),
@@ -230,7 +274,7 @@ pub fn declare(c: &mut Catalog) {
                     a.opt_date("dueOn")?,
                 )
                 .await?;
-                Ok(owned(ItemView(i)))
+                Ok(owned(ItemView(written(&ctx, ContentTable::ActionItems, i, item_facts, Create).await?)))
             }),
         )
         .arg("coacheeId", "ID!")
@@ -244,7 +288,7 @@ pub fn declare(c: &mut Catalog) {
             Entry::Matrix(R::ActionItems, Update),
             mutation(|ctx, a| async move {
                 let i = content::complete_action_item(&ctx, a.id("id")?).await?;
-                Ok(owned(ItemView(i)))
+                Ok(owned(ItemView(written(&ctx, ContentTable::ActionItems, i, item_facts, Update).await?)))
             }),
         )
         .arg("id", "ID!"),
@@ -256,7 +300,7 @@ pub fn declare(c: &mut Catalog) {
             Entry::Matrix(R::Goals, Create),
             mutation(|ctx, a| async move {
                 let g = content::create_goal(&ctx, a.id("coacheeId")?, a.text("title", MAX_TITLE)?).await?;
-                Ok(owned(GoalView(g)))
+                Ok(owned(GoalView(written(&ctx, ContentTable::Goals, g, goal_facts, Create).await?)))
             }),
         )
         .arg("coacheeId", "ID!")
@@ -271,7 +315,7 @@ pub fn declare(c: &mut Catalog) {
                 let g =
                     content::update_goal_progress(&ctx, a.id("id")?, a.int("progressPercent", i64::MIN..=i64::MAX)?)
                         .await?;
-                Ok(owned(GoalView(g)))
+                Ok(owned(GoalView(written(&ctx, ContentTable::Goals, g, goal_facts, Update).await?)))
             }),
         )
         .arg("id", "ID!")
@@ -286,7 +330,7 @@ pub fn declare(c: &mut Catalog) {
             Entry::Matrix(R::CoachNotes, Create),
             mutation(|ctx, a| async move {
                 let n = content::add_coach_note(&ctx, a.id("coacheeId")?, a.text("body", MAX_BODY)?).await?;
-                Ok(owned(NoteView(n)))
+                Ok(owned(NoteView(written(&ctx, ContentTable::CoachNotes, n, note_facts, Create).await?)))
             }),
         )
         .arg("coacheeId", "ID!")
@@ -299,7 +343,7 @@ pub fn declare(c: &mut Catalog) {
             Entry::Matrix(R::CoachNotes, Update),
             mutation(|ctx, a| async move {
                 let n = content::update_coach_note(&ctx, a.id("id")?, a.text("body", MAX_BODY)?).await?;
-                Ok(owned(NoteView(n)))
+                Ok(owned(NoteView(written(&ctx, ContentTable::CoachNotes, n, note_facts, Update).await?)))
             }),
         )
         .arg("id", "ID!")
@@ -332,7 +376,7 @@ pub fn declare(c: &mut Catalog) {
                     a.opt_text("comment", crate::domain::content::MAX_TITLE * 4)?,
                 )
                 .await?;
-                Ok(owned(FeedbackView(f)))
+                Ok(owned(FeedbackView(written(&ctx, ContentTable::AiFeedback, f, feedback_facts, Create).await?)))
             }),
         )
         .arg("insightId", "ID!")

@@ -19,7 +19,7 @@ use crate::authz::{Access, Action, Resource, VisibilityTag};
 use crate::ctx::Ctx;
 use crate::db::entities::ai_action_proposals;
 use crate::domain::consent::{self, MAX_PAYLOAD};
-use crate::domain::kinds::Role;
+use crate::kinds::Role;
 
 /// `AiActionProposal`.
 #[derive(Debug, Clone)]

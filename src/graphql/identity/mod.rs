@@ -4,18 +4,16 @@ use std::sync::Arc;
 
 use async_graphql::Value;
 use async_graphql::dynamic::{FieldFuture, FieldValue};
-use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use super::decl::{Entry, FieldDecl, ObjectDecl, ctx_of};
 use super::schema::{Catalog, enum_value, leaf, resolver};
 use super::{datetime, uuid};
 use crate::ctx::{Ctx, Principal};
-use crate::db::entities::users;
-use crate::domain::kinds::Role;
 use crate::error::{AppError, AppResult};
 use crate::identity::login;
 use crate::identity::token::TokenKeys;
+use crate::kinds::Role;
 
 /// `Viewer`: the caller's own identity (a structural type: no tags).
 #[derive(Debug, Clone)]
@@ -34,8 +32,7 @@ struct AuthPayloadView {
 }
 
 pub async fn load_viewer(ctx: &Ctx, p: &Principal) -> AppResult<ViewerView> {
-    let user =
-        users::Entity::find_by_id(p.user_id).one(&*ctx.db().conn().await?).await?.ok_or(AppError::Unauthenticated)?;
+    let user = crate::domain::reads::principal_user(ctx, p.user_id).await?;
     Ok(ViewerView { id: user.id, role: user.role, tenant_id: user.tenant_id, display_name: user.display_name })
 }
 

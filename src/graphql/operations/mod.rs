@@ -23,9 +23,9 @@ use super::users::UserView;
 use crate::authz::{Action, Resource, Scope};
 use crate::ctx::Ctx;
 use crate::domain::admin;
-use crate::domain::kinds::Role;
 use crate::domain::operations::{self, TenantSettingsChange};
 use crate::error::{AppError, AppResult};
+use crate::kinds::Role;
 
 pub fn declare(c: &mut Catalog) {
     declare_assignments(c);

@@ -7,12 +7,12 @@ use async_graphql::dynamic::FieldFuture;
 
 use crate::authz::{Action, Resource};
 use crate::ctx::Ctx;
-use crate::domain::kinds::Role;
 use crate::domain::rights;
 use crate::error::AppError;
 use crate::graphql::decl::{Entry, FieldDecl, Resolver};
 use crate::graphql::mutation::{done, mutation};
 use crate::graphql::schema::{Catalog, resolver};
+use crate::kinds::Role;
 
 /// Like [`mutation`], but the password is taken exactly as typed (`Args::text` would trim
 /// it); a wrong or oversized one is INVALID_CREDENTIALS like any other wrong password.

@@ -2,7 +2,6 @@
 
 use async_graphql::Value;
 use async_graphql::dynamic::{FieldFuture, FieldValue};
-use sea_orm::EntityTrait;
 
 use std::sync::Arc;
 
@@ -11,7 +10,6 @@ use uuid::Uuid;
 
 use super::coaching::{GoalView, ItemView, NoteView, SessionView, ctx_arc, visible_rows};
 use super::decl::{Entry, FieldDecl, ObjectDecl, ctx_of};
-use super::loaders::{self, Loaders};
 use super::paging::Page;
 use super::schema::{Catalog, enum_value, leaf, resolver};
 use super::uuid;
@@ -19,8 +17,9 @@ use crate::authz::{Access, Action, ContentTable, Resource, RowFacts, Scope, Visi
 use crate::ctx::Ctx;
 use crate::db::entities::{action_items, coach_notes, coaching_sessions, goals, users};
 use crate::domain::access;
-use crate::domain::kinds::Role;
+use crate::domain::loaders::{self, Loaders};
 use crate::error::{AppError, AppResult};
+use crate::kinds::Role;
 
 /// A user row together with how the viewer is related to it, which decides the
 /// profile fields this row shows.
@@ -64,9 +63,7 @@ fn profile_leaf(field: &'static str, value: fn(&users::Model) -> Value) -> Field
 }
 
 pub async fn load_own_profile(ctx: &Ctx) -> AppResult<Option<UserView>> {
-    let p = ctx.require()?;
-    let model = users::Entity::find_by_id(p.user_id).one(&*ctx.db().conn().await?).await?;
-    Ok(model.filter(|m| m.tenant_id == p.tenant_id).map(|model| UserView { model, scope: Scope::Own }))
+    Ok(crate::domain::reads::own_profile(ctx).await?.map(|model| UserView { model, scope: Scope::Own }))
 }
 
 /// A relation of a user (as coachee): the rows the caller may see, possibly none.

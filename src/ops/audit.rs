@@ -33,17 +33,15 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::db::entities::{audit_events, auth_sessions, tenant_settings, tenants};
-use crate::domain::audit::{GENESIS_HASH, active_model, event_hash};
-use crate::domain::kinds::AuditOutcome;
+use crate::domain::audit::{DEFAULT_AUDIT_RETENTION_DAYS, GENESIS_HASH, active_model, event_hash};
 use crate::error::{AppError, AppResult};
 use crate::identity::session::DEFAULT_INACTIVITY_MINUTES;
+use crate::kinds::AuditOutcome;
 
 /// The action of the event [`purge`] appends to each chain it shortened.
 pub const PURGE_ACTION: &str = "PURGE";
 /// The resource of that event.
 pub const PURGE_RESOURCE: &str = "audit_events";
-/// Audit retention of a tenant without settings, and of the platform chain (POLICY.md 10).
-pub const DEFAULT_AUDIT_RETENTION_DAYS: i32 = 90;
 const ANCHOR_TAG: &str = "anchor seq=";
 const VERIFY_BATCH: u64 = 5_000;
 
