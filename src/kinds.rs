@@ -1,5 +1,12 @@
 //! The closed vocabularies of coachgraph. Each enum is declared once and serves the
-//! database (stored as its upper-case name), the GraphQL schema and the policy.
+//! database (stored as its upper-case name), the GraphQL schema and the policy. Its names
+//! come from the variant names (strum: `<&'static str>::from(v)`, `"NAME".parse()`), never
+//! from a table written by hand.
+
+/// The name of a vocabulary value, as stored, sent and shown (e.g. `SASHA_OBSERVE`).
+pub fn name<T: Into<&'static str>>(value: T) -> &'static str {
+    value.into()
+}
 
 use async_graphql::Enum;
 use sea_orm::{DeriveActiveEnum, EnumIter};
@@ -7,9 +14,24 @@ use serde::{Deserialize, Serialize};
 
 /// A principal's role (POLICY.md section 1).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    EnumIter,
+    DeriveActiveEnum,
+    Enum,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
 )]
 #[sea_orm(rs_type = "String", db_type = "Text")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Role {
     #[sea_orm(string_value = "COACHEE")]
@@ -32,35 +54,35 @@ impl Role {
 
     /// The name stored in the database, in tokens and in `set_tenant_context`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Coachee => "COACHEE",
-            Role::Coach => "COACH",
-            Role::ProgramAdmin => "PROGRAM_ADMIN",
-            Role::Executive => "EXECUTIVE",
-            Role::AiAgent => "AI_AGENT",
-            Role::SystemAdmin => "SYSTEM_ADMIN",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s)
+        s.parse().ok()
     }
 
     /// Lower-case name used for file names (golden schemas, snapshots).
-    pub fn slug(self) -> &'static str {
-        match self {
-            Role::Coachee => "coachee",
-            Role::Coach => "coach",
-            Role::ProgramAdmin => "program_admin",
-            Role::Executive => "executive",
-            Role::AiAgent => "ai_agent",
-            Role::SystemAdmin => "system_admin",
-        }
+    pub fn slug(self) -> String {
+        self.as_str().to_ascii_lowercase()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    EnumIter,
+    DeriveActiveEnum,
+    Enum,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UserStatus {
     #[sea_orm(string_value = "ACTIVE")]
@@ -72,8 +94,22 @@ pub enum UserStatus {
     Deactivated,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    EnumIter,
+    DeriveActiveEnum,
+    Enum,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SessionStatus {
     #[sea_orm(string_value = "SCHEDULED")]
@@ -84,8 +120,22 @@ pub enum SessionStatus {
     Cancelled,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    EnumIter,
+    DeriveActiveEnum,
+    Enum,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InsightStatus {
     #[sea_orm(string_value = "DRAFT")]
@@ -96,8 +146,22 @@ pub enum InsightStatus {
     Rejected,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    EnumIter,
+    DeriveActiveEnum,
+    Enum,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum EvidenceLevel {
     #[sea_orm(string_value = "L0")]
     L0,
@@ -105,8 +169,23 @@ pub enum EvidenceLevel {
     L1,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Enum,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ConsentKind {
     #[sea_orm(string_value = "SASHA_OBSERVE")]
@@ -126,9 +205,23 @@ impl ConsentKind {
 
 /// The AI engine's reach over one coachee, ordered: `Off < Observe < Analyze < Act`.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, EnumIter, DeriveActiveEnum, Enum, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    EnumIter,
+    DeriveActiveEnum,
+    Enum,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
 )]
 #[sea_orm(rs_type = "String", db_type = "Text")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AiLevel {
     #[sea_orm(string_value = "OFF")]
@@ -141,8 +234,21 @@ pub enum AiLevel {
     Act,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AuditOutcome {
     #[sea_orm(string_value = "ALLOWED")]
@@ -155,10 +261,6 @@ pub enum AuditOutcome {
 
 impl AuditOutcome {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AuditOutcome::Allowed => "ALLOWED",
-            AuditOutcome::Denied => "DENIED",
-            AuditOutcome::Alert => "ALERT",
-        }
+        self.into()
     }
 }

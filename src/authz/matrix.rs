@@ -4,7 +4,8 @@
 use crate::kinds::Role;
 
 /// The matrix rows, in `matrix.csv` order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Resource {
     OwnProfile,
     OtherUserProfiles,
@@ -58,30 +59,7 @@ impl Resource {
 
     /// The row name in `matrix.csv` (also used as the `resource` of audit events).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Resource::OwnProfile => "own_profile",
-            Resource::OtherUserProfiles => "other_user_profiles",
-            Resource::SessionMetadata => "session_metadata",
-            Resource::Transcripts => "transcripts",
-            Resource::DraftInsights => "draft_insights",
-            Resource::ApprovedInsights => "approved_insights",
-            Resource::EvidencePacks => "evidence_packs",
-            Resource::CoachNotes => "coach_notes",
-            Resource::ActionItems => "action_items",
-            Resource::Goals => "goals",
-            Resource::AiFeedback => "ai_feedback",
-            Resource::Consents => "consents",
-            Resource::CoachAssignments => "coach_assignments",
-            Resource::ProgramMetrics => "program_metrics",
-            Resource::AuditLogs => "audit_logs",
-            Resource::AccessNotices => "access_notices",
-            Resource::BreakGlassRequests => "break_glass_requests",
-            Resource::SystemConfig => "system_config",
-            Resource::AccountSecurityStatus => "account_security_status",
-            Resource::IntegrationTokens => "integration_tokens",
-            Resource::AiAccessLog => "ai_access_log",
-            Resource::AiActionProposals => "ai_action_proposals",
-        }
+        self.into()
     }
 }
 

@@ -5,7 +5,8 @@ use async_graphql::Enum;
 use crate::kinds::Role;
 
 /// The one tag every output field carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Enum, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum VisibilityTag {
     ClientVisible,
     CoachOnly,
@@ -22,16 +23,11 @@ impl VisibilityTag {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            VisibilityTag::ClientVisible => "CLIENT_VISIBLE",
-            VisibilityTag::CoachOnly => "COACH_ONLY",
-            VisibilityTag::AdminAggregate => "ADMIN_AGGREGATE",
-            VisibilityTag::SystemInternal => "SYSTEM_INTERNAL",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s)
+        s.parse().ok()
     }
 
     /// How many roles may hold the tag: a tag is "looser" than another when more

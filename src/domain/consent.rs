@@ -36,35 +36,19 @@ pub const PROPOSAL_KINDS: [&str; 2] = ["SCHEDULE_SESSION", "SEND_MESSAGE"];
 pub const MAX_PAYLOAD: usize = 4_000;
 
 pub fn kind_name(kind: ConsentKind) -> &'static str {
-    match kind {
-        ConsentKind::SashaObserve => "SASHA_OBSERVE",
-        ConsentKind::SashaAnalyze => "SASHA_ANALYZE",
-        ConsentKind::SashaAct => "SASHA_ACT",
-        ConsentKind::TranscriptSharing => "TRANSCRIPT_SHARING",
-    }
+    kind.into()
 }
 
 pub fn parse_kind(s: &str) -> Option<ConsentKind> {
-    ConsentKind::ALL.into_iter().find(|k| kind_name(*k) == s)
+    s.parse().ok()
 }
 
 pub fn parse_level(s: &str) -> Option<AiLevel> {
-    match s {
-        "OFF" => Some(AiLevel::Off),
-        "OBSERVE" => Some(AiLevel::Observe),
-        "ANALYZE" => Some(AiLevel::Analyze),
-        "ACT" => Some(AiLevel::Act),
-        _ => None,
-    }
+    s.parse().ok()
 }
 
 fn level_name(level: AiLevel) -> &'static str {
-    match level {
-        AiLevel::Off => "OFF",
-        AiLevel::Observe => "OBSERVE",
-        AiLevel::Analyze => "ANALYZE",
-        AiLevel::Act => "ACT",
-    }
+    level.into()
 }
 
 /// The kinds a change touches: a grant, the kind itself; a withdrawal of a SASHA level, that

@@ -11,7 +11,7 @@ use crate::graphql::mutation::query;
 use crate::graphql::paging::{Connection, Page, connection_decl};
 use crate::graphql::schema::{Catalog, enum_value, leaf};
 use crate::graphql::{datetime, uuid};
-use crate::kinds::{ConsentKind, Role};
+use crate::kinds::Role;
 
 fn client_field<T: std::any::Any + Send + Sync>(
     name: &'static str,
@@ -30,15 +30,6 @@ fn client_field<T: std::any::Any + Send + Sync>(
 
 fn string(s: &str) -> Value {
     Value::String(s.to_owned())
-}
-
-fn consent_kind_name(kind: ConsentKind) -> &'static str {
-    match kind {
-        ConsentKind::SashaObserve => "SASHA_OBSERVE",
-        ConsentKind::SashaAnalyze => "SASHA_ANALYZE",
-        ConsentKind::SashaAct => "SASHA_ACT",
-        ConsentKind::TranscriptSharing => "TRANSCRIPT_SHARING",
-    }
 }
 
 fn declare_integration_tokens(c: &mut Catalog) {
@@ -119,7 +110,7 @@ fn declare_consents(c: &mut Catalog) {
     const R: Resource = Resource::Consents;
     c.object(
         ObjectDecl::new("Consent")
-            .field(client_field("kind", "ConsentKind!", R, |v: &ConsentView| enum_value(consent_kind_name(v.kind))))
+            .field(client_field("kind", "ConsentKind!", R, |v: &ConsentView| enum_value(crate::kinds::name(v.kind))))
             .field(client_field("granted", "Boolean!", R, |v: &ConsentView| Value::Boolean(v.granted)))
             .field(client_field("changedAt", "DateTime!", R, |v: &ConsentView| datetime(v.changed_at))),
     );

@@ -203,13 +203,7 @@ pub fn declare(c: &mut Catalog) {
             .field(session_leaf("id", "ID!", |s| Some(uuid(s.id))))
             .field(session_leaf("scheduledAt", "DateTime!", |s| Some(datetime(s.scheduled_at))))
             .field(session_leaf("durationMinutes", "Int!", |s| Some(Value::from(s.duration_minutes))))
-            .field(session_leaf("status", "SessionStatus!", |s| {
-                Some(enum_value(match s.status {
-                    crate::kinds::SessionStatus::Scheduled => "SCHEDULED",
-                    crate::kinds::SessionStatus::Completed => "COMPLETED",
-                    crate::kinds::SessionStatus::Cancelled => "CANCELLED",
-                }))
-            }))
+            .field(session_leaf("status", "SessionStatus!", |s| Some(enum_value(crate::kinds::name(s.status)))))
             .field(session_user("coach", |s| s.coach_id))
             .field(session_user("coachee", |s| s.coachee_id))
             .field(
@@ -381,11 +375,7 @@ pub fn declare(c: &mut Catalog) {
             .field(insight("id", "ID!", ClientVisible, |i| Some(uuid(i.id))))
             .field(insight("body", "String!", ClientVisible, |i| Some(string(&i.body))))
             .field(insight("status", "InsightStatus!", ClientVisible, |i| {
-                Some(enum_value(match i.status {
-                    InsightStatus::Draft => "DRAFT",
-                    InsightStatus::Approved => "APPROVED",
-                    InsightStatus::Rejected => "REJECTED",
-                }))
+                Some(enum_value(crate::kinds::name(i.status)))
             }))
             .field(insight("approvedAt", "DateTime", ClientVisible, |i| i.approved_at.map(datetime)))
             .field(
@@ -406,9 +396,7 @@ pub fn declare(c: &mut Catalog) {
     c.object(
         ObjectDecl::new("EvidencePack")
             .field(pack("id", "ID!", |p| uuid(p.id)))
-            .field(pack("level", "EvidenceLevel!", |p| {
-                enum_value(if p.level == EvidenceLevel::L0 { "L0" } else { "L1" })
-            }))
+            .field(pack("level", "EvidenceLevel!", |p| enum_value(crate::kinds::name(p.level))))
             .field(pack("content", "String!", |p| string(&p.content)))
             .field(pack("approved", "Boolean!", |p| Value::Boolean(p.approved))),
     );
