@@ -153,9 +153,10 @@ pub fn type_ref(ty: &str) -> TypeRef {
     TypeRef::Named(ty.to_owned().into())
 }
 
-/// The request's `Ctx`, from a resolver.
-pub fn ctx_of<'a>(rc: &ResolverContext<'a>) -> Result<&'a Ctx, async_graphql::Error> {
-    rc.data::<Arc<Ctx>>().map(|c| c.as_ref()).map_err(|_| AppError::internal("request without Ctx").into_graphql())
+/// The request's `Ctx`, from a resolver: the one way a resolver reaches it (an owned
+/// handle, so that a resolver's future may keep it).
+pub fn ctx_of(rc: &ResolverContext<'_>) -> Result<Arc<Ctx>, async_graphql::Error> {
+    rc.data::<Arc<Ctx>>().cloned().map_err(|_| AppError::internal("request without Ctx").into_graphql())
 }
 
 /// The runtime guard derived from the declaration: even if a field were reachable in a
@@ -178,7 +179,7 @@ pub fn guarded(decl: &FieldDecl) -> Resolver {
         return inner;
     }
     Arc::new(move |rc: ResolverContext<'_>| {
-        let allowed = ctx_of(&rc).and_then(|ctx| guard(ctx, tag, access, name).map_err(AppError::into_graphql));
+        let allowed = ctx_of(&rc).and_then(|ctx| guard(&ctx, tag, access, name).map_err(AppError::into_graphql));
         match allowed {
             Ok(()) => inner(rc),
             Err(e) => FieldFuture::new(async move { Err::<Option<Value>, _>(e) }),

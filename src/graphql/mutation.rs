@@ -17,6 +17,9 @@ use super::schema::resolver;
 use crate::ctx::Ctx;
 use crate::error::{AppError, AppResult};
 
+/// Longest secret argument accepted (passwords are at most 128 characters).
+pub const MAX_SECRET: usize = 1024;
+
 /// A mutation's arguments, owned (so the mutation's future is `'static`).
 #[derive(Debug, Clone)]
 pub struct Args(IndexMap<Name, Value>);
@@ -42,6 +45,16 @@ impl Args {
 
     pub fn id(&self, name: &str) -> AppResult<Uuid> {
         self.opt_id(name)?.ok_or_else(|| AppError::bad_input(format!("{name} is required")))
+    }
+
+    /// A secret as given (a password, a token): not trimmed, at most [`MAX_SECRET`] bytes.
+    pub fn secret(&self, name: &str) -> AppResult<String> {
+        match self.get(name) {
+            Some(Value::String(s)) if s.len() <= MAX_SECRET => Ok(s.clone()),
+            Some(Value::String(_)) => Err(AppError::bad_input(format!("{name} is too long"))),
+            Some(_) => Err(AppError::bad_input(format!("{name} must be a string"))),
+            None => Err(AppError::bad_input(format!("{name} is required"))),
+        }
     }
 
     /// A trimmed string of 1..=`max` characters.
@@ -186,6 +199,29 @@ where
             let ctx =
                 rc.data::<Arc<Ctx>>().cloned().map_err(|_| AppError::internal("request without Ctx").into_graphql())?;
             run(ctx, Args::from_rc(&rc)).await.map_err(AppError::into_graphql)
+        })
+    })
+}
+
+/// The resolver of a mutation that handles credentials (`login`, `logout`,
+/// `changePassword`): like [`mutation`], but outside a savepoint, on purpose: what a failed
+/// credential check records (failure counters, lockout, its audit events) must stay
+/// whatever the request does next. It gets the server's token keys.
+pub fn credential_mutation<F, Fut>(run: F) -> Resolver
+where
+    F: Fn(Arc<Ctx>, Arc<crate::identity::token::TokenKeys>, Args) -> Fut + Send + Sync + Copy + 'static,
+    Fut: Future<Output = AppResult<FieldValue<'static>>> + Send + 'static,
+{
+    resolver(move |rc| {
+        FieldFuture::new(async move {
+            let ctx =
+                rc.data::<Arc<Ctx>>().cloned().map_err(|_| AppError::internal("request without Ctx").into_graphql())?;
+            let keys = rc
+                .data::<Arc<crate::identity::token::TokenKeys>>()
+                .cloned()
+                .map_err(|_| AppError::internal("request without token keys").into_graphql())?;
+            let value = run(ctx, keys, Args::from_rc(&rc)).await.map_err(AppError::into_graphql)?;
+            Ok(Some(value))
         })
     })
 }

@@ -104,7 +104,7 @@ where
         FieldFuture::new(async move {
             let ctx = super::decl::ctx_of(&rc)?;
             let parent = rc.parent_value.try_downcast_ref::<T>()?;
-            Ok(f(ctx, parent).map_err(AppError::into_graphql)?.map(FieldValue::value))
+            Ok(f(&ctx, parent).map_err(AppError::into_graphql)?.map(FieldValue::value))
         })
     })
 }

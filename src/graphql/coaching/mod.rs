@@ -152,7 +152,7 @@ fn session_user(name: &'static str, pick: fn(&coaching_sessions::Model) -> Uuid)
                 let s = &rc.parent_value.try_downcast_ref::<SessionView>()?.0;
                 let id = pick(s);
                 let run = async {
-                    let scope = crate::domain::reach::of(ctx).await?.session_person_scope(id, s.coachee_id);
+                    let scope = crate::domain::reach::of(&ctx).await?.session_person_scope(id, s.coachee_id);
                     let user =
                         loaders::rows(&loaders_of(&rc).map_err(|_| AppError::internal("loaders"))?.users_by_id, id)
                             .await?
@@ -175,11 +175,9 @@ where
 {
     resolver(move |rc| {
         FieldFuture::new(async move {
-            let ctx = ctx_of(&rc)?;
             let session = rc.parent_value.try_downcast_ref::<SessionView>()?.0.clone();
             let loaders = rc.data::<Arc<Loaders>>()?.clone();
-            let call = Arc::new(SessionCall { ctx: ctx_arc(&rc)?, loaders, session });
-            let _ = ctx;
+            let call = Arc::new(SessionCall { ctx: ctx_of(&rc)?, loaders, session });
             f(call).await.map_err(AppError::into_graphql)
         })
     })
@@ -190,10 +188,6 @@ pub struct SessionCall {
     pub ctx: Arc<Ctx>,
     pub loaders: Arc<Loaders>,
     pub session: Admitted<coaching_sessions::Model>,
-}
-
-pub fn ctx_arc(rc: &ResolverContext<'_>) -> Result<Arc<Ctx>, async_graphql::Error> {
-    rc.data::<Arc<Ctx>>().cloned().map_err(|_| AppError::internal("request without Ctx").into_graphql())
 }
 
 pub fn declare(c: &mut Catalog) {

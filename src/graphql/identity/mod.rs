@@ -1,18 +1,16 @@
 //! Viewer, login, logout, changePassword.
 
-use std::sync::Arc;
-
 use async_graphql::Value;
 use async_graphql::dynamic::{FieldFuture, FieldValue};
 use uuid::Uuid;
 
-use super::decl::{Entry, FieldDecl, ObjectDecl, ctx_of};
+use super::decl::{Entry, FieldDecl, ObjectDecl};
+use super::mutation::{credential_mutation, done, query};
 use super::schema::{Catalog, enum_value, leaf, resolver};
 use super::{datetime, uuid};
 use crate::ctx::{Ctx, Principal};
 use crate::error::{AppError, AppResult};
 use crate::identity::login;
-use crate::identity::token::TokenKeys;
 use crate::kinds::Role;
 
 /// `Viewer`: the caller's own identity (a structural type: no tags).
@@ -86,13 +84,9 @@ pub fn declare(c: &mut Catalog) {
             "viewer",
             "Viewer!",
             Entry::Authenticated,
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let p = ctx.require().map_err(AppError::into_graphql)?;
-                    let viewer = load_viewer(ctx, p).await.map_err(AppError::into_graphql)?;
-                    Ok(Some(FieldValue::owned_any(viewer)))
-                })
+            query(|ctx, _| async move {
+                let p = *ctx.require()?;
+                Ok(Some(FieldValue::owned_any(load_viewer(&ctx, &p).await?)))
             }),
         )
         .describe("Who is calling; every authenticated principal may read it."),
@@ -115,21 +109,16 @@ pub fn declare(c: &mut Catalog) {
             "login",
             "AuthPayload!",
             Entry::Anonymous,
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let keys = rc.data::<Arc<TokenKeys>>()?;
-                    let email = rc.args.try_get("email")?.string()?.to_owned();
-                    let password = rc.args.try_get("password")?.string()?.to_owned();
-                    let outcome = login::login(ctx, keys, &email, &password).await.map_err(AppError::into_graphql)?;
-                    let viewer = load_viewer(ctx, &outcome.principal).await.map_err(AppError::into_graphql)?;
-                    Ok(Some(FieldValue::owned_any(AuthPayloadView {
-                        token: outcome.token,
-                        csrf_token: outcome.csrf_token,
-                        expires_at: outcome.expires_at,
-                        viewer,
-                    })))
-                })
+            credential_mutation(|ctx, keys, a| async move {
+                let (email, password) = (a.secret("email")?, a.secret("password")?);
+                let outcome = login::login(&ctx, &keys, &email, &password).await?;
+                let viewer = load_viewer(&ctx, &outcome.principal).await?;
+                Ok(FieldValue::owned_any(AuthPayloadView {
+                    token: outcome.token,
+                    csrf_token: outcome.csrf_token,
+                    expires_at: outcome.expires_at,
+                    viewer,
+                }))
             }),
         )
         .arg("email", "String!")
@@ -139,12 +128,9 @@ pub fn declare(c: &mut Catalog) {
         "logout",
         "Boolean!",
         Entry::Authenticated,
-        resolver(|rc| {
-            FieldFuture::new(async move {
-                let ctx = ctx_of(&rc)?;
-                login::logout(ctx).await.map_err(AppError::into_graphql)?;
-                Ok(Some(Value::Boolean(true)))
-            })
+        credential_mutation(|ctx, _, _| async move {
+            login::logout(&ctx).await?;
+            Ok(done())
         }),
     ));
     c.mutation(
@@ -152,14 +138,9 @@ pub fn declare(c: &mut Catalog) {
             "changePassword",
             "Boolean!",
             Entry::Authenticated,
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let current = rc.args.try_get("currentPassword")?.string()?.to_owned();
-                    let new = rc.args.try_get("newPassword")?.string()?.to_owned();
-                    login::change_password(ctx, &current, &new).await.map_err(AppError::into_graphql)?;
-                    Ok(Some(Value::Boolean(true)))
-                })
+            credential_mutation(|ctx, _, a| async move {
+                login::change_password(&ctx, &a.secret("currentPassword")?, &a.secret("newPassword")?).await?;
+                Ok(done())
             }),
         )
         .arg("currentPassword", "String!")

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
-use super::coaching::{GoalView, ItemView, NoteView, SessionView, ctx_arc, visible_rows};
+use super::coaching::{GoalView, ItemView, NoteView, SessionView, visible_rows};
 use super::decl::{Entry, FieldDecl, ObjectDecl, ctx_of};
+use super::mutation::query;
 use super::paging::Page;
 use super::schema::{Catalog, enum_value, leaf, resolver};
 use super::uuid;
@@ -82,7 +83,7 @@ fn relation(
         Access::Resource(resource),
         resolver(move |rc| {
             FieldFuture::new(async move {
-                let ctx = ctx_arc(&rc)?;
+                let ctx = ctx_of(&rc)?;
                 let loaders = rc.data::<Arc<Loaders>>()?.clone();
                 let user = rc.parent_value.try_downcast_ref::<UserView>()?.model.id;
                 let run = async {
@@ -188,13 +189,9 @@ fn declare_export(c: &mut Catalog) {
             "myDataExport",
             "DataExport!",
             Entry::Roles(&[Role::Coachee]),
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let doc = crate::domain::export::my_data_export(ctx).await.map_err(AppError::into_graphql)?;
-                    let view = DataExportView { json: doc.to_string(), generated_at: ctx.now() };
-                    Ok(Some(FieldValue::owned_any(view)))
-                })
+            query(|ctx, _| async move {
+                let doc = crate::domain::export::my_data_export(&ctx).await?;
+                Ok(Some(FieldValue::owned_any(DataExportView { json: doc.to_string(), generated_at: ctx.now() })))
             }),
         )
         .describe("COACHEE only: everything stored about the caller, complete."),
@@ -237,13 +234,7 @@ pub fn declare(c: &mut Catalog) {
             "me",
             "User",
             Entry::Matrix(Resource::OwnProfile, Action::Read),
-            resolver(|rc| {
-                FieldFuture::new(async move {
-                    let ctx = ctx_of(&rc)?;
-                    let me = load_own_profile(ctx).await.map_err(AppError::into_graphql)?;
-                    Ok(me.map(FieldValue::owned_any))
-                })
-            }),
+            query(|ctx, _| async move { Ok(load_own_profile(&ctx).await?.map(FieldValue::owned_any)) }),
         )
         .describe("Own profile (roles with R on own_profile)."),
     );
