@@ -43,14 +43,14 @@ impl Entry {
 #[derive(Clone)]
 pub struct ArgDecl {
     pub name: &'static str,
-    pub ty: &'static str,
+    pub ty: Ty,
 }
 
 #[derive(Clone)]
 pub struct FieldDecl {
     pub name: &'static str,
-    /// GraphQL type, e.g. `String!`, `[Goal!]!`.
-    pub ty: &'static str,
+    /// GraphQL type, e.g. `ty::req("String")`, `ty::list("Goal")`.
+    pub ty: Ty,
     /// `None` only on structural types (POLICY.md section 3) and root fields.
     pub tag: Option<VisibilityTag>,
     pub access: Option<Access>,
@@ -62,7 +62,7 @@ pub struct FieldDecl {
 
 impl FieldDecl {
     /// A tagged field of a data type.
-    pub fn tagged(name: &'static str, ty: &'static str, tag: VisibilityTag, access: Access, resolve: Resolver) -> Self {
+    pub fn tagged(name: &'static str, ty: Ty, tag: VisibilityTag, access: Access, resolve: Resolver) -> Self {
         Self {
             name,
             ty,
@@ -76,16 +76,16 @@ impl FieldDecl {
     }
 
     /// A field of a structural type (identity of the caller, paging): no tag of its own.
-    pub fn structural(name: &'static str, ty: &'static str, resolve: Resolver) -> Self {
+    pub fn structural(name: &'static str, ty: Ty, resolve: Resolver) -> Self {
         Self { name, ty, tag: None, access: None, entry: None, args: Vec::new(), description: None, resolve }
     }
 
     /// A Query or Mutation field.
-    pub fn root(name: &'static str, ty: &'static str, entry: Entry, resolve: Resolver) -> Self {
+    pub fn root(name: &'static str, ty: Ty, entry: Entry, resolve: Resolver) -> Self {
         Self { name, ty, tag: None, access: None, entry: Some(entry), args: Vec::new(), description: None, resolve }
     }
 
-    pub fn arg(mut self, name: &'static str, ty: &'static str) -> Self {
+    pub fn arg(mut self, name: &'static str, ty: Ty) -> Self {
         self.args.push(ArgDecl { name, ty });
         self
     }
@@ -137,20 +137,56 @@ impl ObjectDecl {
     }
 }
 
-/// `[Goal!]!` -> `Goal`.
-pub fn named_type(ty: &str) -> &str {
-    ty.trim_matches(|c| c == '[' || c == ']' || c == '!')
+/// A GraphQL type reference, built by [`ty::req`], [`ty::opt`] and [`ty::list`] instead of
+/// parsed from SDL text. The API uses three shapes: `T`, `T!` and `[T!]!`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ty {
+    name: &'static str,
+    shape: Shape,
 }
 
-/// Parses a GraphQL type reference written as in SDL.
-pub fn type_ref(ty: &str) -> TypeRef {
-    if let Some(inner) = ty.strip_suffix('!') {
-        return TypeRef::NonNull(Box::new(type_ref(inner)));
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Nullable,
+    NonNull,
+    ListOfNonNull,
+}
+
+impl Ty {
+    /// The named type, without list or non-null markers (`[Goal!]!` -> `Goal`).
+    pub fn name(self) -> &'static str {
+        self.name
     }
-    if let Some(inner) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-        return TypeRef::List(Box::new(type_ref(inner)));
+
+    pub fn is_nullable(self) -> bool {
+        self.shape == Shape::Nullable
     }
-    TypeRef::Named(ty.to_owned().into())
+
+    pub fn type_ref(self) -> TypeRef {
+        match self.shape {
+            Shape::Nullable => TypeRef::named(self.name),
+            Shape::NonNull => TypeRef::named_nn(self.name),
+            Shape::ListOfNonNull => TypeRef::named_nn_list_nn(self.name),
+        }
+    }
+}
+
+/// The type constructors: `ty::req("Goal")` is `Goal!`, `ty::opt("Goal")` is `Goal`,
+/// `ty::list("Goal")` is `[Goal!]!`.
+pub mod ty {
+    use super::{Shape, Ty};
+
+    pub const fn req(name: &'static str) -> Ty {
+        Ty { name, shape: Shape::NonNull }
+    }
+
+    pub const fn opt(name: &'static str) -> Ty {
+        Ty { name, shape: Shape::Nullable }
+    }
+
+    pub const fn list(name: &'static str) -> Ty {
+        Ty { name, shape: Shape::ListOfNonNull }
+    }
 }
 
 /// The request's `Ctx`, from a resolver: the one way a resolver reaches it (an owned

@@ -1,6 +1,8 @@
 //! Relay-style connections: `first`/`after`, `nodes`, `pageInfo`, `totalCount`, with a
 //! maximum page size (smaller for the AI principal, whose list queries are capped).
 
+use crate::graphql::decl::Ty;
+use crate::graphql::decl::ty;
 use std::any::Any;
 
 use async_graphql::Value;
@@ -111,12 +113,12 @@ pub fn declare_page_info(c: &mut super::Catalog) {
         ObjectDecl::structural("PageInfo")
             .field(FieldDecl::structural(
                 "hasNextPage",
-                "Boolean!",
+                ty::req("Boolean"),
                 leaf(|_, p: &PageInfoView| Ok(Some(Value::Boolean(p.has_next_page)))),
             ))
             .field(FieldDecl::structural(
                 "endCursor",
-                "String",
+                ty::opt("String"),
                 leaf(|_, p: &PageInfoView| Ok(p.end_cursor.clone().map(Value::String))),
             )),
     );
@@ -124,7 +126,7 @@ pub fn declare_page_info(c: &mut super::Catalog) {
 
 /// Declares `<Name>Connection { nodes: [<Node>!]! pageInfo totalCount }` for node values of
 /// Rust type `T` (each node is passed on as `FieldValue::owned_any(T)`).
-pub fn connection_decl<T: Any + Clone + Send + Sync>(name: &'static str, nodes_ty: &'static str) -> ObjectDecl {
+pub fn connection_decl<T: Any + Clone + Send + Sync>(name: &'static str, nodes_ty: Ty) -> ObjectDecl {
     ObjectDecl::structural(name)
         .field(FieldDecl::structural(
             "nodes",
@@ -138,7 +140,7 @@ pub fn connection_decl<T: Any + Clone + Send + Sync>(name: &'static str, nodes_t
         ))
         .field(FieldDecl::structural(
             "pageInfo",
-            "PageInfo!",
+            ty::req("PageInfo"),
             resolver(|rc| {
                 FieldFuture::new(async move {
                     let c = rc.parent_value.try_downcast_ref::<Connection<T>>()?;
@@ -151,7 +153,7 @@ pub fn connection_decl<T: Any + Clone + Send + Sync>(name: &'static str, nodes_t
         ))
         .field(FieldDecl::structural(
             "totalCount",
-            "Int",
+            ty::opt("Int"),
             leaf(|_, c: &Connection<T>| Ok(c.total_count.map(|t| Value::from(t as i64)))),
         ))
 }

@@ -14,7 +14,7 @@ use async_graphql::dynamic::{
 use async_graphql::resolver_utils::EnumType;
 use async_graphql::{Name, Value};
 
-use super::decl::{FieldDecl, ObjectDecl, Resolver, ctx_of, guarded, named_type, type_ref};
+use super::decl::{FieldDecl, ObjectDecl, Resolver, Ty, ctx_of, guarded};
 use crate::authz::{self, VisibilityTag};
 use crate::error::{AppError, AppResult};
 use crate::kinds::Role;
@@ -54,7 +54,7 @@ pub struct EnumDecl {
 #[derive(Clone)]
 pub struct InputDecl {
     pub name: &'static str,
-    pub fields: Vec<(&'static str, &'static str)>,
+    pub fields: Vec<(&'static str, Ty)>,
 }
 
 /// Everything the API declares.
@@ -151,7 +151,7 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
         let present: BTreeSet<&str> =
             objects.iter().filter(|(_, (_, fields))| !fields.is_empty()).map(|(n, _)| *n).collect();
         let dangling = |f: &&FieldDecl| {
-            let t = named_type(f.ty);
+            let t = f.ty.name();
             !declared.contains(t) || present.contains(t)
         };
         let mut changed = false;
@@ -178,12 +178,12 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
 
     // Keep only object types reachable from the roots.
     let mut reachable = BTreeSet::new();
-    let mut queue: VecDeque<&str> = query.iter().chain(&mutation).map(|f| named_type(f.ty)).collect();
+    let mut queue: VecDeque<&str> = query.iter().chain(&mutation).map(|f| f.ty.name()).collect();
     while let Some(t) = queue.pop_front() {
         if let Some((_, fields)) = objects.get(t)
             && reachable.insert(t)
         {
-            queue.extend(fields.iter().map(|f| named_type(f.ty)));
+            queue.extend(fields.iter().map(|f| f.ty.name()));
         }
     }
     objects.retain(|name, (_, fields)| reachable.contains(name) && !fields.is_empty());
@@ -238,10 +238,10 @@ fn break_glass_guarded(decl: &FieldDecl) -> Resolver {
 
 fn dynamic_field(decl: &FieldDecl, with_directive: bool, audience: Audience) -> Field {
     let guard = if audience == Audience::BreakGlass { break_glass_guarded(decl) } else { guarded(decl) };
-    let resolve = null_on_error(guard, !decl.ty.ends_with('!'));
-    let mut field = Field::new(decl.name, type_ref(decl.ty), move |rc| resolve(rc));
+    let resolve = null_on_error(guard, decl.ty.is_nullable());
+    let mut field = Field::new(decl.name, decl.ty.type_ref(), move |rc| resolve(rc));
     for arg in &decl.args {
-        field = field.argument(InputValue::new(arg.name, type_ref(arg.ty)));
+        field = field.argument(InputValue::new(arg.name, arg.ty.type_ref()));
     }
     if let Some(d) = decl.description {
         field = field.description(d);
@@ -264,9 +264,9 @@ pub fn build(catalog: &Catalog, audience: Audience) -> Result<Schema, SchemaErro
         .limit_complexity(MAX_COMPLEXITY);
     let mut used: BTreeSet<&str> = BTreeSet::new();
     let mut note = |f: &FieldDecl| {
-        used.insert(named_type(f.ty));
+        used.insert(f.ty.name());
         for a in &f.args {
-            used.insert(named_type(a.ty));
+            used.insert(a.ty.name());
         }
     };
 
@@ -300,8 +300,8 @@ pub fn build(catalog: &Catalog, audience: Audience) -> Result<Schema, SchemaErro
         if used.contains(input.name) {
             let mut obj = InputObject::new(input.name);
             for (name, ty) in &input.fields {
-                used.insert(named_type(ty));
-                obj = obj.field(InputValue::new(*name, type_ref(ty)));
+                used.insert(ty.name());
+                obj = obj.field(InputValue::new(*name, ty.type_ref()));
             }
             builder = builder.register(obj);
         }

@@ -1,6 +1,8 @@
 //! `programMetrics(from, to): ProgramMetrics!` (PROGRAM_ADMIN, EXECUTIVE). The anonymity
 //! rule and its reasoning are documented on [`crate::domain::metrics`].
 
+use crate::graphql::decl::Ty;
+use crate::graphql::decl::ty;
 use async_graphql::Value;
 use async_graphql::dynamic::FieldValue;
 
@@ -12,7 +14,7 @@ use crate::graphql::schema::{Catalog, leaf};
 
 const ACCESS: Access = Access::Resource(Resource::ProgramMetrics);
 
-fn figure(name: &'static str, ty: &'static str, value: fn(&ProgramMetrics) -> Value) -> FieldDecl {
+fn figure(name: &'static str, ty: Ty, value: fn(&ProgramMetrics) -> Value) -> FieldDecl {
     FieldDecl::tagged(
         name,
         ty,
@@ -34,26 +36,26 @@ pub fn declare(c: &mut Catalog) {
     c.object(
         ObjectDecl::new("ProgramMetrics")
             .field(
-                figure("activeCoachees", "Int", |m| opt_int(m.active_coachees))
+                figure("activeCoachees", ty::opt("Int"), |m| opt_int(m.active_coachees))
                     .describe("Null when suppressed: fewer than 5 coachees behind the figure."),
             )
-            .field(figure("sessionsCompleted", "Int", |m| opt_int(m.sessions_completed)))
-            .field(figure("actionItemCompletionRate", "Float", |m| opt_float(m.action_item_completion_rate)))
-            .field(figure("averageSatisfaction", "Float", |m| opt_float(m.average_satisfaction)))
-            .field(figure("suppressed", "Boolean!", |m| Value::Boolean(m.suppressed))),
+            .field(figure("sessionsCompleted", ty::opt("Int"), |m| opt_int(m.sessions_completed)))
+            .field(figure("actionItemCompletionRate", ty::opt("Float"), |m| opt_float(m.action_item_completion_rate)))
+            .field(figure("averageSatisfaction", ty::opt("Float"), |m| opt_float(m.average_satisfaction)))
+            .field(figure("suppressed", ty::req("Boolean"), |m| Value::Boolean(m.suppressed))),
     );
     c.query(
         FieldDecl::root(
             "programMetrics",
-            "ProgramMetrics!",
+            ty::req("ProgramMetrics"),
             Entry::Matrix(Resource::ProgramMetrics, Action::Read),
             query(|ctx, a| async move {
                 let (from, to) = (a.opt_datetime("from")?, a.opt_datetime("to")?);
                 Ok(Some(FieldValue::owned_any(metrics::program_metrics(&ctx, from, to).await?)))
             }),
         )
-        .arg("from", "DateTime")
-        .arg("to", "DateTime")
+        .arg("from", ty::opt("DateTime"))
+        .arg("to", ty::opt("DateTime"))
         .describe(
             "Tenant-level figures over whole UTC months (from and to are widened to their \
              months); suppressed when any month has 1-4 coachees behind a figure or the range \

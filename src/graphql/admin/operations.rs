@@ -1,6 +1,8 @@
 //! Administrators' reads: `auditEvents`, `tenantSettings`, `systemConfig`, `accountStatus`,
 //! `breakGlassRequests`.
 
+use crate::graphql::decl::Ty;
+use crate::graphql::decl::ty;
 use async_graphql::Value;
 use async_graphql::dynamic::{FieldFuture, FieldValue};
 
@@ -37,7 +39,7 @@ fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
 
 fn declare_audit_events(c: &mut Catalog) {
     const AUDIT: Access = Access::Resource(Resource::AuditLogs);
-    fn field(name: &'static str, ty: &'static str, value: fn(&audit_events::Model) -> Value) -> FieldDecl {
+    fn field(name: &'static str, ty: Ty, value: fn(&audit_events::Model) -> Value) -> FieldDecl {
         FieldDecl::tagged(
             name,
             ty,
@@ -48,27 +50,30 @@ fn declare_audit_events(c: &mut Catalog) {
     }
     c.object(
         ObjectDecl::new("AuditEvent")
-            .field(field("id", "ID!", |e| uuid(e.id)))
-            .field(field("at", "DateTime!", |e| datetime(e.at)))
-            .field(field("actorId", "ID", |e| opt(e.actor_id, uuid)))
-            .field(field("actorRole", "Role", |e| opt(e.actor_role, |r| enum_value(r.as_str()))))
-            .field(field("action", "String!", |e| string(&e.action)))
-            .field(field("resource", "String!", |e| string(&e.resource)))
-            .field(field("outcome", "String!", |e| string(e.outcome.as_str())).describe("ALLOWED, DENIED or ALERT."))
-            .field(field("reason", "String", |e| opt(e.reason.as_deref(), string)))
+            .field(field("id", ty::req("ID"), |e| uuid(e.id)))
+            .field(field("at", ty::req("DateTime"), |e| datetime(e.at)))
+            .field(field("actorId", ty::opt("ID"), |e| opt(e.actor_id, uuid)))
+            .field(field("actorRole", ty::opt("Role"), |e| opt(e.actor_role, |r| enum_value(r.as_str()))))
+            .field(field("action", ty::req("String"), |e| string(&e.action)))
+            .field(field("resource", ty::req("String"), |e| string(&e.resource)))
+            .field(
+                field("outcome", ty::req("String"), |e| string(e.outcome.as_str()))
+                    .describe("ALLOWED, DENIED or ALERT."),
+            )
+            .field(field("reason", ty::opt("String"), |e| opt(e.reason.as_deref(), string)))
             .field(FieldDecl::tagged(
                 "ipAddress",
-                "String",
+                ty::opt("String"),
                 VisibilityTag::SystemInternal,
                 AUDIT,
                 leaf(|_, e: &audit_events::Model| Ok(Some(opt(e.ip_address.as_deref(), string)))),
             )),
     );
-    c.object(connection_decl::<audit_events::Model>("AuditEventConnection", "[AuditEvent!]!"));
+    c.object(connection_decl::<audit_events::Model>("AuditEventConnection", ty::list("AuditEvent")));
     c.query(
         FieldDecl::root(
             "auditEvents",
-            "AuditEventConnection!",
+            ty::req("AuditEventConnection"),
             Entry::Matrix(Resource::AuditLogs, Action::Read),
             query(|ctx, a| async move {
                 let page = Page::from(&a, ctx.role())?;
@@ -77,9 +82,9 @@ fn declare_audit_events(c: &mut Catalog) {
                 Ok(Some(FieldValue::owned_any(Connection::new(rows, page, Some(total)))))
             }),
         )
-        .arg("first", "Int")
-        .arg("after", "String")
-        .arg("outcome", "String")
+        .arg("first", ty::opt("Int"))
+        .arg("after", ty::opt("String"))
+        .arg("outcome", ty::opt("String"))
         .describe(
             "PROGRAM_ADMIN: its tenant's audit trail. SYSTEM_ADMIN: every tenant's and the \
              platform's. Newest first; `outcome` filters (ALLOWED, DENIED or ALERT).",
@@ -88,7 +93,7 @@ fn declare_audit_events(c: &mut Catalog) {
 }
 
 fn declare_tenant_settings(c: &mut Catalog) {
-    fn field(name: &'static str, ty: &'static str, value: fn(&tenant_settings::Model) -> Value) -> FieldDecl {
+    fn field(name: &'static str, ty: Ty, value: fn(&tenant_settings::Model) -> Value) -> FieldDecl {
         FieldDecl::tagged(
             name,
             ty,
@@ -99,21 +104,21 @@ fn declare_tenant_settings(c: &mut Catalog) {
     }
     c.object(
         ObjectDecl::new("TenantSettings")
-            .field(field("sessionTimeoutMinutes", "Int!", |s| Value::from(s.session_timeout_minutes)))
-            .field(field("auditRetentionDays", "Int!", |s| Value::from(s.audit_retention_days)))
-            .field(field("dataRetentionDays", "Int", |s| opt(s.data_retention_days, Value::from))),
+            .field(field("sessionTimeoutMinutes", ty::req("Int"), |s| Value::from(s.session_timeout_minutes)))
+            .field(field("auditRetentionDays", ty::req("Int"), |s| Value::from(s.audit_retention_days)))
+            .field(field("dataRetentionDays", ty::opt("Int"), |s| opt(s.data_retention_days, Value::from))),
     );
     c.query(
         FieldDecl::root(
             "tenantSettings",
-            "TenantSettings!",
+            ty::req("TenantSettings"),
             Entry::Matrix(Resource::SystemConfig, Action::Read),
             query(|ctx, a| async move {
                 let settings = admin::tenant_settings(&ctx, a.opt_id("tenantId")?).await?;
                 Ok(Some(FieldValue::owned_any(settings)))
             }),
         )
-        .arg("tenantId", "ID")
+        .arg("tenantId", ty::opt("ID"))
         .describe(
             "PROGRAM_ADMIN: its own tenant's settings (tenantId optional). SYSTEM_ADMIN: the \
              settings of tenantId (required).",
@@ -127,14 +132,14 @@ fn declare_system_config(c: &mut Catalog) {
         ObjectDecl::new("ConfigEntry")
             .field(FieldDecl::tagged(
                 "key",
-                "String!",
+                ty::req("String"),
                 VisibilityTag::SystemInternal,
                 CONFIG,
                 leaf(|_, e: &ConfigEntryView| Ok(Some(string(&e.key)))),
             ))
             .field(FieldDecl::tagged(
                 "value",
-                "String!",
+                ty::req("String"),
                 VisibilityTag::SystemInternal,
                 CONFIG,
                 leaf(|_, e: &ConfigEntryView| Ok(Some(string(&e.value)))),
@@ -142,7 +147,7 @@ fn declare_system_config(c: &mut Catalog) {
     );
     c.object(ObjectDecl::new("SystemConfig").field(FieldDecl::tagged(
         "entries",
-        "[ConfigEntry!]!",
+        ty::list("ConfigEntry"),
         VisibilityTag::SystemInternal,
         CONFIG,
         resolver(|rc| {
@@ -155,7 +160,7 @@ fn declare_system_config(c: &mut Catalog) {
     c.query(
         FieldDecl::root(
             "systemConfig",
-            "SystemConfig!",
+            ty::req("SystemConfig"),
             // The program admin's SystemConfig grant covers tenant settings only
             // (Gate::TenantSettingsOnly): the platform configuration is SYSTEM_ADMIN's.
             Entry::Roles(&[Role::SystemAdmin]),
@@ -171,7 +176,7 @@ fn declare_system_config(c: &mut Catalog) {
 }
 
 fn declare_account_status(c: &mut Catalog) {
-    fn field(name: &'static str, ty: &'static str, value: fn(&AccountStatus) -> Value) -> FieldDecl {
+    fn field(name: &'static str, ty: Ty, value: fn(&AccountStatus) -> Value) -> FieldDecl {
         FieldDecl::tagged(
             name,
             ty,
@@ -182,30 +187,30 @@ fn declare_account_status(c: &mut Catalog) {
     }
     c.object(
         ObjectDecl::new("AccountStatus")
-            .field(field("userId", "ID!", |s| uuid(s.user_id)))
-            .field(field("lastLoginAt", "DateTime", |s| opt(s.last_login_at, datetime)))
-            .field(field("failedLoginCount", "Int!", |s| Value::from(s.failed_login_count)))
+            .field(field("userId", ty::req("ID"), |s| uuid(s.user_id)))
+            .field(field("lastLoginAt", ty::opt("DateTime"), |s| opt(s.last_login_at, datetime)))
+            .field(field("failedLoginCount", ty::req("Int"), |s| Value::from(s.failed_login_count)))
             .field(
-                field("lockedUntil", "DateTime", |s| opt(s.locked_until, datetime))
+                field("lockedUntil", ty::opt("DateTime"), |s| opt(s.locked_until, datetime))
                     .describe("Set only while the account is locked."),
             )
-            .field(field("active", "Boolean!", |s| Value::Boolean(s.active))),
+            .field(field("active", ty::req("Boolean"), |s| Value::Boolean(s.active))),
     );
     c.query(
         FieldDecl::root(
             "accountStatus",
-            "AccountStatus",
+            ty::opt("AccountStatus"),
             Entry::Matrix(Resource::AccountSecurityStatus, Action::Read),
             query(|ctx, a| async move {
                 Ok(Some(FieldValue::owned_any(admin::account_status(&ctx, a.id("userId")?).await?)))
             }),
         )
-        .arg("userId", "ID!"),
+        .arg("userId", ty::req("ID")),
     );
 }
 
 fn declare_break_glass(c: &mut Catalog) {
-    fn field(name: &'static str, ty: &'static str, value: fn(&BreakGlassView) -> Value) -> FieldDecl {
+    fn field(name: &'static str, ty: Ty, value: fn(&BreakGlassView) -> Value) -> FieldDecl {
         FieldDecl::tagged(
             name,
             ty,
@@ -216,18 +221,18 @@ fn declare_break_glass(c: &mut Catalog) {
     }
     c.object(
         ObjectDecl::new("BreakGlassRequest")
-            .field(field("id", "ID!", |r| uuid(r.id)))
-            .field(field("coacheeId", "ID!", |r| uuid(r.coachee_id)))
-            .field(field("requestedBy", "ID!", |r| uuid(r.requested_by)))
-            .field(field("approvedBy", "ID", |r| opt(r.approved_by, uuid)))
-            .field(field("reason", "String!", |r| string(&r.reason)))
-            .field(field("expiresAt", "DateTime", |r| opt(r.expires_at, datetime)))
-            .field(field("active", "Boolean!", |r| Value::Boolean(r.active))),
+            .field(field("id", ty::req("ID"), |r| uuid(r.id)))
+            .field(field("coacheeId", ty::req("ID"), |r| uuid(r.coachee_id)))
+            .field(field("requestedBy", ty::req("ID"), |r| uuid(r.requested_by)))
+            .field(field("approvedBy", ty::opt("ID"), |r| opt(r.approved_by, uuid)))
+            .field(field("reason", ty::req("String"), |r| string(&r.reason)))
+            .field(field("expiresAt", ty::opt("DateTime"), |r| opt(r.expires_at, datetime)))
+            .field(field("active", ty::req("Boolean"), |r| Value::Boolean(r.active))),
     );
     c.query(
         FieldDecl::root(
             "breakGlassRequests",
-            "[BreakGlassRequest!]!",
+            ty::list("BreakGlassRequest"),
             Entry::Matrix(Resource::BreakGlassRequests, Action::Read),
             query(|ctx, _| async move {
                 let requests = admin::break_glass_requests(&ctx).await?;

@@ -1,6 +1,8 @@
 //! The caller's own operational rows: `integrationTokens` (COACHEE, COACH), `aiAccessLog`
 //! (COACHEE), `accessNotices` (COACHEE, COACH), `myConsents` (COACHEE).
 
+use crate::graphql::decl::Ty;
+use crate::graphql::decl::ty;
 use async_graphql::Value;
 use async_graphql::dynamic::FieldValue;
 
@@ -15,7 +17,7 @@ use crate::kinds::Role;
 
 fn client_field<T: std::any::Any + Send + Sync>(
     name: &'static str,
-    ty: &'static str,
+    ty: Ty,
     resource: Resource,
     value: fn(&T) -> Value,
 ) -> FieldDecl {
@@ -36,17 +38,17 @@ fn declare_integration_tokens(c: &mut Catalog) {
     const R: Resource = Resource::IntegrationTokens;
     c.object(
         ObjectDecl::new("IntegrationToken")
-            .field(client_field("id", "ID!", R, |t: &IntegrationTokenView| uuid(t.id)))
-            .field(client_field("name", "String!", R, |t: &IntegrationTokenView| string(&t.name)))
-            .field(client_field("createdAt", "DateTime!", R, |t: &IntegrationTokenView| datetime(t.created_at)))
-            .field(client_field("lastUsedAt", "DateTime", R, |t: &IntegrationTokenView| {
+            .field(client_field("id", ty::req("ID"), R, |t: &IntegrationTokenView| uuid(t.id)))
+            .field(client_field("name", ty::req("String"), R, |t: &IntegrationTokenView| string(&t.name)))
+            .field(client_field("createdAt", ty::req("DateTime"), R, |t: &IntegrationTokenView| datetime(t.created_at)))
+            .field(client_field("lastUsedAt", ty::opt("DateTime"), R, |t: &IntegrationTokenView| {
                 t.last_used_at.map(datetime).unwrap_or(Value::Null)
             })),
     );
     c.query(
         FieldDecl::root(
             "integrationTokens",
-            "[IntegrationToken!]!",
+            ty::list("IntegrationToken"),
             Entry::Matrix(Resource::IntegrationTokens, Action::Read),
             query(|ctx, _| async move {
                 let tokens = admin::my_integration_tokens(&ctx).await?;
@@ -61,16 +63,16 @@ fn declare_ai_access_log(c: &mut Catalog) {
     const R: Resource = Resource::AiAccessLog;
     c.object(
         ObjectDecl::new("AiAccessLogEntry")
-            .field(client_field("at", "DateTime!", R, |e: &AiAccessEntry| datetime(e.at)))
-            .field(client_field("model", "String!", R, |e: &AiAccessEntry| string(&e.model)))
-            .field(client_field("purpose", "String!", R, |e: &AiAccessEntry| string(&e.purpose)))
-            .field(client_field("resource", "String!", R, |e: &AiAccessEntry| string(&e.resource))),
+            .field(client_field("at", ty::req("DateTime"), R, |e: &AiAccessEntry| datetime(e.at)))
+            .field(client_field("model", ty::req("String"), R, |e: &AiAccessEntry| string(&e.model)))
+            .field(client_field("purpose", ty::req("String"), R, |e: &AiAccessEntry| string(&e.purpose)))
+            .field(client_field("resource", ty::req("String"), R, |e: &AiAccessEntry| string(&e.resource))),
     );
-    c.object(connection_decl::<AiAccessEntry>("AiAccessLogConnection", "[AiAccessLogEntry!]!"));
+    c.object(connection_decl::<AiAccessEntry>("AiAccessLogConnection", ty::list("AiAccessLogEntry")));
     c.query(
         FieldDecl::root(
             "aiAccessLog",
-            "AiAccessLogConnection!",
+            ty::req("AiAccessLogConnection"),
             Entry::Matrix(Resource::AiAccessLog, Action::Read),
             query(|ctx, a| async move {
                 let page = Page::from(&a, ctx.role())?;
@@ -78,8 +80,8 @@ fn declare_ai_access_log(c: &mut Catalog) {
                 Ok(Some(FieldValue::owned_any(Connection::new(rows, page, Some(total)))))
             }),
         )
-        .arg("first", "Int")
-        .arg("after", "String")
+        .arg("first", ty::opt("Int"))
+        .arg("after", ty::opt("String"))
         .describe("COACHEE: every AI read or write of the caller's data, newest first."),
     );
 }
@@ -88,14 +90,16 @@ fn declare_access_notices(c: &mut Catalog) {
     const R: Resource = Resource::AccessNotices;
     c.object(
         ObjectDecl::new("AccessNotice")
-            .field(client_field("at", "DateTime!", R, |n: &AccessNoticeView| datetime(n.at)))
-            .field(client_field("actorRole", "Role!", R, |n: &AccessNoticeView| enum_value(n.actor_role.as_str())))
-            .field(client_field("reason", "String!", R, |n: &AccessNoticeView| string(&n.reason))),
+            .field(client_field("at", ty::req("DateTime"), R, |n: &AccessNoticeView| datetime(n.at)))
+            .field(client_field("actorRole", ty::req("Role"), R, |n: &AccessNoticeView| {
+                enum_value(n.actor_role.as_str())
+            }))
+            .field(client_field("reason", ty::req("String"), R, |n: &AccessNoticeView| string(&n.reason))),
     );
     c.query(
         FieldDecl::root(
             "accessNotices",
-            "[AccessNotice!]!",
+            ty::list("AccessNotice"),
             Entry::Matrix(Resource::AccessNotices, Action::Read),
             query(|ctx, _| async move {
                 let notices = admin::my_access_notices(&ctx).await?;
@@ -110,14 +114,16 @@ fn declare_consents(c: &mut Catalog) {
     const R: Resource = Resource::Consents;
     c.object(
         ObjectDecl::new("Consent")
-            .field(client_field("kind", "ConsentKind!", R, |v: &ConsentView| enum_value(crate::kinds::name(v.kind))))
-            .field(client_field("granted", "Boolean!", R, |v: &ConsentView| Value::Boolean(v.granted)))
-            .field(client_field("changedAt", "DateTime!", R, |v: &ConsentView| datetime(v.changed_at))),
+            .field(client_field("kind", ty::req("ConsentKind"), R, |v: &ConsentView| {
+                enum_value(crate::kinds::name(v.kind))
+            }))
+            .field(client_field("granted", ty::req("Boolean"), R, |v: &ConsentView| Value::Boolean(v.granted)))
+            .field(client_field("changedAt", ty::req("DateTime"), R, |v: &ConsentView| datetime(v.changed_at))),
     );
     c.query(
         FieldDecl::root(
             "myConsents",
-            "[Consent!]!",
+            ty::list("Consent"),
             // Own consents: the coachee's. (The coach's and the AI's consent reads are of
             // other people's consents, not "mine".)
             Entry::Roles(&[Role::Coachee]),

@@ -4,6 +4,7 @@
 //! in [`crate::domain::breakglass`]; what a grant opens is the break-glass audience of
 //! [`super::schema`].
 
+use crate::graphql::decl::ty;
 use async_graphql::dynamic::FieldValue;
 
 use super::decl::{Entry, FieldDecl};
@@ -22,7 +23,7 @@ pub fn declare(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "requestBreakGlass",
-            "BreakGlassRequest!",
+            ty::req("BreakGlassRequest"),
             Entry::Matrix(R, Action::Create),
             mutation(|ctx, a| async move {
                 let coachee = a.id("coacheeId")?;
@@ -31,9 +32,9 @@ pub fn declare(c: &mut Catalog) {
                 Ok(view(breakglass::request(&ctx, coachee, reason, minutes).await?))
             }),
         )
-        .arg("coacheeId", "ID!")
-        .arg("reason", "String!")
-        .arg("minutes", "Int!")
+        .arg("coacheeId", ty::req("ID"))
+        .arg("reason", ty::req("String"))
+        .arg("minutes", ty::req("Int"))
         .describe(
             "PROGRAM_ADMIN: asks for a read-only look at one coachee of its tenant, for 1 to 60 minutes, with a \
              reason of 10 to 500 characters. Another admin of the tenant must approve it.",
@@ -42,11 +43,11 @@ pub fn declare(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "approveBreakGlass",
-            "BreakGlassRequest!",
+            ty::req("BreakGlassRequest"),
             Entry::Matrix(R, Action::Update),
             mutation(|ctx, a| async move { Ok(view(breakglass::approve(&ctx, a.id("id")?).await?)) }),
         )
-        .arg("id", "ID!")
+        .arg("id", ty::req("ID"))
         .describe(
             "PROGRAM_ADMIN other than the requester: issues the grant (from now for the requested minutes) and \
              the coachee's access notice.",
@@ -55,11 +56,11 @@ pub fn declare(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "revokeBreakGlass",
-            "BreakGlassRequest!",
+            ty::req("BreakGlassRequest"),
             Entry::Matrix(R, Action::Update),
             mutation(|ctx, a| async move { Ok(view(breakglass::revoke(&ctx, a.id("id")?).await?)) }),
         )
-        .arg("id", "ID!")
+        .arg("id", ty::req("ID"))
         .describe("PROGRAM_ADMIN: ends a request and its grant; access stops with the next request."),
     );
 }

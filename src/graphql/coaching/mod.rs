@@ -6,6 +6,8 @@
 pub mod mutations;
 pub mod queries;
 
+use crate::graphql::decl::Ty;
+use crate::graphql::decl::ty;
 use std::sync::Arc;
 
 use async_graphql::Value;
@@ -126,11 +128,7 @@ fn string(s: &str) -> Value {
     Value::String(s.to_owned())
 }
 
-fn session_leaf(
-    name: &'static str,
-    ty: &'static str,
-    value: fn(&coaching_sessions::Model) -> Option<Value>,
-) -> FieldDecl {
+fn session_leaf(name: &'static str, ty: Ty, value: fn(&coaching_sessions::Model) -> Option<Value>) -> FieldDecl {
     FieldDecl::tagged(
         name,
         ty,
@@ -143,7 +141,7 @@ fn session_leaf(
 fn session_user(name: &'static str, pick: fn(&coaching_sessions::Model) -> Uuid) -> FieldDecl {
     FieldDecl::tagged(
         name,
-        "User!",
+        ty::req("User"),
         VisibilityTag::ClientVisible,
         Access::Resource(Resource::SessionMetadata),
         resolver(move |rc| {
@@ -194,16 +192,16 @@ pub fn declare(c: &mut Catalog) {
     use VisibilityTag::{ClientVisible, CoachOnly};
     c.object(
         ObjectDecl::new("CoachingSession")
-            .field(session_leaf("id", "ID!", |s| Some(uuid(s.id))))
-            .field(session_leaf("scheduledAt", "DateTime!", |s| Some(datetime(s.scheduled_at))))
-            .field(session_leaf("durationMinutes", "Int!", |s| Some(Value::from(s.duration_minutes))))
-            .field(session_leaf("status", "SessionStatus!", |s| Some(enum_value(crate::kinds::name(s.status)))))
+            .field(session_leaf("id", ty::req("ID"), |s| Some(uuid(s.id))))
+            .field(session_leaf("scheduledAt", ty::req("DateTime"), |s| Some(datetime(s.scheduled_at))))
+            .field(session_leaf("durationMinutes", ty::req("Int"), |s| Some(Value::from(s.duration_minutes))))
+            .field(session_leaf("status", ty::req("SessionStatus"), |s| Some(enum_value(crate::kinds::name(s.status)))))
             .field(session_user("coach", |s| s.coach_id))
             .field(session_user("coachee", |s| s.coachee_id))
             .field(
                 FieldDecl::tagged(
                     "summary",
-                    "String",
+                    ty::opt("String"),
                     ClientVisible,
                     Access::Resource(Resource::ApprovedInsights),
                     on_session(|call| async move {
@@ -225,7 +223,7 @@ pub fn declare(c: &mut Catalog) {
             )
             .field(FieldDecl::tagged(
                 "approvedInsights",
-                "[Insight!]!",
+                ty::list("Insight"),
                 ClientVisible,
                 Access::Resource(Resource::ApprovedInsights),
                 on_session(|call| async move {
@@ -248,7 +246,7 @@ pub fn declare(c: &mut Catalog) {
             ))
             .field(FieldDecl::tagged(
                 "evidencePacks",
-                "[EvidencePack!]!",
+                ty::list("EvidencePack"),
                 ClientVisible,
                 Access::Resource(Resource::EvidencePacks),
                 on_session(|call| async move {
@@ -268,7 +266,7 @@ pub fn declare(c: &mut Catalog) {
             ))
             .field(FieldDecl::tagged(
                 "actionItems",
-                "[ActionItem!]!",
+                ty::list("ActionItem"),
                 ClientVisible,
                 Access::Resource(Resource::ActionItems),
                 on_session(|call| async move {
@@ -288,7 +286,7 @@ pub fn declare(c: &mut Catalog) {
             ))
             .field(FieldDecl::tagged(
                 "draftInsights",
-                "[Insight!]!",
+                ty::list("Insight"),
                 CoachOnly,
                 Access::Resource(Resource::DraftInsights),
                 on_session(|call| async move {
@@ -311,7 +309,7 @@ pub fn declare(c: &mut Catalog) {
             ))
             .field(FieldDecl::tagged(
                 "privateNotes",
-                "String",
+                ty::opt("String"),
                 CoachOnly,
                 Access::Resource(Resource::CoachNotes),
                 on_session(|call| async move {
@@ -340,7 +338,7 @@ pub fn declare(c: &mut Catalog) {
             .field(
                 FieldDecl::tagged(
                     "transcript",
-                    "String",
+                    ty::opt("String"),
                     CoachOnly,
                     Access::Resource(Resource::Transcripts),
                     on_session(|call| async move {
@@ -366,14 +364,14 @@ pub fn declare(c: &mut Catalog) {
     };
     c.object(
         ObjectDecl::new("Insight")
-            .field(insight("id", "ID!", ClientVisible, |i| Some(uuid(i.id))))
-            .field(insight("body", "String!", ClientVisible, |i| Some(string(&i.body))))
-            .field(insight("status", "InsightStatus!", ClientVisible, |i| {
+            .field(insight("id", ty::req("ID"), ClientVisible, |i| Some(uuid(i.id))))
+            .field(insight("body", ty::req("String"), ClientVisible, |i| Some(string(&i.body))))
+            .field(insight("status", ty::req("InsightStatus"), ClientVisible, |i| {
                 Some(enum_value(crate::kinds::name(i.status)))
             }))
-            .field(insight("approvedAt", "DateTime", ClientVisible, |i| i.approved_at.map(datetime)))
+            .field(insight("approvedAt", ty::opt("DateTime"), ClientVisible, |i| i.approved_at.map(datetime)))
             .field(
-                insight("authorRole", "Role!", CoachOnly, |i| Some(enum_value(i.author_role.as_str())))
+                insight("authorRole", ty::req("Role"), CoachOnly, |i| Some(enum_value(i.author_role.as_str())))
                     .describe("Who drafted it: a coach or the AI principal."),
             ),
     );
@@ -389,10 +387,10 @@ pub fn declare(c: &mut Catalog) {
     };
     c.object(
         ObjectDecl::new("EvidencePack")
-            .field(pack("id", "ID!", |p| uuid(p.id)))
-            .field(pack("level", "EvidenceLevel!", |p| enum_value(crate::kinds::name(p.level))))
-            .field(pack("content", "String!", |p| string(&p.content)))
-            .field(pack("approved", "Boolean!", |p| Value::Boolean(p.approved))),
+            .field(pack("id", ty::req("ID"), |p| uuid(p.id)))
+            .field(pack("level", ty::req("EvidenceLevel"), |p| enum_value(crate::kinds::name(p.level))))
+            .field(pack("content", ty::req("String"), |p| string(&p.content)))
+            .field(pack("approved", ty::req("Boolean"), |p| Value::Boolean(p.approved))),
     );
 
     let item = |name, ty, value: fn(&action_items::Model) -> Option<Value>| {
@@ -406,10 +404,12 @@ pub fn declare(c: &mut Catalog) {
     };
     c.object(
         ObjectDecl::new("ActionItem")
-            .field(item("id", "ID!", |i| Some(uuid(i.id))))
-            .field(item("title", "String!", |i| Some(string(&i.title))))
-            .field(item("dueOn", "Date", |i| i.due_on.map(|d| Value::String(d.format("%Y-%m-%d").to_string()))))
-            .field(item("completedAt", "DateTime", |i| i.completed_at.map(datetime))),
+            .field(item("id", ty::req("ID"), |i| Some(uuid(i.id))))
+            .field(item("title", ty::req("String"), |i| Some(string(&i.title))))
+            .field(item("dueOn", ty::opt("Date"), |i| {
+                i.due_on.map(|d| Value::String(d.format("%Y-%m-%d").to_string()))
+            }))
+            .field(item("completedAt", ty::opt("DateTime"), |i| i.completed_at.map(datetime))),
     );
 
     let goal = |name, ty, value: fn(&goals::Model) -> Value| {
@@ -423,9 +423,9 @@ pub fn declare(c: &mut Catalog) {
     };
     c.object(
         ObjectDecl::new("Goal")
-            .field(goal("id", "ID!", |g| uuid(g.id)))
-            .field(goal("title", "String!", |g| string(&g.title)))
-            .field(goal("progressPercent", "Int!", |g| Value::from(g.progress_percent))),
+            .field(goal("id", ty::req("ID"), |g| uuid(g.id)))
+            .field(goal("title", ty::req("String"), |g| string(&g.title)))
+            .field(goal("progressPercent", ty::req("Int"), |g| Value::from(g.progress_percent))),
     );
 
     let note = |name, ty, value: fn(&coach_notes::Model) -> Value| {
@@ -439,9 +439,9 @@ pub fn declare(c: &mut Catalog) {
     };
     c.object(
         ObjectDecl::new("CoachNote")
-            .field(note("id", "ID!", |n| uuid(n.id)))
-            .field(note("body", "String!", |n| string(&n.body)))
-            .field(note("createdAt", "DateTime!", |n| datetime(n.created_at))),
+            .field(note("id", ty::req("ID"), |n| uuid(n.id)))
+            .field(note("body", ty::req("String"), |n| string(&n.body)))
+            .field(note("createdAt", ty::req("DateTime"), |n| datetime(n.created_at))),
     );
 
     queries::declare(c);

@@ -1,5 +1,6 @@
 //! Coaching-content mutations. Inputs carry no tenant or owner: those come from the `Ctx`.
 
+use crate::graphql::decl::ty;
 use async_graphql::Value;
 use async_graphql::dynamic::FieldValue;
 
@@ -97,16 +98,16 @@ pub fn declare(c: &mut Catalog) {
     };
     c.object(
         ObjectDecl::new("AiFeedback")
-            .field(feedback("id", "ID!", |f| Some(uuid(f.id))))
-            .field(feedback("helpful", "Boolean!", |f| Some(Value::Boolean(f.helpful))))
-            .field(feedback("comment", "String", |f| f.comment.clone().map(Value::String))),
+            .field(feedback("id", ty::req("ID"), |f| Some(uuid(f.id))))
+            .field(feedback("helpful", ty::req("Boolean"), |f| Some(Value::Boolean(f.helpful))))
+            .field(feedback("comment", ty::opt("String"), |f| f.comment.clone().map(Value::String))),
     );
 
     // Sessions.
     c.mutation(
         FieldDecl::root(
             "createSession",
-            "CoachingSession!",
+            ty::req("CoachingSession"),
             Entry::Matrix(R::SessionMetadata, Create),
             mutation(|ctx, a| async move {
                 let s = content::create_session(
@@ -119,14 +120,14 @@ pub fn declare(c: &mut Catalog) {
                 Ok(owned(SessionView(written(&ctx, ContentTable::CoachingSessions, s, session_facts, Create).await?)))
             }),
         )
-        .arg("coacheeId", "ID!")
-        .arg("scheduledAt", "DateTime!")
-        .arg("durationMinutes", "Int!"),
+        .arg("coacheeId", ty::req("ID"))
+        .arg("scheduledAt", ty::req("DateTime"))
+        .arg("durationMinutes", ty::req("Int")),
     );
     c.mutation(
         FieldDecl::root(
             "updateSession",
-            "CoachingSession!",
+            ty::req("CoachingSession"),
             Entry::Matrix(R::SessionMetadata, Update),
             mutation(|ctx, a| async move {
                 let s = content::update_session(
@@ -140,63 +141,63 @@ pub fn declare(c: &mut Catalog) {
                 Ok(owned(SessionView(written(&ctx, ContentTable::CoachingSessions, s, session_facts, Update).await?)))
             }),
         )
-        .arg("id", "ID!")
-        .arg("scheduledAt", "DateTime")
-        .arg("status", "SessionStatus")
-        .arg("privateNotes", "String"),
+        .arg("id", ty::req("ID"))
+        .arg("scheduledAt", ty::opt("DateTime"))
+        .arg("status", ty::opt("SessionStatus"))
+        .arg("privateNotes", ty::opt("String")),
     );
     c.mutation(
         FieldDecl::root(
             "deleteSession",
-            "Boolean!",
+            ty::req("Boolean"),
             Entry::Matrix(R::SessionMetadata, Delete),
             mutation(|ctx, a| async move {
                 content::delete_session(&ctx, a.id("id")?).await?;
                 Ok(done())
             }),
         )
-        .arg("id", "ID!"),
+        .arg("id", ty::req("ID")),
     );
     c.mutation(
         FieldDecl::root(
             "attachTranscript",
-            "Boolean!",
+            ty::req("Boolean"),
             Entry::Roles(&[Role::Coach]),
             mutation(|ctx, a| async move {
                 content::attach_transcript(&ctx, a.id("sessionId")?, a.text("text", MAX_TRANSCRIPT)?).await?;
                 Ok(done())
             }),
         )
-        .arg("sessionId", "ID!")
-        .arg("text", "String!"),
+        .arg("sessionId", ty::req("ID"))
+        .arg("text", ty::req("String")),
     );
 
     // Insights.
     c.mutation(
         FieldDecl::root(
             "createInsight",
-            "Insight!",
+            ty::req("Insight"),
             Entry::Matrix(R::DraftInsights, Create),
             mutation(|ctx, a| async move {
                 let i = content::create_insight(&ctx, a.id("sessionId")?, a.text("body", MAX_BODY)?).await?;
                 Ok(owned(InsightView(written(&ctx, ContentTable::Insights, i, insight_facts, Create).await?)))
             }),
         )
-        .arg("sessionId", "ID!")
-        .arg("body", "String!"),
+        .arg("sessionId", ty::req("ID"))
+        .arg("body", ty::req("String")),
     );
     c.mutation(
         FieldDecl::root(
             "updateInsight",
-            "Insight!",
+            ty::req("Insight"),
             Entry::Matrix(R::DraftInsights, Update),
             mutation(|ctx, a| async move {
                 let i = content::update_insight(&ctx, a.id("id")?, a.text("body", MAX_BODY)?).await?;
                 Ok(owned(InsightView(written(&ctx, ContentTable::Insights, i, insight_facts, Update).await?)))
             }),
         )
-        .arg("id", "ID!")
-        .arg("body", "String!"),
+        .arg("id", ty::req("ID"))
+        .arg("body", ty::req("String")),
     );
     for (name, status) in [("approveInsight", InsightStatus::Approved), ("rejectInsight", InsightStatus::Rejected)] {
         let resolve = match status {
@@ -210,27 +211,28 @@ pub fn declare(c: &mut Catalog) {
             }),
         };
         c.mutation(
-            FieldDecl::root(name, "Insight!", Entry::Matrix(R::DraftInsights, Update), resolve).arg("id", "ID!"),
+            FieldDecl::root(name, ty::req("Insight"), Entry::Matrix(R::DraftInsights, Update), resolve)
+                .arg("id", ty::req("ID")),
         );
     }
     c.mutation(
         FieldDecl::root(
             "deleteInsight",
-            "Boolean!",
+            ty::req("Boolean"),
             Entry::Matrix(R::DraftInsights, Delete),
             mutation(|ctx, a| async move {
                 content::delete_insight(&ctx, a.id("id")?).await?;
                 Ok(done())
             }),
         )
-        .arg("id", "ID!"),
+        .arg("id", ty::req("ID")),
     );
 
     // Evidence packs.
     c.mutation(
         FieldDecl::root(
             "createEvidencePack",
-            "EvidencePack!",
+            ty::req("EvidencePack"),
             Entry::Matrix(R::EvidencePacks, Create),
             mutation(|ctx, a| async move {
                 let p = content::create_evidence_pack(
@@ -243,28 +245,28 @@ pub fn declare(c: &mut Catalog) {
                 Ok(owned(PackView(written(&ctx, ContentTable::EvidencePacks, p, pack_facts, Create).await?)))
             }),
         )
-        .arg("sessionId", "ID!")
-        .arg("level", "EvidenceLevel!")
-        .arg("content", "String!"),
+        .arg("sessionId", ty::req("ID"))
+        .arg("level", ty::req("EvidenceLevel"))
+        .arg("content", ty::req("String")),
     );
     c.mutation(
         FieldDecl::root(
             "approveEvidencePack",
-            "EvidencePack!",
+            ty::req("EvidencePack"),
             Entry::Matrix(R::EvidencePacks, Update),
             mutation(|ctx, a| async move {
                 let p = content::approve_evidence_pack(&ctx, a.id("id")?).await?;
                 Ok(owned(PackView(written(&ctx, ContentTable::EvidencePacks, p, pack_facts, Update).await?)))
             }),
         )
-        .arg("id", "ID!"),
+        .arg("id", ty::req("ID")),
     );
 
     // Action items and goals.
     c.mutation(
         FieldDecl::root(
             "createActionItem",
-            "ActionItem!",
+            ty::req("ActionItem"),
             Entry::Matrix(R::ActionItems, Create),
             mutation(|ctx, a| async move {
                 let i = content::create_action_item(
@@ -277,39 +279,39 @@ pub fn declare(c: &mut Catalog) {
                 Ok(owned(ItemView(written(&ctx, ContentTable::ActionItems, i, item_facts, Create).await?)))
             }),
         )
-        .arg("coacheeId", "ID!")
-        .arg("title", "String!")
-        .arg("dueOn", "Date"),
+        .arg("coacheeId", ty::req("ID"))
+        .arg("title", ty::req("String"))
+        .arg("dueOn", ty::opt("Date")),
     );
     c.mutation(
         FieldDecl::root(
             "completeActionItem",
-            "ActionItem!",
+            ty::req("ActionItem"),
             Entry::Matrix(R::ActionItems, Update),
             mutation(|ctx, a| async move {
                 let i = content::complete_action_item(&ctx, a.id("id")?).await?;
                 Ok(owned(ItemView(written(&ctx, ContentTable::ActionItems, i, item_facts, Update).await?)))
             }),
         )
-        .arg("id", "ID!"),
+        .arg("id", ty::req("ID")),
     );
     c.mutation(
         FieldDecl::root(
             "createGoal",
-            "Goal!",
+            ty::req("Goal"),
             Entry::Matrix(R::Goals, Create),
             mutation(|ctx, a| async move {
                 let g = content::create_goal(&ctx, a.id("coacheeId")?, a.text("title", MAX_TITLE)?).await?;
                 Ok(owned(GoalView(written(&ctx, ContentTable::Goals, g, goal_facts, Create).await?)))
             }),
         )
-        .arg("coacheeId", "ID!")
-        .arg("title", "String!"),
+        .arg("coacheeId", ty::req("ID"))
+        .arg("title", ty::req("String")),
     );
     c.mutation(
         FieldDecl::root(
             "updateGoalProgress",
-            "Goal!",
+            ty::req("Goal"),
             Entry::Matrix(R::Goals, Update),
             mutation(|ctx, a| async move {
                 let g =
@@ -318,55 +320,55 @@ pub fn declare(c: &mut Catalog) {
                 Ok(owned(GoalView(written(&ctx, ContentTable::Goals, g, goal_facts, Update).await?)))
             }),
         )
-        .arg("id", "ID!")
-        .arg("progressPercent", "Int!"),
+        .arg("id", ty::req("ID"))
+        .arg("progressPercent", ty::req("Int")),
     );
 
     // Coach notes: the author's alone.
     c.mutation(
         FieldDecl::root(
             "addCoachNote",
-            "CoachNote!",
+            ty::req("CoachNote"),
             Entry::Matrix(R::CoachNotes, Create),
             mutation(|ctx, a| async move {
                 let n = content::add_coach_note(&ctx, a.id("coacheeId")?, a.text("body", MAX_BODY)?).await?;
                 Ok(owned(NoteView(written(&ctx, ContentTable::CoachNotes, n, note_facts, Create).await?)))
             }),
         )
-        .arg("coacheeId", "ID!")
-        .arg("body", "String!"),
+        .arg("coacheeId", ty::req("ID"))
+        .arg("body", ty::req("String")),
     );
     c.mutation(
         FieldDecl::root(
             "updateCoachNote",
-            "CoachNote!",
+            ty::req("CoachNote"),
             Entry::Matrix(R::CoachNotes, Update),
             mutation(|ctx, a| async move {
                 let n = content::update_coach_note(&ctx, a.id("id")?, a.text("body", MAX_BODY)?).await?;
                 Ok(owned(NoteView(written(&ctx, ContentTable::CoachNotes, n, note_facts, Update).await?)))
             }),
         )
-        .arg("id", "ID!")
-        .arg("body", "String!"),
+        .arg("id", ty::req("ID"))
+        .arg("body", ty::req("String")),
     );
     c.mutation(
         FieldDecl::root(
             "deleteCoachNote",
-            "Boolean!",
+            ty::req("Boolean"),
             Entry::Matrix(R::CoachNotes, Delete),
             mutation(|ctx, a| async move {
                 content::delete_coach_note(&ctx, a.id("id")?).await?;
                 Ok(done())
             }),
         )
-        .arg("id", "ID!"),
+        .arg("id", ty::req("ID")),
     );
 
     // AI feedback by the coachee.
     c.mutation(
         FieldDecl::root(
             "giveAiFeedback",
-            "AiFeedback!",
+            ty::req("AiFeedback"),
             Entry::Matrix(R::AiFeedback, Create),
             mutation(|ctx, a| async move {
                 let f = content::give_ai_feedback(
@@ -379,8 +381,8 @@ pub fn declare(c: &mut Catalog) {
                 Ok(owned(FeedbackView(written(&ctx, ContentTable::AiFeedback, f, feedback_facts, Create).await?)))
             }),
         )
-        .arg("insightId", "ID!")
-        .arg("helpful", "Boolean!")
-        .arg("comment", "String"),
+        .arg("insightId", ty::req("ID"))
+        .arg("helpful", ty::req("Boolean"))
+        .arg("comment", ty::opt("String")),
     );
 }

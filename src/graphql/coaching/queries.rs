@@ -1,6 +1,7 @@
 //! Root queries over people and coaching content: coachees, users, user, session,
 //! sessions, actionItems, goals.
 
+use crate::graphql::decl::ty;
 use async_graphql::dynamic::FieldValue;
 
 use super::{GoalView, ItemView, SessionView};
@@ -33,28 +34,28 @@ fn connection<T: Clone + Send + Sync + 'static>(c: Connection<T>) -> Option<Fiel
 }
 
 pub fn declare(c: &mut Catalog) {
-    c.object(connection_decl::<UserView>("UserConnection", "[User!]!"));
-    c.object(connection_decl::<SessionView>("CoachingSessionConnection", "[CoachingSession!]!"));
-    c.object(connection_decl::<ItemView>("ActionItemConnection", "[ActionItem!]!"));
+    c.object(connection_decl::<UserView>("UserConnection", ty::list("User")));
+    c.object(connection_decl::<SessionView>("CoachingSessionConnection", ty::list("CoachingSession")));
+    c.object(connection_decl::<ItemView>("ActionItemConnection", ty::list("ActionItem")));
 
     c.query(
         FieldDecl::root(
             "coachees",
-            "UserConnection!",
+            ty::req("UserConnection"),
             Entry::Roles(&[Role::Coach, Role::ProgramAdmin]),
             query(|ctx, a| async move {
                 let page = Page::from(&a, ctx.role())?;
                 Ok(connection(people(reads::coachees(&ctx, window(page)).await?, page)))
             }),
         )
-        .arg("first", "Int")
-        .arg("after", "String")
+        .arg("first", ty::opt("Int"))
+        .arg("after", ty::opt("String"))
         .describe("COACH: assigned coachees. PROGRAM_ADMIN: all coachees of the tenant."),
     );
     c.query(
         FieldDecl::root(
             "users",
-            "UserConnection!",
+            ty::req("UserConnection"),
             Entry::Roles(&[Role::ProgramAdmin, Role::Executive]),
             query(|ctx, a| async move {
                 let role = a.opt_enum("role", Role::parse)?;
@@ -62,38 +63,38 @@ pub fn declare(c: &mut Catalog) {
                 Ok(connection(people(reads::users(&ctx, role, window(page)).await?, page)))
             }),
         )
-        .arg("role", "Role")
-        .arg("first", "Int")
-        .arg("after", "String")
+        .arg("role", ty::opt("Role"))
+        .arg("first", ty::opt("Int"))
+        .arg("after", ty::opt("String"))
         .describe("PROGRAM_ADMIN and EXECUTIVE: users of the tenant."),
     );
     c.query(
         FieldDecl::root(
             "user",
-            "User",
+            ty::opt("User"),
             Entry::Matrix(Resource::OtherUserProfiles, Action::Read),
             query(|ctx, a| async move {
                 let (model, scope) = reads::user(&ctx, a.id("id")?).await?;
                 Ok(Some(FieldValue::owned_any(UserView { model, scope })))
             }),
         )
-        .arg("id", "ID!"),
+        .arg("id", ty::req("ID")),
     );
     c.query(
         FieldDecl::root(
             "session",
-            "CoachingSession",
+            ty::opt("CoachingSession"),
             Entry::Matrix(Resource::SessionMetadata, Action::Read),
             query(|ctx, a| async move {
                 Ok(Some(FieldValue::owned_any(SessionView(reads::session(&ctx, a.id("id")?).await?))))
             }),
         )
-        .arg("id", "ID!"),
+        .arg("id", ty::req("ID")),
     );
     c.query(
         FieldDecl::root(
             "sessions",
-            "CoachingSessionConnection!",
+            ty::req("CoachingSessionConnection"),
             Entry::Matrix(Resource::SessionMetadata, Action::Read),
             query(|ctx, a| async move {
                 let page = Page::from(&a, ctx.role())?;
@@ -101,14 +102,14 @@ pub fn declare(c: &mut Catalog) {
                 Ok(connection(rows_of(listed, page, SessionView)))
             }),
         )
-        .arg("coacheeId", "ID")
-        .arg("first", "Int")
-        .arg("after", "String"),
+        .arg("coacheeId", ty::opt("ID"))
+        .arg("first", ty::opt("Int"))
+        .arg("after", ty::opt("String")),
     );
     c.query(
         FieldDecl::root(
             "actionItems",
-            "ActionItemConnection!",
+            ty::req("ActionItemConnection"),
             Entry::Matrix(Resource::ActionItems, Action::Read),
             query(|ctx, a| async move {
                 let page = Page::from(&a, ctx.role())?;
@@ -116,20 +117,20 @@ pub fn declare(c: &mut Catalog) {
                 Ok(connection(rows_of(listed, page, ItemView)))
             }),
         )
-        .arg("coacheeId", "ID")
-        .arg("first", "Int")
-        .arg("after", "String"),
+        .arg("coacheeId", ty::opt("ID"))
+        .arg("first", ty::opt("Int"))
+        .arg("after", ty::opt("String")),
     );
     c.query(
         FieldDecl::root(
             "goals",
-            "[Goal!]!",
+            ty::list("Goal"),
             Entry::Matrix(Resource::Goals, Action::Read),
             query(|ctx, a| async move {
                 let rows = reads::goals(&ctx, a.opt_id("coacheeId")?).await?;
                 Ok(Some(FieldValue::list(rows.into_iter().map(|g| FieldValue::owned_any(GoalView(g))))))
             }),
         )
-        .arg("coacheeId", "ID"),
+        .arg("coacheeId", ty::opt("ID")),
     );
 }

@@ -8,6 +8,8 @@
 //! and system administrators hold none, with or without break-glass. The type is reached only
 //! through these mutations, which check the row first.
 
+use crate::graphql::decl::Ty;
+use crate::graphql::decl::ty;
 use async_graphql::Value;
 use async_graphql::dynamic::FieldValue;
 
@@ -25,7 +27,7 @@ use crate::kinds::Role;
 #[derive(Debug, Clone)]
 pub struct ProposalView(pub ai_action_proposals::Model);
 
-fn proposal_field(name: &'static str, ty: &'static str, value: fn(&ai_action_proposals::Model) -> Value) -> FieldDecl {
+fn proposal_field(name: &'static str, ty: Ty, value: fn(&ai_action_proposals::Model) -> Value) -> FieldDecl {
     FieldDecl::tagged(
         name,
         ty,
@@ -39,12 +41,14 @@ pub fn declare(c: &mut Catalog) {
     c.object(
         ObjectDecl::new("AiActionProposal")
             .describe("An action the AI proposes; it runs only after the coachee confirms it.")
-            .field(proposal_field("id", "ID!", |p| uuid(p.id)))
-            .field(proposal_field("kind", "String!", |p| Value::String(p.kind.clone())))
-            .field(proposal_field("payload", "String!", |p| Value::String(p.payload.clone())))
+            .field(proposal_field("id", ty::req("ID"), |p| uuid(p.id)))
+            .field(proposal_field("kind", ty::req("String"), |p| Value::String(p.kind.clone())))
+            .field(proposal_field("payload", ty::req("String"), |p| Value::String(p.payload.clone())))
             .field(
-                proposal_field("confirmedAt", "DateTime", |p| p.confirmed_at.map(datetime).unwrap_or(Value::Null))
-                    .describe("Null until the coachee confirms the proposal."),
+                proposal_field("confirmedAt", ty::opt("DateTime"), |p| {
+                    p.confirmed_at.map(datetime).unwrap_or(Value::Null)
+                })
+                .describe("Null until the coachee confirms the proposal."),
             ),
     );
 
@@ -61,8 +65,8 @@ pub fn declare(c: &mut Catalog) {
             })
         };
         c.mutation(
-            FieldDecl::root(name, "Consent!", Entry::Matrix(Resource::Consents, Action::Update), resolve)
-                .arg("kind", "ConsentKind!")
+            FieldDecl::root(name, ty::req("Consent"), Entry::Matrix(Resource::Consents, Action::Update), resolve)
+                .arg("kind", ty::req("ConsentKind"))
                 .describe(if granted {
                     "COACHEE: grants one of its own consents."
                 } else {
@@ -74,15 +78,15 @@ pub fn declare(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "setAiLevel",
-            "Boolean!",
+            ty::req("Boolean"),
             Entry::Roles(&[Role::Coach]),
             mutation(|ctx, a| async move {
                 consent::set_ai_level(&ctx, a.id("coacheeId")?, a.enum_("level", consent::parse_level)?).await?;
                 Ok(done())
             }),
         )
-        .arg("coacheeId", "ID!")
-        .arg("level", "AiLevel!")
+        .arg("coacheeId", ty::req("ID"))
+        .arg("level", ty::req("AiLevel"))
         .describe(
             "COACH: its own AI level for an assigned coachee; the AI's effective level is the lower of this and \
              the coachee's consent.",
@@ -91,7 +95,7 @@ pub fn declare(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "proposeAiAction",
-            "AiActionProposal!",
+            ty::req("AiActionProposal"),
             Entry::Matrix(Resource::AiActionProposals, Action::Create),
             mutation(|ctx, a| async move {
                 let kind = a.text("kind", 64)?;
@@ -100,9 +104,9 @@ pub fn declare(c: &mut Catalog) {
                 Ok(FieldValue::owned_any(ProposalView(proposal)))
             }),
         )
-        .arg("coacheeId", "ID!")
-        .arg("kind", "String!")
-        .arg("payload", "String!")
+        .arg("coacheeId", ty::req("ID"))
+        .arg("kind", ty::req("String"))
+        .arg("payload", ty::req("String"))
         .describe(
             "AI_AGENT: proposes an action (SCHEDULE_SESSION or SEND_MESSAGE) for a coachee whose effective AI \
              level is ACT. Nothing runs until the coachee confirms it.",
@@ -111,13 +115,13 @@ pub fn declare(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "confirmAiAction",
-            "AiActionProposal!",
+            ty::req("AiActionProposal"),
             Entry::Matrix(Resource::AiActionProposals, Action::Update),
             mutation(|ctx, a| async move {
                 Ok(FieldValue::owned_any(ProposalView(consent::confirm(&ctx, a.id("id")?).await?)))
             }),
         )
-        .arg("id", "ID!")
+        .arg("id", ty::req("ID"))
         .describe("COACHEE: confirms a proposal about itself, once, while its effective AI level is ACT."),
     );
 }

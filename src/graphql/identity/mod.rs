@@ -1,5 +1,6 @@
 //! Viewer, login, logout, changePassword.
 
+use crate::graphql::decl::ty;
 use async_graphql::Value;
 use async_graphql::dynamic::{FieldFuture, FieldValue};
 use uuid::Uuid;
@@ -37,16 +38,20 @@ pub async fn load_viewer(ctx: &Ctx, p: &Principal) -> AppResult<ViewerView> {
 pub fn declare(c: &mut Catalog) {
     c.object(
         ObjectDecl::structural("Viewer")
-            .field(FieldDecl::structural("id", "ID!", leaf(|_, v: &ViewerView| Ok(Some(uuid(v.id))))))
+            .field(FieldDecl::structural("id", ty::req("ID"), leaf(|_, v: &ViewerView| Ok(Some(uuid(v.id))))))
             .field(FieldDecl::structural(
                 "role",
-                "Role!",
+                ty::req("Role"),
                 leaf(|_, v: &ViewerView| Ok(Some(enum_value(v.role.as_str())))),
             ))
-            .field(FieldDecl::structural("tenantId", "ID", leaf(|_, v: &ViewerView| Ok(v.tenant_id.map(uuid)))))
+            .field(FieldDecl::structural(
+                "tenantId",
+                ty::opt("ID"),
+                leaf(|_, v: &ViewerView| Ok(v.tenant_id.map(uuid))),
+            ))
             .field(FieldDecl::structural(
                 "displayName",
-                "String!",
+                ty::req("String"),
                 leaf(|_, v: &ViewerView| Ok(Some(Value::String(v.display_name.clone())))),
             )),
     );
@@ -54,22 +59,22 @@ pub fn declare(c: &mut Catalog) {
         ObjectDecl::structural("AuthPayload")
             .field(FieldDecl::structural(
                 "token",
-                "String!",
+                ty::req("String"),
                 leaf(|_, v: &AuthPayloadView| Ok(Some(Value::String(v.token.clone())))),
             ))
             .field(FieldDecl::structural(
                 "expiresAt",
-                "DateTime!",
+                ty::req("DateTime"),
                 leaf(|_, v: &AuthPayloadView| Ok(Some(datetime(v.expires_at)))),
             ))
             .field(FieldDecl::structural(
                 "csrfToken",
-                "String!",
+                ty::req("String"),
                 leaf(|_, v: &AuthPayloadView| Ok(Some(Value::String(v.csrf_token.clone())))),
             ))
             .field(FieldDecl::structural(
                 "viewer",
-                "Viewer!",
+                ty::req("Viewer"),
                 resolver(|rc| {
                     FieldFuture::new(async move {
                         let v = rc.parent_value.try_downcast_ref::<AuthPayloadView>()?;
@@ -82,7 +87,7 @@ pub fn declare(c: &mut Catalog) {
     c.query(
         FieldDecl::root(
             "viewer",
-            "Viewer!",
+            ty::req("Viewer"),
             Entry::Authenticated,
             query(|ctx, _| async move {
                 let p = *ctx.require()?;
@@ -95,7 +100,7 @@ pub fn declare(c: &mut Catalog) {
     c.query(
         FieldDecl::root(
             "viewer",
-            "Viewer!",
+            ty::req("Viewer"),
             Entry::Anonymous,
             resolver(|_| {
                 FieldFuture::new(async move { Err::<Option<Value>, _>(AppError::Unauthenticated.into_graphql()) })
@@ -107,7 +112,7 @@ pub fn declare(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "login",
-            "AuthPayload!",
+            ty::req("AuthPayload"),
             Entry::Anonymous,
             credential_mutation(|ctx, keys, a| async move {
                 let (email, password) = (a.secret("email")?, a.secret("password")?);
@@ -121,12 +126,12 @@ pub fn declare(c: &mut Catalog) {
                 }))
             }),
         )
-        .arg("email", "String!")
-        .arg("password", "String!"),
+        .arg("email", ty::req("String"))
+        .arg("password", ty::req("String")),
     );
     c.mutation(FieldDecl::root(
         "logout",
-        "Boolean!",
+        ty::req("Boolean"),
         Entry::Authenticated,
         credential_mutation(|ctx, _, _| async move {
             login::logout(&ctx).await?;
@@ -136,14 +141,14 @@ pub fn declare(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "changePassword",
-            "Boolean!",
+            ty::req("Boolean"),
             Entry::Authenticated,
             credential_mutation(|ctx, _, a| async move {
                 login::change_password(&ctx, &a.secret("currentPassword")?, &a.secret("newPassword")?).await?;
                 Ok(done())
             }),
         )
-        .arg("currentPassword", "String!")
-        .arg("newPassword", "String!"),
+        .arg("currentPassword", ty::req("String"))
+        .arg("newPassword", ty::req("String")),
     );
 }

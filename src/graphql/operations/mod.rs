@@ -10,6 +10,7 @@
 
 mod rights;
 
+use crate::graphql::decl::ty;
 use std::sync::Arc;
 
 use async_graphql::Value;
@@ -39,15 +40,15 @@ fn declare_assignments(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "assignCoach",
-            "Boolean!",
+            ty::req("Boolean"),
             Entry::Matrix(Resource::CoachAssignments, Action::Create),
             mutation(|ctx, args| async move {
                 operations::assign_coach(&ctx, args.id("coachId")?, args.id("coacheeId")?).await?;
                 Ok(done())
             }),
         )
-        .arg("coachId", "ID!")
-        .arg("coacheeId", "ID!")
+        .arg("coachId", ty::req("ID"))
+        .arg("coacheeId", ty::req("ID"))
         .describe(
             "PROGRAM_ADMIN: assigns a coach of the tenant to a coachee of the tenant (reactivates \
              an ended assignment).",
@@ -56,15 +57,15 @@ fn declare_assignments(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "unassignCoach",
-            "Boolean!",
+            ty::req("Boolean"),
             Entry::Matrix(Resource::CoachAssignments, Action::Delete),
             mutation(|ctx, args| async move {
                 operations::unassign_coach(&ctx, args.id("coachId")?, args.id("coacheeId")?).await?;
                 Ok(done())
             }),
         )
-        .arg("coachId", "ID!")
-        .arg("coacheeId", "ID!")
+        .arg("coachId", ty::req("ID"))
+        .arg("coacheeId", ty::req("ID"))
         .describe("PROGRAM_ADMIN: ends an active assignment; the coach loses access at once."),
     );
 }
@@ -73,7 +74,7 @@ fn declare_users(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "inviteUser",
-            "User!",
+            ty::req("User"),
             Entry::Matrix(Resource::OtherUserProfiles, Action::Create),
             mutation(|ctx, args| async move {
                 let email = args.text("email", operations::MAX_EMAIL_LEN)?;
@@ -83,22 +84,22 @@ fn declare_users(c: &mut Catalog) {
                 Ok(FieldValue::owned_any(UserView { model: user, scope: Scope::Tenant }))
             }),
         )
-        .arg("email", "String!")
-        .arg("displayName", "String!")
-        .arg("role", "Role!")
+        .arg("email", ty::req("String"))
+        .arg("displayName", ty::req("String"))
+        .arg("role", ty::req("Role"))
         .describe("PROGRAM_ADMIN: a new user of the tenant, INVITED (no password yet)."),
     );
     c.mutation(
         FieldDecl::root(
             "deactivateUser",
-            "Boolean!",
+            ty::req("Boolean"),
             Entry::Matrix(Resource::OtherUserProfiles, Action::Update),
             mutation(|ctx, args| async move {
                 operations::deactivate_user(&ctx, args.id("id")?).await?;
                 Ok(done())
             }),
         )
-        .arg("id", "ID!")
+        .arg("id", ty::req("ID"))
         .describe("PROGRAM_ADMIN: deactivates a user of the tenant and ends its sessions at once (not itself)."),
     );
 }
@@ -154,18 +155,22 @@ fn update_tenant_settings_resolver() -> Resolver {
 fn declare_tenant_settings(c: &mut Catalog) {
     c.input(InputDecl {
         name: "TenantSettingsInput",
-        fields: vec![("sessionTimeoutMinutes", "Int"), ("auditRetentionDays", "Int"), ("dataRetentionDays", "Int")],
+        fields: vec![
+            ("sessionTimeoutMinutes", ty::opt("Int")),
+            ("auditRetentionDays", ty::opt("Int")),
+            ("dataRetentionDays", ty::opt("Int")),
+        ],
     });
     c.mutation(
         FieldDecl::root(
             "updateTenantSettings",
-            "TenantSettings!",
+            ty::req("TenantSettings"),
             // The program admin's part of `system_config` (Gate::TenantSettingsOnly); the
             // system administrator reads tenant settings but changes platform config only.
             Entry::Roles(&[Role::ProgramAdmin]),
             update_tenant_settings_resolver(),
         )
-        .arg("input", "TenantSettingsInput!")
+        .arg("input", ty::req("TenantSettingsInput"))
         .describe(
             "PROGRAM_ADMIN: its tenant's settings. sessionTimeoutMinutes 5..480, auditRetentionDays \
              30..3650, dataRetentionDays 30..36500 or null (keep); a field left out is unchanged.",
@@ -177,7 +182,7 @@ fn declare_platform(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "updateSystemConfig",
-            "SystemConfig!",
+            ty::req("SystemConfig"),
             Entry::Roles(&[Role::SystemAdmin]),
             mutation(|ctx, args| async move {
                 let key = args.text("key", operations::MAX_CONFIG_KEY_LEN)?;
@@ -189,21 +194,21 @@ fn declare_platform(c: &mut Catalog) {
                 }))
             }),
         )
-        .arg("key", "String!")
-        .arg("value", "String!")
+        .arg("key", ty::req("String"))
+        .arg("value", ty::req("String"))
         .describe("SYSTEM_ADMIN: sets one platform configuration entry (key: 1..100 of a-z 0-9 . _ -)."),
     );
     c.mutation(
         FieldDecl::root(
             "unlockAccount",
-            "Boolean!",
+            ty::req("Boolean"),
             Entry::Matrix(Resource::AccountSecurityStatus, Action::Update),
             mutation(|ctx, args| async move {
                 operations::unlock_account(&ctx, args.id("userId")?).await?;
                 Ok(done())
             }),
         )
-        .arg("userId", "ID!")
+        .arg("userId", ty::req("ID"))
         .describe("SYSTEM_ADMIN: clears an account's lock and failed-login count (any tenant)."),
     );
 }

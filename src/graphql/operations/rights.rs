@@ -1,5 +1,6 @@
 //! `deleteMyAccount` and `deleteCoachee` ([`crate::domain::rights`]).
 
+use crate::graphql::decl::ty;
 use std::sync::Arc;
 
 use async_graphql::Value;
@@ -40,12 +41,12 @@ pub fn declare(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "deleteMyAccount",
-            "Boolean!",
+            ty::req("Boolean"),
             // COACHEE and COACH: the D of own_profile.
             Entry::Matrix(Resource::OwnProfile, Action::Delete),
             delete_my_account(),
         )
-        .arg("password", "String!")
+        .arg("password", ty::req("String"))
         .describe(
             "COACHEE and COACH: deletes the caller's account and every row about it, at once. \
              The password is asked again.",
@@ -54,7 +55,7 @@ pub fn declare(c: &mut Catalog) {
     c.mutation(
         FieldDecl::root(
             "deleteCoachee",
-            "Boolean!",
+            ty::req("Boolean"),
             // POLICY.md section 10 ("a coach can delete a coachee it coaches"): no matrix cell.
             Entry::Roles(&[Role::Coach]),
             mutation(|ctx, args| async move {
@@ -62,7 +63,7 @@ pub fn declare(c: &mut Catalog) {
                 Ok(done())
             }),
         )
-        .arg("id", "ID!")
+        .arg("id", ty::req("ID"))
         .describe("COACH: deletes a coachee actively assigned to it and every row about it, at once."),
     );
 }

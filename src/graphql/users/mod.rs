@@ -1,5 +1,7 @@
 //! `User` and the profile queries.
 
+use crate::graphql::decl::Ty;
+use crate::graphql::decl::ty;
 use async_graphql::Value;
 use async_graphql::dynamic::{FieldFuture, FieldValue};
 
@@ -46,10 +48,10 @@ fn profile_field(ctx: &Ctx, view: &UserView, field: &str) -> AppResult<()> {
 /// read only a user's id and display name (a coachee's own coaches) or the directory fields.
 fn profile_leaf(field: &'static str, value: fn(&users::Model) -> Value) -> FieldDecl {
     let ty = match field {
-        "id" => "ID!",
-        "displayName" => "String!",
-        "role" => "Role",
-        _ => "String",
+        "id" => ty::req("ID"),
+        "displayName" => ty::req("String"),
+        "role" => ty::opt("Role"),
+        _ => ty::opt("String"),
     };
     FieldDecl::tagged(
         field,
@@ -70,7 +72,7 @@ pub async fn load_own_profile(ctx: &Ctx) -> AppResult<Option<UserView>> {
 /// A relation of a user (as coachee): the rows the caller may see, possibly none.
 fn relation(
     name: &'static str,
-    ty: &'static str,
+    ty: Ty,
     tag: VisibilityTag,
     resource: Resource,
     paged: bool,
@@ -94,7 +96,7 @@ fn relation(
             })
         }),
     );
-    if paged { decl.arg("first", "Int").arg("after", "String") } else { decl }
+    if paged { decl.arg("first", ty::opt("Int")).arg("after", ty::opt("String")) } else { decl }
 }
 
 type RelationLoad =
@@ -173,21 +175,21 @@ fn declare_export(c: &mut Catalog) {
             .field(
                 FieldDecl::structural(
                     "json",
-                    "String!",
+                    ty::req("String"),
                     leaf(|_, e: &DataExportView| Ok(Some(Value::String(e.json.clone())))),
                 )
                 .describe("JSON document of everything stored about the caller."),
             )
             .field(FieldDecl::structural(
                 "generatedAt",
-                "DateTime!",
+                ty::req("DateTime"),
                 leaf(|_, e: &DataExportView| Ok(Some(super::datetime(e.generated_at)))),
             )),
     );
     c.query(
         FieldDecl::root(
             "myDataExport",
-            "DataExport!",
+            ty::req("DataExport"),
             Entry::Roles(&[Role::Coachee]),
             query(|ctx, _| async move {
                 let doc = crate::domain::export::my_data_export(&ctx).await?;
@@ -208,21 +210,21 @@ pub fn declare(c: &mut Catalog) {
             .field(profile_leaf("displayName", |u| Value::String(u.display_name.clone())))
             .field(profile_leaf("email", |u| Value::String(u.email.clone())))
             .field(
-                relation("coachNotes", "[CoachNote!]!", CoachOnly, Resource::CoachNotes, false, user_notes)
+                relation("coachNotes", ty::list("CoachNote"), CoachOnly, Resource::CoachNotes, false, user_notes)
                     .describe("The coach's private notes about this coachee (own notes only)."),
             )
             .field(relation(
                 "sessions",
-                "CoachingSessionConnection!",
+                ty::req("CoachingSessionConnection"),
                 ClientVisible,
                 Resource::SessionMetadata,
                 true,
                 user_sessions,
             ))
-            .field(relation("goals", "[Goal!]!", ClientVisible, Resource::Goals, false, user_goals))
+            .field(relation("goals", ty::list("Goal"), ClientVisible, Resource::Goals, false, user_goals))
             .field(relation(
                 "actionItems",
-                "ActionItemConnection!",
+                ty::req("ActionItemConnection"),
                 ClientVisible,
                 Resource::ActionItems,
                 true,
@@ -232,7 +234,7 @@ pub fn declare(c: &mut Catalog) {
     c.query(
         FieldDecl::root(
             "me",
-            "User",
+            ty::opt("User"),
             Entry::Matrix(Resource::OwnProfile, Action::Read),
             query(|ctx, _| async move { Ok(load_own_profile(&ctx).await?.map(FieldValue::owned_any)) }),
         )
