@@ -20,6 +20,8 @@ pub struct AppState {
     pub clock: SharedClock,
     pub schemas: Arc<Schemas>,
     pub settings: Arc<HttpSettings>,
+    /// The AI principal's rate-limit buckets of this server, one per tenant.
+    pub ai_limiter: Arc<crate::domain::rate_limit::RateLimiter>,
 }
 
 /// HTTP behaviour that differs by deployment.
@@ -49,6 +51,7 @@ impl AppState {
             clock,
             schemas: Arc::new(schemas),
             settings: Arc::new(HttpSettings::default()),
+            ai_limiter: Arc::new(crate::domain::rate_limit::RateLimiter::new()),
         })
     }
 }

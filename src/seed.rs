@@ -21,6 +21,15 @@ pub const DEMO_MARKER_KEY: &str = "demo_data";
 pub const TENANTS: [&str; 2] = ["acme", "globex"];
 pub const SYSTEM_ADMIN_EMAIL: &str = "root@coachgraph.test";
 
+/// The namespace of every demo id (UUID v5).
+pub const DEMO_NAMESPACE: Uuid = Uuid::from_u128(0x5f0e_6c1a_3b7d_4c2e_9a8f_2d4b_6e8c_0a1e);
+
+/// The id of the demo row named `name` (`acme/user/coach1`, `acme/session/coachee1/2`, ...):
+/// a UUID v5, the same in every database and on every run.
+pub fn demo_id(name: &str) -> Uuid {
+    Uuid::new_v5(&DEMO_NAMESPACE, name.as_bytes())
+}
+
 /// One PBKDF2 hash per demo account per process: every account has its own salt, and a
 /// test binary that seeds many databases pays for the hashes once.
 static HASHES: LazyLock<Mutex<HashMap<String, String>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -56,6 +65,7 @@ where
 }
 
 fn user(
+    id: Uuid,
     tenant_id: Option<Uuid>,
     email: String,
     name: String,
@@ -64,7 +74,7 @@ fn user(
     now: DateTime<Utc>,
 ) -> users::Model {
     users::Model {
-        id: Uuid::new_v4(),
+        id,
         tenant_id,
         email,
         display_name: name,
@@ -117,6 +127,7 @@ pub async fn seed_demo(db: &Db, now: DateTime<Utc>) -> AppResult<bool> {
     let hashes = demo_hashes(&demo_emails()).await?;
     let txn = db.raw().begin().await?;
     let root = user(
+        demo_id("user/root"),
         None,
         SYSTEM_ADMIN_EMAIL.to_owned(),
         "Platform Root".to_owned(),
@@ -163,7 +174,8 @@ async fn seed_tenant(
     hashes: &HashMap<String, String>,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let tenant_id = Uuid::new_v4();
+    let tenant_id = demo_id(&format!("{slug}/tenant"));
+    let id = |name: String| demo_id(&format!("{slug}/{name}"));
     let company = title_case(slug);
     put::<tenants::Entity>(
         txn,
@@ -197,14 +209,22 @@ async fn seed_tenant(
             Role::AiAgent => format!("Sasha ({company})"),
             _ => format!("{} ({company})", title_case(&name)),
         };
-        let u = user(Some(tenant_id), email.clone(), display, role, hashes.get(&email).cloned(), now);
+        let u = user(
+            id(format!("user/{name}")),
+            Some(tenant_id),
+            email.clone(),
+            display,
+            role,
+            hashes.get(&email).cloned(),
+            now,
+        );
         by_name.insert(name, u.clone());
         people.push(u);
     }
     put::<users::Entity>(txn, people).await?;
 
     let coach_of = |i: usize| {
-        if i <= 6 { &by_name["coach1"] } else { &by_name["coach2"] }
+        if i <= 6 { ("coach1", &by_name["coach1"]) } else { ("coach2", &by_name["coach2"]) }
     };
     let ai = &by_name["ai"];
     let mut assignments = Vec::new();
@@ -223,10 +243,18 @@ async fn seed_tenant(
 
     for i in 1..=12usize {
         let coachee = &by_name[&format!("coachee{i}")];
-        let coach = coach_of(i);
+        let (coach_name, coach) = coach_of(i);
+        let who = format!("coachee{i}");
+        // Rows of every coachee share their `created_at` with the same rows of the other
+        // coachees (and of the other tenant): they are spread a second apart, so lists the
+        // API sorts by time never fall back to the id: rank of the coachee, then tenant,
+        // then the row's place in its session.
+        let spread = |per_coachee: usize, place: usize| {
+            Duration::seconds((((i - 1) * 2 + tenant_index) * per_coachee + place) as i64)
+        };
         let ai_level = [AiLevel::Off, AiLevel::Observe, AiLevel::Analyze, AiLevel::Act][i % 4];
         assignments.push(coach_assignments::Model {
-            id: Uuid::new_v4(),
+            id: id(format!("assignment/{coach_name}/{who}")),
             tenant_id,
             coach_id: coach.id,
             coachee_id: coachee.id,
@@ -242,7 +270,8 @@ async fn seed_tenant(
                 .into_iter()
                 .enumerate()
         {
-            let session_id = Uuid::new_v4();
+            let session = format!("{who}/{}", k + 1);
+            let session_id = id(format!("session/{session}"));
             let completed = status == SessionStatus::Completed;
             sessions.push(coaching_sessions::Model {
                 id: session_id,
@@ -255,8 +284,8 @@ async fn seed_tenant(
                 created_at: now - Duration::days(60),
                 updated_at: now - Duration::days(1),
             });
-            let text = |body: String| session_private_notes::Model {
-                id: Uuid::new_v4(),
+            let text = |kind: &str, body: String| session_private_notes::Model {
+                id: id(format!("{kind}/{session}")),
                 tenant_id,
                 session_id,
                 coachee_id: coachee.id,
@@ -265,13 +294,12 @@ async fn seed_tenant(
                 created_at: now - Duration::days(60),
                 updated_at: now - Duration::days(1),
             };
-            private_notes.push(text(format!(
-                "Private note of {} on session {} with {label}.",
-                coach.display_name,
-                k + 1
-            )));
+            private_notes.push(text(
+                "private-note",
+                format!("Private note of {} on session {} with {label}.", coach.display_name, k + 1),
+            ));
             if completed {
-                let s = text(format!("Summary {} for {label}: progress on delegation and focus.", k + 1));
+                let s = text("summary", format!("Summary {} for {label}: progress on delegation and focus.", k + 1));
                 summaries.push(session_summaries::Model {
                     id: s.id,
                     tenant_id,
@@ -287,7 +315,7 @@ async fn seed_tenant(
                 continue;
             }
             transcripts.push(transcripts::Model {
-                id: Uuid::new_v4(),
+                id: id(format!("transcript/{session}")),
                 tenant_id,
                 session_id,
                 coachee_id: coachee.id,
@@ -297,7 +325,7 @@ async fn seed_tenant(
                 ),
                 created_at: now + Duration::days(days),
             });
-            let approved_id = Uuid::new_v4();
+            let approved_id = id(format!("insight/{session}/approved"));
             insights.push(insights::Model {
                 id: approved_id,
                 tenant_id,
@@ -312,8 +340,9 @@ async fn seed_tenant(
                 created_at: now + Duration::days(days),
                 updated_at: now + Duration::days(days + 1),
             });
+            // The draft is written a second after the approved insight of the session.
             insights.push(insights::Model {
-                id: Uuid::new_v4(),
+                id: id(format!("insight/{session}/draft")),
                 tenant_id,
                 session_id,
                 coachee_id: coachee.id,
@@ -323,14 +352,17 @@ async fn seed_tenant(
                 status: InsightStatus::Draft,
                 approved_at: None,
                 approved_by: None,
-                created_at: now + Duration::days(days),
-                updated_at: now + Duration::days(days),
+                created_at: now + Duration::days(days) + Duration::seconds(1),
+                updated_at: now + Duration::days(days) + Duration::seconds(1),
             });
-            for (level, approved) in
+            for (p, (level, approved)) in
                 [(EvidenceLevel::L0, true), (EvidenceLevel::L1, k == 0), (EvidenceLevel::L1, false)]
+                    .into_iter()
+                    .enumerate()
             {
+                let state = if approved { "approved" } else { "pending" };
                 packs.push(evidence_packs::Model {
-                    id: Uuid::new_v4(),
+                    id: id(format!("pack/{session}/{}-{level:?}-{state}", p + 1)),
                     tenant_id,
                     session_id,
                     coachee_id: coachee.id,
@@ -344,12 +376,12 @@ async fn seed_tenant(
                     ),
                     approved,
                     approved_at: approved.then_some(now + Duration::days(days + 1)),
-                    created_at: now + Duration::days(days),
+                    created_at: now + Duration::days(days) + spread(3, p),
                 });
             }
             for n in 0..2 {
                 items.push(action_items::Model {
-                    id: Uuid::new_v4(),
+                    id: id(format!("item/{session}/{}", n + 1)),
                     tenant_id,
                     coachee_id: coachee.id,
                     session_id: Some(session_id),
@@ -357,12 +389,12 @@ async fn seed_tenant(
                     title: format!("Action {} of session {} for {label}", n + 1, k + 1),
                     due_on: Some((now + Duration::days(days + 14)).date_naive()),
                     completed_at: (n == 0 && (k == 0 || i % 2 == 0)).then_some(now + Duration::days(days + 3)),
-                    created_at: now + Duration::days(days),
+                    created_at: now + Duration::days(days) + spread(2, n),
                 });
             }
             if k == 0 {
                 feedback.push(ai_feedback::Model {
-                    id: Uuid::new_v4(),
+                    id: id(format!("feedback/{who}")),
                     tenant_id,
                     insight_id: approved_id,
                     coachee_id: coachee.id,
@@ -374,18 +406,18 @@ async fn seed_tenant(
         }
         for (g, title) in ["Delegate more", "Lead calmer meetings"].iter().enumerate() {
             goals.push(goals::Model {
-                id: Uuid::new_v4(),
+                id: id(format!("goal/{who}/{}", g + 1)),
                 tenant_id,
                 coachee_id: coachee.id,
                 created_by: coach.id,
                 title: format!("{title} ({label})"),
                 progress_percent: ((i * 7 + g * 30) % 101) as i32,
-                created_at: now - Duration::days(90),
+                created_at: now - Duration::days(90) + spread(2, g),
                 updated_at: now - Duration::days(3),
             });
         }
         notes.push(coach_notes::Model {
-            id: Uuid::new_v4(),
+            id: id(format!("note/{coach_name}/{who}")),
             tenant_id,
             coach_id: coach.id,
             coachee_id: coachee.id,
@@ -405,7 +437,7 @@ async fn seed_tenant(
             let changed_at = now - Duration::days(20 + tenant_index as i64);
             if granted || i == 5 {
                 consents.push(consents::Model {
-                    id: Uuid::new_v4(),
+                    id: id(format!("consent/{who}/{kind:?}")),
                     tenant_id,
                     coachee_id: coachee.id,
                     kind,
@@ -413,7 +445,7 @@ async fn seed_tenant(
                     changed_at,
                 });
                 history.push(consent_history::Model {
-                    id: Uuid::new_v4(),
+                    id: id(format!("consent-history/{who}/{kind:?}/granted")),
                     tenant_id,
                     coachee_id: coachee.id,
                     kind,
@@ -423,7 +455,7 @@ async fn seed_tenant(
                 });
                 if !granted {
                     history.push(consent_history::Model {
-                        id: Uuid::new_v4(),
+                        id: id(format!("consent-history/{who}/{kind:?}/withdrawn")),
                         tenant_id,
                         coachee_id: coachee.id,
                         kind,

@@ -12,12 +12,14 @@
 //! every AI request (a kill switch). Refusals are audited once per episode: the first refused
 //! request after an admitted one, not each of a flood.
 //!
-//! The buckets live in the process. With several replicas behind a load balancer each keeps
+//! The buckets live in the process, in the server's state (`AppState::ai_limiter`; not a
+//! static: several servers in one process, as in the tests, each keep their own, since
+//! their tenants may share ids). With several replicas behind a load balancer each keeps
 //! its own, so a tenant's AI may get up to `replicas x limit` requests a minute in total; a
 //! cluster-wide budget would need a shared store.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
@@ -92,9 +94,6 @@ impl RateLimiter {
     }
 }
 
-/// The process's AI buckets, one per tenant.
-static AI_BUCKETS: LazyLock<RateLimiter> = LazyLock::new(RateLimiter::new);
-
 fn parse_limit(s: &str) -> Option<u32> {
     s.trim().parse::<u64>().ok().map(|n| n.min(u64::from(MAX_PER_MINUTE)) as u32)
 }
@@ -120,16 +119,16 @@ async fn configured_limit(ctx: &Ctx) -> AppResult<u32> {
 }
 
 /// Admits or refuses the request of `ctx`: every request of an AI_AGENT principal takes a
-/// token of its tenant's bucket; other principals are not limited here. The first refusal
+/// token of its tenant's bucket in `buckets` (the server's); other principals are not limited here. The first refusal
 /// of an episode is queued as a DENIED audit event (written when the caller finishes `ctx`).
-pub async fn admit_ai(ctx: &Ctx) -> AppResult<Admission> {
+pub async fn admit_ai(ctx: &Ctx, buckets: &RateLimiter) -> AppResult<Admission> {
     let Some(p) = ctx.principal().copied() else { return Ok(Admission::Admitted) };
     if p.role != Role::AiAgent {
         return Ok(Admission::Admitted);
     }
     let tenant = ctx.tenant_id()?;
     let limit = configured_limit(ctx).await?;
-    let admission = AI_BUCKETS.admit(tenant, limit, ctx.now());
+    let admission = buckets.admit(tenant, limit, ctx.now());
     if let Admission::Refused { first: true, .. } = admission {
         ctx.audit(
             AuditRecord::by(ctx, "REQUEST", "api", AuditOutcome::Denied)

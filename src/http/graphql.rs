@@ -85,7 +85,7 @@ pub async fn handle(
 
     // POLICY.md section 5: every AI_AGENT request takes a token of its tenant's bucket first;
     // without one nothing runs (HTTP 429, code RATE_LIMITED, Retry-After).
-    match rate_limit::admit_ai(&ctx).await {
+    match rate_limit::admit_ai(&ctx, &state.ai_limiter).await {
         Ok(Admission::Admitted) => {}
         Ok(Admission::Refused { retry_after_secs, .. }) => {
             if let Err(e) = crate::domain::request::finish(&ctx).await {

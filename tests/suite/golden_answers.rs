@@ -4,20 +4,28 @@
 //! answer, data and errors, is an insta snapshot under `snapshots/`, reviewed by hand
 //! against POLICY.md: a change in what any role gets back shows up as a snapshot diff.
 //!
+//! The cases are data: one directory per case under `tests/golden/answers/`, named
+//! `<NN>-<case>` (`NN` orders the cases: the audit log and the AI access log show what the
+//! cases before them did; `<case>` names the snapshot), holding `query.graphql` (one
+//! operation, `#` comments allowed), and optionally `variables.json`, `roles.txt` (the roles
+//! to ask, one a line, e.g. `COACHEE`; all six when absent) and `ai_prelude.txt` (queries the
+//! AI principal sends first, one a line). The workloads are read from the spec and asked
+//! after them. Together the cases must name every Query field `schema.graphql` declares.
+//!
 //! Each role is asked twice when the two differ: the query as written (a field outside the
 //! role's schema answers `Unknown field`), and the same query pruned to the fields the
 //! role's schema has (found by introspection), which shows the rows and the per-row
 //! refusals the role gets.
 //!
-//! Everything random is replaced before the snapshot is taken: ids of the demo data become
-//! readable placeholders looked up from the database (`<coachee1>`, `<session:coachee1:2>`,
-//! `<pack:coachee1:1:L1:approved>`, ...), other ids `<uuid:N>` in order of appearance, and
-//! cursors `<cursor>`. Timestamps come from the test clock, which every request moves on by
-//! a fixed step, so they are the same on every run; rows the demo data gives equal sort
-//! keys are spread a second apart first (the API breaks such ties by random id), and
-//! `errors` are sorted by path with their `locations` dropped (fields resolve concurrently).
-//! The SQLite and the PostgreSQL variants assert against the same snapshot files: the two
-//! backends must answer identically.
+//! The demo data's ids are UUID v5 of readable names (`acme/user/coachee1`,
+//! `acme/session/coachee1/2`, see `coachgraph::seed::demo_id`), and so are the ids of the
+//! fixtures below: queries and snapshots hold them as they are. Only ids made during the run
+//! (random v4: audit events, ...) become `<uuid:N>` in order of appearance, and cursors
+//! `<cursor>`. Timestamps come from the test clock, which every request moves on by a fixed
+//! step, so they are the same on every run; the demo data gives rows the API sorts by time
+//! distinct times, and `errors` are sorted by path with their `locations` dropped (fields
+//! resolve concurrently). The SQLite and the PostgreSQL variants assert against the same
+//! snapshot files: the two backends must answer identically.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -28,11 +36,10 @@ use async_graphql::parser::types::{
 use async_graphql::parser::{Positioned, parse_query};
 use chrono::Duration;
 use coachgraph::db::entities::{
-    access_notices, action_items, ai_feedback, break_glass_grants, break_glass_requests, coach_assignments,
-    coach_notes, coaching_sessions, consents, evidence_packs, goals, insights, integration_tokens, tenants,
-    transcripts, users,
+    access_notices, break_glass_grants, break_glass_requests, coach_assignments, coach_notes, integration_tokens, users,
 };
-use coachgraph::domain::kinds::{AiLevel, EvidenceLevel, InsightStatus, Role};
+use coachgraph::domain::kinds::{AiLevel, Role};
+use coachgraph::seed::demo_id;
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -53,202 +60,84 @@ const ACCOUNTS: [(&str, &str); 6] = [
 /// The workloads the spec ships; every one must exist (and any other found is asked too).
 const WORKLOADS: [&str; 3] = ["client_app", "coach_dashboard", "exec_report"];
 
-/// An id that names nothing, in any tenant.
+/// The id golden queries use for a row that does not exist, in any tenant; it stays as it is.
 const NONEXISTENT: &str = "00000000-0000-4000-8000-000000000000";
 
-const SESSION_FIELDS: &str = "id scheduledAt durationMinutes status coach { id displayName } \
-     coachee { id displayName } summary approvedInsights { id body status approvedAt authorRole } \
-     evidencePacks { id level content approved } actionItems { id title dueOn completedAt } \
-     draftInsights { id body status authorRole } privateNotes transcript";
-
-const METRICS: &str = "activeCoachees sessionsCompleted actionItemCompletionRate averageSatisfaction suppressed";
-
-/// One snapshot: a query (with `<label>` placeholders for ids), sent as every role.
+/// One snapshot: a query, sent as the case's roles.
 struct Case {
     /// Snapshot name.
     name: String,
-    /// The Query field of the contract it covers (`None` for workloads).
-    field: Option<&'static str>,
     query: String,
     variables: Value,
+    /// Roles to ask (`ACCOUNTS` names), in the order of `ACCOUNTS`.
+    roles: Vec<&'static str>,
     /// Requests the AI principal makes first (each touching one resource of one coachee),
     /// so that the case has something to show.
-    ai_prelude: Vec<&'static str>,
-}
-
-fn case(name: &str, field: &'static str, query: &str) -> Case {
-    Case {
-        name: name.to_owned(),
-        field: Some(field),
-        query: query.to_owned(),
-        variables: json!({}),
-        ai_prelude: vec![],
-    }
-}
-
-/// The contract's Query fields, each asked with ids that make the answer telling. Order
-/// matters only for what the audit log and the AI access log hold (the export includes
-/// the latter): they come first.
-fn contract_cases() -> Vec<Case> {
-    let mut aiaccess = case(
-        "aiAccessLog",
-        "aiAccessLog",
-        "{ aiAccessLog(first: 10) { totalCount pageInfo { hasNextPage endCursor } nodes { at model purpose resource } } }",
-    );
-    aiaccess.ai_prelude = vec![
-        r#"{ session(id: "<session:coachee1:1>") { id } }"#,
-        r#"{ user(id: "<coachee1>") { id displayName } }"#,
-        r#"{ session(id: "<session:coachee2:1>") { id } }"#,
-    ];
-    vec![
-        case(
-            "auditEvents",
-            "auditEvents",
-            "{ recent: auditEvents(first: 8) { totalCount pageInfo { hasNextPage endCursor } \
-               nodes { id at actorId actorRole action resource outcome reason ipAddress } } \
-             denied: auditEvents(first: 3, outcome: \"DENIED\") { totalCount \
-               nodes { at actorId actorRole action resource outcome reason } } }",
-        ),
-        aiaccess,
-        // Holds the AI access log too: right after the prelude, before any other AI read.
-        case("myDataExport", "myDataExport", "{ myDataExport { json generatedAt } }"),
-        case("viewer", "viewer", "{ viewer { id role tenantId displayName } }"),
-        case(
-            "me",
-            "me",
-            "{ me { id role displayName email coachNotes { id body } \
-               sessions(first: 5) { totalCount pageInfo { hasNextPage endCursor } nodes { id status summary } } \
-               goals { id title progressPercent } \
-               actionItems(first: 5) { totalCount nodes { id title completedAt } } } }",
-        ),
-        // A coachee naming its own coach's `role` or `email` (fields its grant does not show)
-        // gets null with FORBIDDEN at each path (contract version 2).
-        case(
-            "user",
-            "user",
-            r#"{
-              coachee1: user(id: "<coachee1>") { id role displayName email coachNotes { id body }
-                sessions(first: 1) { totalCount nodes { id } } goals { id } actionItems(first: 1) { totalCount } }
-              coachee2: user(id: "<coachee2>") { id coachNotes { id body } }
-              coach1: user(id: "<coach1>") { id role displayName email }
-              coach2: user(id: "<coach2>") { id role displayName email }
-              coachee7: user(id: "<coachee7>") { id role displayName email }
-              admin1: user(id: "<admin1>") { id role displayName }
-              ai: user(id: "<ai>") { id displayName }
-              globexCoachee1: user(id: "<globex:coachee1>") { id displayName }
-              nonexistent: user(id: "<nonexistent>") { id displayName }
-            }"#,
-        ),
-        case(
-            "coachees",
-            "coachees",
-            "{ coachees(first: 25) { totalCount pageInfo { hasNextPage endCursor } \
-               nodes { id role displayName email coachNotes { id body createdAt } goals { id progressPercent } \
-                 sessions(first: 3) { totalCount nodes { id status } } actionItems(first: 1) { totalCount } } } }",
-        ),
-        case(
-            "users",
-            "users",
-            "{ all: users(first: 25) { totalCount pageInfo { hasNextPage endCursor } nodes { id role displayName email } } \
-             coaches: users(role: COACH) { totalCount nodes { id displayName } } }",
-        ),
-        case(
-            "session",
-            "session",
-            &format!(
-                r#"{{
-                  coachee1Session1: session(id: "<session:coachee1:1>") {{ {SESSION_FIELDS} }}
-                  coachee2Session2: session(id: "<session:coachee2:2>") {{ {SESSION_FIELDS} }}
-                  coachee7Session2: session(id: "<session:coachee7:2>") {{ {SESSION_FIELDS} }}
-                  globexCoachee1Session1: session(id: "<session:globex:coachee1:1>") {{ id status }}
-                  nonexistent: session(id: "<nonexistent>") {{ id status }}
-                }}"#
-            ),
-        ),
-        case(
-            "sessions",
-            "sessions",
-            r#"{
-              all: sessions(first: 25) { totalCount pageInfo { hasNextPage endCursor }
-                nodes { id status coachee { id } summary transcript privateNotes } }
-              coachee1: sessions(coacheeId: "<coachee1>") { totalCount nodes { id } }
-              coachee4: sessions(coacheeId: "<coachee4>") { totalCount nodes { id } }
-              coachee5: sessions(coacheeId: "<coachee5>") { totalCount nodes { id } }
-              coachee7: sessions(coacheeId: "<coachee7>") { totalCount nodes { id } }
-              globexCoachee1: sessions(coacheeId: "<globex:coachee1>") { totalCount nodes { id } }
-            }"#,
-        ),
-        case(
-            "actionItems",
-            "actionItems",
-            r#"{
-              all: actionItems(first: 5) { totalCount pageInfo { hasNextPage endCursor } nodes { id title dueOn completedAt } }
-              coachee1: actionItems(coacheeId: "<coachee1>") { totalCount nodes { id } }
-              coachee2: actionItems(coacheeId: "<coachee2>") { totalCount nodes { id } }
-              coachee7: actionItems(coacheeId: "<coachee7>") { totalCount nodes { id } }
-            }"#,
-        ),
-        case(
-            "goals",
-            "goals",
-            r#"{
-              all: goals { id title progressPercent }
-              coachee1: goals(coacheeId: "<coachee1>") { id }
-              coachee2: goals(coacheeId: "<coachee2>") { id }
-              coachee7: goals(coacheeId: "<coachee7>") { id }
-              globexCoachee2: goals(coacheeId: "<globex:coachee2>") { id }
-            }"#,
-        ),
-        case(
-            "programMetrics",
-            "programMetrics",
-            &format!(
-                r#"{{
-                  all: programMetrics {{ {METRICS} }}
-                  october: programMetrics(from: "2026-10-01T00:00:00Z", to: "2026-10-31T23:59:59Z") {{ {METRICS} }}
-                  november: programMetrics(from: "2026-11-01T00:00:00Z") {{ {METRICS} }}
-                }}"#
-            ),
-        ),
-        // `TenantSettings!` is non-null: one refused alias would null the others, so one case each.
-        case(
-            "tenantSettings",
-            "tenantSettings",
-            "{ tenantSettings { sessionTimeoutMinutes auditRetentionDays dataRetentionDays } }",
-        ),
-        case(
-            "tenantSettings_acme",
-            "tenantSettings",
-            r#"{ tenantSettings(tenantId: "<tenant:acme>") { sessionTimeoutMinutes auditRetentionDays dataRetentionDays } }"#,
-        ),
-        case(
-            "tenantSettings_globex",
-            "tenantSettings",
-            r#"{ tenantSettings(tenantId: "<tenant:globex>") { sessionTimeoutMinutes auditRetentionDays dataRetentionDays } }"#,
-        ),
-        case("systemConfig", "systemConfig", "{ systemConfig { entries { key value } } }"),
-        case(
-            "accountStatus",
-            "accountStatus",
-            r#"{
-              coachee1: accountStatus(userId: "<coachee1>") { userId lastLoginAt failedLoginCount lockedUntil active }
-              globexCoach1: accountStatus(userId: "<globex:coach1>") { userId lastLoginAt failedLoginCount lockedUntil active }
-              nonexistent: accountStatus(userId: "<nonexistent>") { userId }
-            }"#,
-        ),
-        case("myConsents", "myConsents", "{ myConsents { kind granted changedAt } }"),
-        case("accessNotices", "accessNotices", "{ accessNotices { at actorRole reason } }"),
-        case("integrationTokens", "integrationTokens", "{ integrationTokens { id name createdAt lastUsedAt } }"),
-        case(
-            "breakGlassRequests",
-            "breakGlassRequests",
-            "{ breakGlassRequests { id coacheeId requestedBy approvedBy reason expiresAt active } }",
-        ),
-    ]
+    ai_prelude: Vec<String>,
 }
 
 fn crate_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read_optional(path: &Path) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => panic!("cannot read {}: {e}", path.display()),
+    }
+}
+
+/// The lines of a list file that are neither blank nor `#` comments.
+fn list_lines(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect()
+}
+
+/// The cases under `tests/golden/answers/`, in the order of their `NN-` prefix.
+fn data_cases() -> Vec<Case> {
+    let dir = crate_root().join("tests/golden/answers");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("golden case directory {} is missing or unreadable: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    let mut names = BTreeSet::new();
+    dirs.into_iter()
+        .map(|path| {
+            let dir_name = path.file_name().and_then(|n| n.to_str()).expect("directory name").to_owned();
+            let name = dir_name
+                .split_once('-')
+                .filter(|(n, rest)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) && !rest.is_empty())
+                .map(|(_, rest)| rest.to_owned())
+                .unwrap_or_else(|| panic!("golden case directory {dir_name} is not named <NN>-<case>"));
+            assert!(names.insert(name.clone()), "two golden case directories are named {name}");
+            let query = std::fs::read_to_string(path.join("query.graphql"))
+                .unwrap_or_else(|e| panic!("cannot read {}/query.graphql: {e}", path.display()));
+            let variables = read_optional(&path.join("variables.json"))
+                .map(|text| {
+                    serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("{}/variables.json is not JSON: {e}", path.display()))
+                })
+                .unwrap_or_else(|| json!({}));
+            let roles = match read_optional(&path.join("roles.txt")) {
+                None => ACCOUNTS.iter().map(|(_, role)| *role).collect(),
+                Some(text) => {
+                    let wanted = list_lines(&text);
+                    for role in &wanted {
+                        assert!(
+                            ACCOUNTS.iter().any(|(_, r)| r == role),
+                            "{}/roles.txt names an unknown role {role}",
+                            path.display()
+                        );
+                    }
+                    ACCOUNTS.iter().map(|(_, role)| *role).filter(|r| wanted.iter().any(|w| w == r)).collect()
+                }
+            };
+            let ai_prelude = read_optional(&path.join("ai_prelude.txt")).map(|t| list_lines(&t)).unwrap_or_default();
+            Case { name, query, variables, roles, ai_prelude }
+        })
+        .collect()
 }
 
 /// The client workloads, read from the spec; a missing one fails the test.
@@ -278,10 +167,25 @@ fn workload_cases() -> Vec<Case> {
         .into_iter()
         .map(|(stem, query)| Case {
             name: format!("workload_{stem}"),
-            field: None,
             query,
             variables: json!({}),
+            roles: ACCOUNTS.iter().map(|(_, role)| *role).collect(),
             ai_prelude: vec![],
+        })
+        .collect()
+}
+
+/// The Query fields a case asks for (its top-level fields).
+fn top_fields(case: &Case) -> BTreeSet<String> {
+    let doc = parse_query(&case.query).unwrap_or_else(|e| panic!("{}: query does not parse: {e}", case.name));
+    let (_, op) = only_operation(&doc);
+    op.selection_set
+        .node
+        .items
+        .iter()
+        .map(|item| {
+            let Selection::Field(f) = &item.node else { panic!("golden queries select fields only (no fragments)") };
+            f.node.name.node.to_string()
         })
         .collect()
 }
@@ -299,167 +203,9 @@ fn declared_query_fields() -> BTreeSet<String> {
         .collect()
 }
 
-// ------------------------------------------------------------------ labels for ids
-
-/// Readable, stable names for every id of the demo data and of the fixtures.
-#[derive(Default)]
-struct Labels {
-    by_id: HashMap<Uuid, String>,
-    by_label: HashMap<String, Uuid>,
-}
-
-impl Labels {
-    /// Adds `<base>`, or `<base#2>`, `<base#3>` ... for rows that only their id tells apart
-    /// (callers add those in id order, the order the API breaks ties in).
-    fn add(&mut self, id: Uuid, base: &str) {
-        let mut label = format!("<{base}>");
-        let mut n = 1;
-        while self.by_label.contains_key(&label) {
-            n += 1;
-            label = format!("<{base}#{n}>");
-        }
-        self.by_label.insert(label.clone(), id);
-        self.by_id.insert(id, label);
-    }
-
-    /// Replaces every `<label>` of the text by its id; an unknown label fails the test.
-    fn fill(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        let mut start = 0;
-        while let Some(open) = out[start..].find('<').map(|i| i + start) {
-            let Some(close) = out[open..].find('>').map(|i| i + open) else { break };
-            let label = &out[open..=close];
-            if let Some(id) = self.by_label.get(label) {
-                let id = id.to_string();
-                out.replace_range(open..=close, &id);
-                start = open + id.len();
-            } else {
-                panic!("no id is labelled {label} (in {text})");
-            }
-        }
-        out
-    }
-
-    async fn load(app: &TestApp) -> Labels {
-        let mut l = Labels::default();
-        l.add(Uuid::parse_str(NONEXISTENT).expect("uuid"), "nonexistent");
-        let tenants = tenants::Entity::find().all(&app.owner).await.expect("tenants");
-        let slug: HashMap<Uuid, String> = tenants.iter().map(|t| (t.id, t.slug.clone())).collect();
-        for t in &tenants {
-            l.add(t.id, &format!("tenant:{}", t.slug));
-        }
-        let mut people = users::Entity::find().all(&app.owner).await.expect("users");
-        people.sort_by(|a, b| a.email.cmp(&b.email));
-        let mut who: HashMap<Uuid, String> = HashMap::new();
-        for u in &people {
-            let local = u.email.split('@').next().expect("local part");
-            let name = match u.tenant_id.map(|t| slug[&t].as_str()) {
-                None => "root".to_owned(),
-                Some("acme") => local.to_owned(),
-                Some(other) => format!("{other}:{local}"),
-            };
-            l.add(u.id, &name);
-            who.insert(u.id, name);
-        }
-
-        let mut sessions = coaching_sessions::Entity::find().all(&app.owner).await.expect("sessions");
-        sessions.sort_by(|a, b| {
-            (&who[&a.coachee_id], a.scheduled_at, a.id).cmp(&(&who[&b.coachee_id], b.scheduled_at, b.id))
-        });
-        // session id -> "coachee1:2"
-        let mut session_of: HashMap<Uuid, String> = HashMap::new();
-        let mut count: HashMap<Uuid, usize> = HashMap::new();
-        for s in &sessions {
-            let n = count.entry(s.coachee_id).or_default();
-            *n += 1;
-            let name = format!("{}:{n}", who[&s.coachee_id]);
-            l.add(s.id, &format!("session:{name}"));
-            session_of.insert(s.id, name);
-        }
-        let mut rows = transcripts::Entity::find().all(&app.owner).await.expect("transcripts");
-        rows.sort_by_key(|t| (session_of[&t.session_id].clone(), t.id));
-        for t in rows {
-            l.add(t.id, &format!("transcript:{}", session_of[&t.session_id]));
-        }
-        let mut rows = insights::Entity::find().all(&app.owner).await.expect("insights");
-        rows.sort_by_key(|i| (session_of[&i.session_id].clone(), format!("{:?}", i.status), i.id));
-        for i in rows {
-            let status = match i.status {
-                InsightStatus::Approved => "approved",
-                InsightStatus::Draft => "draft",
-                InsightStatus::Rejected => "rejected",
-            };
-            l.add(i.id, &format!("insight:{}:{status}", session_of[&i.session_id]));
-        }
-        let mut rows = evidence_packs::Entity::find().all(&app.owner).await.expect("packs");
-        rows.sort_by_key(|p| (session_of[&p.session_id].clone(), format!("{:?}", p.level), !p.approved, p.id));
-        for p in rows {
-            let level = if p.level == EvidenceLevel::L0 { "L0" } else { "L1" };
-            let state = if p.approved { "approved" } else { "pending" };
-            l.add(p.id, &format!("pack:{}:{level}:{state}", session_of[&p.session_id]));
-        }
-        let mut rows = action_items::Entity::find().all(&app.owner).await.expect("items");
-        rows.sort_by_key(|i| {
-            (who[&i.coachee_id].clone(), i.session_id.map(|s| session_of[&s].clone()), i.title.clone(), i.id)
-        });
-        let mut count: HashMap<String, usize> = HashMap::new();
-        for i in rows {
-            let parent =
-                i.session_id.map(|s| session_of[&s].clone()).unwrap_or_else(|| format!("{}:-", who[&i.coachee_id]));
-            let n = count.entry(parent.clone()).or_default();
-            *n += 1;
-            l.add(i.id, &format!("item:{parent}:{n}"));
-        }
-        let mut rows = goals::Entity::find().all(&app.owner).await.expect("goals");
-        rows.sort_by_key(|g| (who[&g.coachee_id].clone(), g.title.clone(), g.id));
-        let mut count: HashMap<Uuid, usize> = HashMap::new();
-        for g in rows {
-            let n = count.entry(g.coachee_id).or_default();
-            *n += 1;
-            l.add(g.id, &format!("goal:{}:{n}", who[&g.coachee_id]));
-        }
-        let mut rows = coach_notes::Entity::find().all(&app.owner).await.expect("notes");
-        rows.sort_by_key(|n| (who[&n.coach_id].clone(), who[&n.coachee_id].clone(), n.id));
-        for n in rows {
-            l.add(n.id, &format!("note:{}:about:{}", who[&n.coach_id], who[&n.coachee_id]));
-        }
-        let mut rows = consents::Entity::find().all(&app.owner).await.expect("consents");
-        rows.sort_by_key(|c| (who[&c.coachee_id].clone(), format!("{:?}", c.kind), c.id));
-        for c in rows {
-            l.add(c.id, &format!("consent:{}:{:?}", who[&c.coachee_id], c.kind));
-        }
-        let mut rows = coach_assignments::Entity::find().all(&app.owner).await.expect("assignments");
-        rows.sort_by_key(|a| (who[&a.coach_id].clone(), who[&a.coachee_id].clone(), a.id));
-        for a in rows {
-            l.add(a.id, &format!("assignment:{}:{}", who[&a.coach_id], who[&a.coachee_id]));
-        }
-        let mut rows = ai_feedback::Entity::find().all(&app.owner).await.expect("feedback");
-        rows.sort_by_key(|f| (who[&f.coachee_id].clone(), f.id));
-        for f in rows {
-            l.add(f.id, &format!("feedback:{}", who[&f.coachee_id]));
-        }
-        let mut rows = access_notices::Entity::find().all(&app.owner).await.expect("notices");
-        rows.sort_by_key(|n| (who[&n.coachee_id].clone(), n.at, n.id));
-        for n in rows {
-            l.add(n.id, &format!("notice:{}", who[&n.coachee_id]));
-        }
-        let mut rows = integration_tokens::Entity::find().all(&app.owner).await.expect("tokens");
-        rows.sort_by_key(|t| (who[&t.user_id].clone(), t.name.clone(), t.id));
-        for t in rows {
-            l.add(t.id, &format!("token:{}:{}", who[&t.user_id], t.name));
-        }
-        let mut rows = break_glass_requests::Entity::find().all(&app.owner).await.expect("requests");
-        rows.sort_by_key(|r| (who[&r.coachee_id].clone(), r.created_at, r.id));
-        for r in rows {
-            l.add(r.id, &format!("break-glass:{}", who[&r.coachee_id]));
-        }
-        let mut rows = break_glass_grants::Entity::find().all(&app.owner).await.expect("grants");
-        rows.sort_by_key(|g| (who[&g.coachee_id].clone(), g.starts_at, g.id));
-        for g in rows {
-            l.add(g.id, &format!("grant:{}", who[&g.coachee_id]));
-        }
-        l
-    }
+/// The id of a fixture row: named like the demo data's.
+fn fixture_id(name: &str) -> Uuid {
+    demo_id(name)
 }
 
 // ------------------------------------------------------------------ fixtures
@@ -505,7 +251,7 @@ async fn insert_fixtures(app: &TestApp) {
     put::<coach_assignments::Entity>(
         app,
         coach_assignments::Model {
-            id: Uuid::new_v4(),
+            id: fixture_id("acme/assignment/coach2/coachee2"),
             tenant_id: acme,
             coach_id: coach2.id,
             coachee_id: coachee2.id,
@@ -519,7 +265,7 @@ async fn insert_fixtures(app: &TestApp) {
     put::<coach_notes::Entity>(
         app,
         coach_notes::Model {
-            id: Uuid::new_v4(),
+            id: fixture_id("acme/note/coach2/coachee2"),
             tenant_id: acme,
             coach_id: coach2.id,
             coachee_id: coachee2.id,
@@ -530,16 +276,16 @@ async fn insert_fixtures(app: &TestApp) {
     )
     .await;
 
-    for (user, name, created_days, revoked) in [
-        (&coachee1, "Calendar sync", 30, false),
-        (&coachee1, "Old phone", 60, true),
-        (&coach1, "CRM export", 20, false),
-        (&coach2, "Coach2 notebook", 10, false),
+    for (user, who, name, created_days, revoked) in [
+        (&coachee1, "coachee1", "Calendar sync", 30, false),
+        (&coachee1, "coachee1", "Old phone", 60, true),
+        (&coach1, "coach1", "CRM export", 20, false),
+        (&coach2, "coach2", "Coach2 notebook", 10, false),
     ] {
         put::<integration_tokens::Entity>(
             app,
             integration_tokens::Model {
-                id: Uuid::new_v4(),
+                id: fixture_id(&format!("acme/token/{who}/{name}")),
                 tenant_id: acme,
                 user_id: user.id,
                 name: name.to_owned(),
@@ -553,7 +299,7 @@ async fn insert_fixtures(app: &TestApp) {
     }
 
     // Used and expired: admin1 asked, admin2 approved, 30 minutes two days ago.
-    let used = Uuid::new_v4();
+    let used = fixture_id("acme/break-glass/coachee3");
     let approved_at = t0 - Duration::days(2);
     put::<break_glass_requests::Entity>(
         app,
@@ -572,7 +318,7 @@ async fn insert_fixtures(app: &TestApp) {
         },
     )
     .await;
-    let grant = Uuid::new_v4();
+    let grant = fixture_id("acme/grant/coachee3");
     put::<break_glass_grants::Entity>(
         app,
         break_glass_grants::Model {
@@ -588,15 +334,20 @@ async fn insert_fixtures(app: &TestApp) {
         },
     )
     .await;
-    for (coachee, at, reason) in [
-        (&coachee3, approved_at + Duration::minutes(5), "Break-glass: safeguarding concern reported by the coach"),
-        (&coachee1, t0 - Duration::days(5), "Break-glass: billing dispute review"),
-        (&coachee7, t0 - Duration::days(4), "Break-glass: complaint investigation"),
+    for (coachee, who, at, reason) in [
+        (
+            &coachee3,
+            "coachee3",
+            approved_at + Duration::minutes(5),
+            "Break-glass: safeguarding concern reported by the coach",
+        ),
+        (&coachee1, "coachee1", t0 - Duration::days(5), "Break-glass: billing dispute review"),
+        (&coachee7, "coachee7", t0 - Duration::days(4), "Break-glass: complaint investigation"),
     ] {
         put::<access_notices::Entity>(
             app,
             access_notices::Model {
-                id: Uuid::new_v4(),
+                id: fixture_id(&format!("acme/notice/{who}")),
                 tenant_id: acme,
                 coachee_id: coachee.id,
                 actor_id: admin1.id,
@@ -609,14 +360,14 @@ async fn insert_fixtures(app: &TestApp) {
         .await;
     }
     // Pending (acme) and pending (globex).
-    for (tenant, coachee, admin, reason, hours) in [
-        (acme, &coachee4, &admin2, "Coachee asked for a review of their file", 3),
-        (globex, &g_coachee1, &g_admin1, "Globex: legal hold", 4),
+    for (tenant, who, coachee, admin, reason, hours) in [
+        (acme, "acme/break-glass/coachee4", &coachee4, &admin2, "Coachee asked for a review of their file", 3),
+        (globex, "globex/break-glass/coachee1", &g_coachee1, &g_admin1, "Globex: legal hold", 4),
     ] {
         put::<break_glass_requests::Entity>(
             app,
             break_glass_requests::Model {
-                id: Uuid::new_v4(),
+                id: fixture_id(who),
                 tenant_id: tenant,
                 coachee_id: coachee.id,
                 requested_by: admin.id,
@@ -630,68 +381,6 @@ async fn insert_fixtures(app: &TestApp) {
             },
         )
         .await;
-    }
-}
-
-/// The demo data gives many rows the same `created_at` (every coachee's goals, the action
-/// items and evidence packs of sessions on the same day), and the API breaks such ties by
-/// id, which is random. Rows that share a `created_at` are spread one second apart, in a
-/// fixed order (coachee number, then the seed's order), so every run lists them alike.
-async fn untie_created_at(app: &TestApp) {
-    use sea_orm::ActiveValue::Set;
-    let number: HashMap<Uuid, String> = users::Entity::find()
-        .all(&app.owner)
-        .await
-        .expect("users")
-        .into_iter()
-        .map(|u| {
-            let local = u.email.split('@').next().unwrap_or_default();
-            let digits: String = local.chars().filter(char::is_ascii_digit).collect();
-            (u.id, format!("{:>3}:{}", digits, u.email))
-        })
-        .collect();
-    /// (created_at, order key) -> the offset in seconds each row gets.
-    fn offsets<K: Ord + Clone>(rows: &[(chrono::DateTime<chrono::Utc>, K)]) -> Vec<i64> {
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_by(|a, b| (rows[*a].0, &rows[*a].1).cmp(&(rows[*b].0, &rows[*b].1)));
-        let mut out = vec![0; rows.len()];
-        for w in 1..order.len() {
-            let (prev, cur) = (order[w - 1], order[w]);
-            if rows[prev].0 == rows[cur].0 {
-                out[cur] = out[prev] + 1;
-            }
-        }
-        out
-    }
-
-    let rows = goals::Entity::find().all(&app.owner).await.expect("goals");
-    let keys: Vec<_> =
-        rows.iter().map(|g| (g.created_at, (number[&g.coachee_id].clone(), g.title.clone(), g.id))).collect();
-    for (g, n) in rows.into_iter().zip(offsets(&keys)) {
-        let created_at = g.created_at + Duration::seconds(n);
-        let mut row = g.into_active_model();
-        row.created_at = Set(created_at);
-        row.update(&app.owner).await.expect("update goal");
-    }
-    let rows = action_items::Entity::find().all(&app.owner).await.expect("items");
-    let keys: Vec<_> =
-        rows.iter().map(|i| (i.created_at, (number[&i.coachee_id].clone(), i.title.clone(), i.id))).collect();
-    for (i, n) in rows.into_iter().zip(offsets(&keys)) {
-        let created_at = i.created_at + Duration::seconds(n);
-        let mut row = i.into_active_model();
-        row.created_at = Set(created_at);
-        row.update(&app.owner).await.expect("update item");
-    }
-    let rows = evidence_packs::Entity::find().all(&app.owner).await.expect("packs");
-    let keys: Vec<_> = rows
-        .iter()
-        .map(|p| (p.created_at, (number[&p.coachee_id].clone(), format!("{:?}", p.level), !p.approved, p.id)))
-        .collect();
-    for (p, n) in rows.into_iter().zip(offsets(&keys)) {
-        let created_at = p.created_at + Duration::seconds(n);
-        let mut row = p.into_active_model();
-        row.created_at = Set(created_at);
-        row.update(&app.owner).await.expect("update pack");
     }
 }
 
@@ -869,29 +558,29 @@ fn is_uuid(b: &[u8]) -> bool {
         })
 }
 
-/// Replaces ids by their labels (unknown ones by `<uuid:N>`, numbered in order of
-/// appearance within the snapshot) and cursors by `<cursor>`.
-struct Redactor<'a> {
-    labels: &'a Labels,
+/// Replaces the ids made during the run (random, version 4, but for `NONEXISTENT`) by
+/// `<uuid:N>`, numbered in order of appearance within the snapshot, and cursors by
+/// `<cursor>`. The ids of the demo data and of the fixtures (version 5) stay as they are.
+#[derive(Default)]
+struct Redactor {
     unknown: HashMap<Uuid, String>,
 }
 
-impl Redactor<'_> {
+impl Redactor {
     fn text(&mut self, s: &str) -> String {
         let bytes = s.as_bytes();
         let mut out = String::with_capacity(s.len());
         let mut i = 0;
         while i < bytes.len() {
             if i + 36 <= bytes.len() && is_uuid(&bytes[i..i + 36]) {
-                let id = Uuid::parse_str(&s[i..i + 36]).expect("uuid");
-                let label = match self.labels.by_id.get(&id) {
-                    Some(l) => l.clone(),
-                    None => {
-                        let n = self.unknown.len() + 1;
-                        self.unknown.entry(id).or_insert_with(|| format!("<uuid:{n}>")).clone()
-                    }
-                };
-                out.push_str(&label);
+                let text = &s[i..i + 36];
+                let id = Uuid::parse_str(text).expect("uuid");
+                if id.get_version_num() == 4 && text != NONEXISTENT {
+                    let n = self.unknown.len() + 1;
+                    out.push_str(self.unknown.entry(id).or_insert_with(|| format!("<uuid:{n}>")));
+                } else {
+                    out.push_str(text);
+                }
                 i += 36;
             } else {
                 let c = s[i..].chars().next().expect("char");
@@ -943,6 +632,7 @@ impl Redactor<'_> {
 
 struct Caller {
     key: String,
+    role: &'static str,
     email: &'static str,
     token: String,
     schema: RoleSchema,
@@ -955,8 +645,6 @@ async fn ask(app: &TestApp, clock: &mut Timeline<'_>, token: &str, query: &str, 
 
 async fn golden_answers(app: &TestApp) {
     insert_fixtures(app).await;
-    untie_created_at(app).await;
-    let labels = Labels::load(app).await;
     let mut clock = Timeline { app, elapsed: Duration::zero() };
 
     let mut callers = Vec::new();
@@ -965,6 +653,7 @@ async fn golden_answers(app: &TestApp) {
         let session = app.login(email).await;
         callers.push(Caller {
             key: format!("{}. {email} ({role})", i + 1),
+            role,
             email,
             token: session.token,
             schema: HashMap::new(),
@@ -976,35 +665,37 @@ async fn golden_answers(app: &TestApp) {
     }
 
     let declared = declared_query_fields();
-    let mut cases = contract_cases();
-    let covered: BTreeSet<&str> = cases.iter().filter_map(|c| c.field).collect();
-    let missing: Vec<&String> = declared.iter().filter(|f| !covered.contains(f.as_str())).collect();
-    assert!(missing.is_empty(), "Query fields without a golden query (add one to contract_cases): {missing:?}");
-    // Fields of the contract the server does not declare yet are skipped until it does.
-    cases.retain(|c| c.field.is_none_or(|f| declared.contains(f)));
+    let mut cases = data_cases();
+    let fields: Vec<BTreeSet<String>> = cases.iter().map(top_fields).collect();
+    let covered: BTreeSet<&String> = fields.iter().flatten().collect();
+    let missing: Vec<&String> = declared.iter().filter(|f| !covered.contains(f)).collect();
+    assert!(missing.is_empty(), "Query fields without a golden case (add one to tests/golden/answers): {missing:?}");
+    // Cases asking for fields the server does not declare yet are skipped until it does.
+    let mut fields = fields.into_iter();
+    cases.retain(|_| fields.next().expect("fields of a case").iter().all(|f| declared.contains(f)));
     cases.extend(workload_cases());
 
     let ai = callers.iter().find(|c| c.email == "ai@acme.test").expect("ai").token.clone();
     for (index, case) in cases.iter().enumerate() {
         clock.start_case(index);
         for prelude in &case.ai_prelude {
-            let answer = ask(app, &mut clock, &ai, &labels.fill(prelude), &json!({})).await;
+            let answer = ask(app, &mut clock, &ai, prelude, &json!({})).await;
             assert!(answer["errors"].is_null(), "{}: AI prelude {prelude} failed: {answer}", case.name);
         }
         let doc: ExecutableDocument =
             parse_query(&case.query).unwrap_or_else(|e| panic!("{}: query does not parse: {e}", case.name));
         let (op_name, op) = only_operation(&doc);
         let printed = print_operation(op_name.as_deref(), op);
-        let mut redactor = Redactor { labels: &labels, unknown: HashMap::new() };
+        let mut redactor = Redactor::default();
         let mut answers = Map::new();
-        for caller in &callers {
-            let response = ask(app, &mut clock, &caller.token, &labels.fill(&case.query), &case.variables).await;
+        for caller in callers.iter().filter(|c| case.roles.contains(&c.role)) {
+            let response = ask(app, &mut clock, &caller.token, &case.query, &case.variables).await;
             let mut entry = Map::new();
             entry.insert("response".to_owned(), redactor.answer(&response));
             if let Some(pruned) = pruned_operation(op_name.as_deref(), op, &caller.schema)
                 && pruned != printed
             {
-                let response = ask(app, &mut clock, &caller.token, &labels.fill(&pruned), &case.variables).await;
+                let response = ask(app, &mut clock, &caller.token, &pruned, &case.variables).await;
                 entry.insert(
                     "withFieldsOfTheRoleSchema".to_owned(),
                     json!({ "query": pruned, "response": redactor.answer(&response) }),
