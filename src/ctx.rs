@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::authz::Reach;
 use crate::clock::SharedClock;
 use crate::db::TenantTx;
+use crate::db::entities::users;
 use crate::error::{AppError, AppResult};
 use crate::kinds::{AuditOutcome, Role};
 
@@ -97,6 +98,8 @@ pub enum CookieEffect {
 #[derive(Debug)]
 pub struct Ctx {
     principal: Option<Principal>,
+    /// The principal's user row as the session check read it.
+    principal_user: Option<users::Model>,
     tx: TenantTx,
     clock: SharedClock,
     meta: RequestMeta,
@@ -108,9 +111,16 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub(crate) fn new(principal: Option<Principal>, tx: TenantTx, clock: SharedClock, meta: RequestMeta) -> Self {
+    pub(crate) fn new(
+        principal: Option<(Principal, users::Model)>,
+        tx: TenantTx,
+        clock: SharedClock,
+        meta: RequestMeta,
+    ) -> Self {
+        let (principal, principal_user) = principal.unzip();
         Self {
             principal,
+            principal_user,
             tx,
             clock,
             meta,
@@ -123,6 +133,11 @@ impl Ctx {
 
     pub fn principal(&self) -> Option<&Principal> {
         self.principal.as_ref()
+    }
+
+    /// The principal's user row, read with the session (as of the start of the request).
+    pub fn principal_user(&self) -> Option<&users::Model> {
+        self.principal_user.as_ref()
     }
 
     /// The "require" step: the principal, or `Unauthenticated`.

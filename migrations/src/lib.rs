@@ -10,6 +10,7 @@ mod m20261122_000004_relationship_policies;
 mod m20261122_000005_data_rights;
 mod m20261122_000006_break_glass;
 mod m20261201_000007_row_policy;
+mod m20261202_000009_paging_indexes;
 
 /// Every table of the schema, in creation order (parents first).
 pub fn tables() -> Vec<&'static str> {
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_data_rights::Migration),
             Box::new(m20261122_000006_break_glass::Migration),
             Box::new(m20261201_000007_row_policy::Migration),
+            Box::new(m20261202_000009_paging_indexes::Migration),
         ]
     }
 }

@@ -73,8 +73,8 @@ impl Db {
 
     /// Calls `observe` for every statement the pool runs (metrics; the batching tests count
     /// statements per request with it).
-    pub fn on_statement(&mut self, observe: impl Fn(&str) + Send + Sync + 'static) {
-        self.conn.set_metric_callback(move |info| observe(&info.statement.sql));
+    pub fn on_statement(&mut self, observe: impl Fn(&sea_orm::Statement) + Send + Sync + 'static) {
+        self.conn.set_metric_callback(move |info| observe(info.statement));
     }
 
     pub fn backend(&self) -> DbBackend {

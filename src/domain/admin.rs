@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::authz::{Action, Resource, Scope, matrix};
@@ -360,13 +360,8 @@ pub async fn my_consents(ctx: &Ctx) -> AppResult<Vec<ConsentView>> {
         .filter(consents::Column::CoacheeId.eq(me))
         .all(&*ctx.db().conn().await?)
         .await?;
-    let created_at: Option<DateTime<Utc>> = own_user(tenant, me)
-        .select_only()
-        .column(users::Column::CreatedAt)
-        .into_tuple()
-        .one(&*ctx.db().conn().await?)
-        .await?;
-    let created_at = created_at.ok_or(AppError::Unauthenticated)?;
+    // The account's creation, from the user row the session check read.
+    let created_at = super::reads::principal_user(ctx, me).await?.created_at;
     Ok(ConsentKind::ALL
         .into_iter()
         .map(|kind| match rows.iter().find(|r| r.kind == kind) {
@@ -374,10 +369,6 @@ pub async fn my_consents(ctx: &Ctx) -> AppResult<Vec<ConsentView>> {
             None => ConsentView { kind, granted: false, changed_at: created_at },
         })
         .collect())
-}
-
-fn own_user(tenant: Uuid, me: Uuid) -> Select<users::Entity> {
-    scoped::select::<users::Entity>(tenant).filter(users::Column::Id.eq(me))
 }
 
 #[cfg(test)]

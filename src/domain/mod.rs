@@ -12,6 +12,7 @@ pub mod loaders;
 pub use crate::kinds;
 pub mod metrics;
 pub mod operations;
+pub mod paging;
 pub mod rate_limit;
 pub mod reach;
 pub mod reads;

@@ -3,7 +3,9 @@
 //! whatever the data size, and never cached across requests, so a withdrawn consent or an
 //! ended assignment counts from the next request.
 
-use sea_orm::{ColumnTrait, QueryFilter};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::{ColumnTrait, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationDef};
+use uuid::Uuid;
 
 use crate::authz::Resource;
 use crate::authz::rows::AssignmentFact;
@@ -12,7 +14,7 @@ use crate::ctx::Ctx;
 use crate::db::entities::{coach_assignments, consents};
 use crate::db::scoped;
 use crate::error::{AppError, AppResult};
-use crate::kinds::{ConsentKind, Role};
+use crate::kinds::{AiLevel, ConsentKind, Role};
 
 /// The request's reach: loaded on first use, then kept in the request's `Ctx` (never across
 /// requests).
@@ -26,26 +28,27 @@ pub async fn of(ctx: &Ctx) -> AppResult<std::sync::Arc<Reach>> {
 pub async fn load(ctx: &Ctx) -> AppResult<Reach> {
     let Some(p) = ctx.principal().copied() else { return Ok(Reach::default()) };
     let Some(tenant) = p.tenant_id else { return Ok(Reach::from_facts(p.role, p.user_id, &[], &[], &[])) };
-    let active = scoped::select::<coach_assignments::Entity>(tenant).filter(coach_assignments::Column::Active.eq(true));
-    let granted = scoped::select::<consents::Entity>(tenant).filter(consents::Column::Granted.eq(true));
     let (assignments, consents_granted, grants) = match p.role {
         Role::Coach => {
-            let mine = active.filter(coach_assignments::Column::CoachId.eq(p.user_id));
-            let rows = mine.all(&*ctx.db().conn().await?).await?;
-            let shared = granted
-                .filter(consents::Column::Kind.eq(ConsentKind::TranscriptSharing))
-                .filter(consents::Column::CoacheeId.is_in(rows.iter().map(|a| a.coachee_id).collect::<Vec<_>>()))
-                .all(&*ctx.db().conn().await?)
-                .await?;
-            (rows, shared, Vec::new())
+            let rows =
+                assignments_with_consents(ctx, tenant, Some(p.user_id), Some(ConsentKind::TranscriptSharing)).await?;
+            (rows.0, rows.1, Vec::new())
         }
         Role::Coachee => {
-            let mine = active.filter(coach_assignments::Column::CoacheeId.eq(p.user_id));
-            (mine.all(&*ctx.db().conn().await?).await?, Vec::new(), Vec::new())
+            let mine = scoped::select::<coach_assignments::Entity>(tenant)
+                .filter(coach_assignments::Column::Active.eq(true))
+                .filter(coach_assignments::Column::CoacheeId.eq(p.user_id))
+                .all(&*ctx.db().conn().await?)
+                .await?;
+            let facts = mine
+                .into_iter()
+                .map(|a| AssignmentFact { coach: a.coach_id, coachee: a.coachee_id, ai_level: a.ai_level })
+                .collect();
+            (facts, Vec::new(), Vec::new())
         }
         Role::AiAgent => {
-            let rows = active.all(&*ctx.db().conn().await?).await?;
-            (rows, granted.all(&*ctx.db().conn().await?).await?, Vec::new())
+            let rows = assignments_with_consents(ctx, tenant, None, None).await?;
+            (rows.0, rows.1, Vec::new())
         }
         Role::ProgramAdmin => {
             // Break-glass: the request's clock for the database's policies, then my grants.
@@ -56,12 +59,56 @@ pub async fn load(ctx: &Ctx) -> AppResult<Reach> {
         }
         Role::Executive | Role::SystemAdmin => (Vec::new(), Vec::new(), Vec::new()),
     };
-    let assignments: Vec<AssignmentFact> = assignments
-        .into_iter()
-        .map(|a| AssignmentFact { coach: a.coach_id, coachee: a.coachee_id, ai_level: a.ai_level })
-        .collect();
-    let granted: Vec<_> = consents_granted.into_iter().map(|c| (c.coachee_id, c.kind)).collect();
-    Ok(Reach::from_facts(p.role, p.user_id, &assignments, &granted, &grants))
+    Ok(Reach::from_facts(p.role, p.user_id, &assignments, &consents_granted, &grants))
+}
+
+/// Active assignments (of `coach`, or all) with the granted consents (of `kind`, or all) of
+/// their coachees, in one statement: a left join, one row per (assignment, consent).
+async fn assignments_with_consents(
+    ctx: &Ctx,
+    tenant: Uuid,
+    coach: Option<Uuid>,
+    kind: Option<ConsentKind>,
+) -> AppResult<(Vec<AssignmentFact>, Vec<(Uuid, ConsentKind)>)> {
+    let consents_of_coachee: RelationDef = coach_assignments::Entity::belongs_to(consents::Entity)
+        .from(coach_assignments::Column::CoacheeId)
+        .to(consents::Column::CoacheeId)
+        .on_condition(move |_, _| {
+            let same_tenant = Expr::col((consents::Entity, consents::Column::TenantId))
+                .equals((coach_assignments::Entity, coach_assignments::Column::TenantId));
+            let mut on = Condition::all().add(same_tenant).add(consents::Column::Granted.eq(true));
+            if let Some(kind) = kind {
+                on = on.add(consents::Column::Kind.eq(kind));
+            }
+            on
+        })
+        .into();
+    let mut query = scoped::select::<coach_assignments::Entity>(tenant)
+        .filter(coach_assignments::Column::Active.eq(true))
+        .join(JoinType::LeftJoin, consents_of_coachee)
+        .select_only()
+        .column(coach_assignments::Column::Id)
+        .column(coach_assignments::Column::CoachId)
+        .column(coach_assignments::Column::CoacheeId)
+        .column(coach_assignments::Column::AiLevel)
+        .column_as(consents::Column::Kind, "consent_kind");
+    if let Some(coach) = coach {
+        query = query.filter(coach_assignments::Column::CoachId.eq(coach));
+    }
+    let rows: Vec<(Uuid, Uuid, Uuid, AiLevel, Option<ConsentKind>)> =
+        query.into_tuple().all(&*ctx.db().conn().await?).await?;
+    let mut seen = std::collections::HashSet::new();
+    let mut assignments = Vec::new();
+    let mut granted = std::collections::HashSet::new();
+    for (id, coach, coachee, ai_level, consent) in rows {
+        if seen.insert(id) {
+            assignments.push(AssignmentFact { coach, coachee, ai_level });
+        }
+        if let Some(kind) = consent {
+            granted.insert((coachee, kind));
+        }
+    }
+    Ok((assignments, granted.into_iter().collect()))
 }
 
 impl Refusal {

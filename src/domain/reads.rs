@@ -3,52 +3,23 @@
 //! list filter (`authz::rows`), each single row through its row check; who may see which
 //! profile fields is the scope the policy returns with the row. AI reads are logged.
 
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use sea_orm::{ColumnTrait, EntityTrait, PartialModelTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 use uuid::Uuid;
 
 use super::access::{self, refuse};
+use super::paging::{self, Listed, Window};
 use super::reach;
 use crate::authz::rows::Admitted;
 use crate::authz::{Action, ContentTable, Resource, RowFacts, Scope};
 use crate::ctx::Ctx;
+use crate::db::entities::users::Profile;
 use crate::db::entities::{action_items, coaching_sessions, goals, users};
 use crate::db::scoped;
 use crate::error::{AppError, AppResult};
 use crate::kinds::Role;
 
-/// Which rows of a list: `limit` rows after the first `offset`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub offset: u64,
-    pub limit: u64,
-}
-
-/// One page of a list and the list's length.
-#[derive(Debug, Clone)]
-pub struct Listed<T> {
-    pub rows: Vec<T>,
-    pub total: u64,
-}
-
-impl<T> Listed<T> {
-    fn empty() -> Self {
-        Listed { rows: Vec::new(), total: 0 }
-    }
-}
-
 /// Most goals one `goals` answer holds (the list is not paged).
 pub const MAX_GOALS: u64 = 500;
-
-/// Runs a paged query: one statement for the page, one for the total.
-async fn page_of<E>(ctx: &Ctx, query: Select<E>, window: Window) -> AppResult<Listed<E::Model>>
-where
-    E: EntityTrait,
-    E::Model: Send + Sync,
-{
-    let total = query.clone().count(&*ctx.db().conn().await?).await?;
-    let rows = query.offset(window.offset).limit(window.limit).all(&*ctx.db().conn().await?).await?;
-    Ok(Listed { rows, total })
-}
 
 /// Restricts `query` to the rows of `table` the row policy lets the caller read (its list
 /// filter), and to the coachee `only` if given. `None` when nothing can match, so that no
@@ -88,7 +59,7 @@ async fn admitted<T>(
 ) -> AppResult<Listed<Admitted<T>>> {
     let reach = reach::of(ctx).await?;
     let rows = listed.rows.into_iter().filter_map(|row| reach.admit(table, row, facts).ok()).collect();
-    Ok(Listed { rows, total: listed.total })
+    Ok(Listed { rows, has_next: listed.has_next, total: listed.total })
 }
 
 fn note_ai_reads<T>(ctx: &Ctx, resource: Resource, rows: &[Admitted<T>], coachee: fn(&T) -> Uuid, id: fn(&T) -> Uuid) {
@@ -97,43 +68,44 @@ fn note_ai_reads<T>(ctx: &Ctx, resource: Resource, rows: &[Admitted<T>], coachee
     }
 }
 
+/// The tenant's users, selecting the profile columns only.
+fn profiles(ctx: &Ctx) -> AppResult<Select<users::Entity>> {
+    Ok(Profile::select_cols(scoped::select::<users::Entity>(ctx.tenant_id()?).select_only()))
+}
+
 /// `coachees`: a coach's assigned coachees, or every coachee of a program admin's tenant.
-pub async fn coachees(ctx: &Ctx, window: Window) -> AppResult<(Listed<users::Model>, Scope)> {
+pub async fn coachees(ctx: &Ctx, window: &Window) -> AppResult<(Listed<Profile>, Scope)> {
     let (scope, only) = reach::of(ctx)
         .await?
         .coachee_list()
         .map_err(|refusal| refuse(ctx, Action::Read, Resource::OtherUserProfiles, refusal))?;
-    let mut query = scoped::select::<users::Entity>(ctx.tenant_id()?)
-        .filter(users::Column::Role.eq(Role::Coachee))
-        .order_by_asc(users::Column::DisplayName)
-        .order_by_asc(users::Column::Id);
+    let mut query = profiles(ctx)?.filter(users::Column::Role.eq(Role::Coachee));
     if let Some(only) = only {
+        if only.is_empty() {
+            return Ok((Listed::empty(window), scope));
+        }
         query = query.filter(users::Column::Id.is_in(only));
     }
-    Ok((page_of(ctx, query, window).await?, scope))
+    Ok((paging::page(ctx, query, paging::BY_NAME, window).await?, scope))
 }
 
 /// `users`: the tenant's directory, optionally of one role.
-pub async fn users(ctx: &Ctx, role: Option<Role>, window: Window) -> AppResult<(Listed<users::Model>, Scope)> {
+pub async fn users(ctx: &Ctx, role: Option<Role>, window: &Window) -> AppResult<(Listed<Profile>, Scope)> {
     let scope = reach::of(ctx)
         .await?
         .directory_scope()
         .map_err(|refusal| refuse(ctx, Action::Read, Resource::OtherUserProfiles, refusal))?;
-    let mut query = scoped::select::<users::Entity>(ctx.tenant_id()?)
-        .order_by_asc(users::Column::DisplayName)
-        .order_by_asc(users::Column::Id);
+    let mut query = profiles(ctx)?;
     if let Some(role) = role {
         query = query.filter(users::Column::Role.eq(role));
     }
-    Ok((page_of(ctx, query, window).await?, scope))
+    Ok((paging::page(ctx, query, paging::BY_NAME, window).await?, scope))
 }
 
 /// `user(id)`: the profile, with the scope the caller's relationship to it allows.
-pub async fn user(ctx: &Ctx, id: Uuid) -> AppResult<(users::Model, Scope)> {
-    let found = scoped::select::<users::Entity>(ctx.tenant_id()?)
-        .filter(users::Column::Id.eq(id))
-        .one(&*ctx.db().conn().await?)
-        .await?;
+pub async fn user(ctx: &Ctx, id: Uuid) -> AppResult<(Profile, Scope)> {
+    let found =
+        profiles(ctx)?.filter(users::Column::Id.eq(id)).into_model::<Profile>().one(&*ctx.db().conn().await?).await?;
     let Some(model) = found else { return Err(access::not_found(ctx, Resource::OtherUserProfiles)) };
     let scope = reach::of(ctx)
         .await?
@@ -145,15 +117,19 @@ pub async fn user(ctx: &Ctx, id: Uuid) -> AppResult<(users::Model, Scope)> {
     Ok((model, scope))
 }
 
-/// The caller's own profile row, if it has one in its tenant.
+/// The caller's own profile row, if it has one in its tenant (read with the session).
 pub async fn own_profile(ctx: &Ctx) -> AppResult<Option<users::Model>> {
     let p = ctx.require()?;
-    let model = users::Entity::find_by_id(p.user_id).one(&*ctx.db().conn().await?).await?;
-    Ok(model.filter(|m| m.tenant_id == p.tenant_id))
+    let model = principal_user(ctx, p.user_id).await?;
+    Ok(Some(model).filter(|m| m.tenant_id == p.tenant_id))
 }
 
-/// The user row of a principal (the viewer), whatever its tenant: a SYSTEM_ADMIN has none.
+/// The user row of a principal (the viewer), whatever its tenant: the session check's row
+/// for the request's own principal, else (a login's payload) read by id.
 pub async fn principal_user(ctx: &Ctx, id: Uuid) -> AppResult<users::Model> {
+    if let Some(user) = ctx.principal_user().filter(|u| u.id == id) {
+        return Ok(user.clone());
+    }
     users::Entity::find_by_id(id).one(&*ctx.db().conn().await?).await?.ok_or(AppError::Unauthenticated)
 }
 
@@ -178,16 +154,15 @@ pub async fn session(ctx: &Ctx, id: Uuid) -> AppResult<Admitted<coaching_session
 pub async fn sessions(
     ctx: &Ctx,
     coachee: Option<Uuid>,
-    window: Window,
+    window: &Window,
 ) -> AppResult<Listed<Admitted<coaching_sessions::Model>>> {
-    let base = scoped::select::<coaching_sessions::Entity>(ctx.tenant_id()?)
-        .order_by_desc(coaching_sessions::Column::ScheduledAt)
-        .order_by_asc(coaching_sessions::Column::Id);
+    let base = scoped::select::<coaching_sessions::Entity>(ctx.tenant_id()?);
     let table = ContentTable::CoachingSessions;
     let Some(query) = policy_filter(ctx, base, table, coaching_sessions::Column::CoacheeId, coachee).await? else {
-        return Ok(Listed::empty());
+        return Ok(Listed::empty(window));
     };
-    let listed = admitted(ctx, table, page_of(ctx, query, window).await?, session_facts).await?;
+    let page = paging::page(ctx, query, paging::NEWEST_SCHEDULED, window).await?;
+    let listed = admitted(ctx, table, page, session_facts).await?;
     note_ai_reads(ctx, Resource::SessionMetadata, &listed.rows, |s| s.coachee_id, |s| s.id);
     Ok(listed)
 }
@@ -196,16 +171,15 @@ pub async fn sessions(
 pub async fn action_items(
     ctx: &Ctx,
     coachee: Option<Uuid>,
-    window: Window,
+    window: &Window,
 ) -> AppResult<Listed<Admitted<action_items::Model>>> {
-    let base = scoped::select::<action_items::Entity>(ctx.tenant_id()?)
-        .order_by_desc(action_items::Column::CreatedAt)
-        .order_by_asc(action_items::Column::Id);
+    let base = scoped::select::<action_items::Entity>(ctx.tenant_id()?);
     let table = ContentTable::ActionItems;
     let Some(query) = policy_filter(ctx, base, table, action_items::Column::CoacheeId, coachee).await? else {
-        return Ok(Listed::empty());
+        return Ok(Listed::empty(window));
     };
-    let listed = admitted(ctx, table, page_of(ctx, query, window).await?, |i| RowFacts::about(i.coachee_id)).await?;
+    let page = paging::page(ctx, query, paging::NEWEST_CREATED, window).await?;
+    let listed = admitted(ctx, table, page, |i: &action_items::Model| RowFacts::about(i.coachee_id)).await?;
     note_ai_reads(ctx, Resource::ActionItems, &listed.rows, |i| i.coachee_id, |i| i.id);
     Ok(listed)
 }
@@ -219,8 +193,8 @@ pub async fn goals(ctx: &Ctx, coachee: Option<Uuid>) -> AppResult<Vec<Admitted<g
         return Ok(Vec::new());
     };
     let rows = query.limit(MAX_GOALS).all(&*ctx.db().conn().await?).await?;
-    let total = rows.len() as u64;
-    let listed = admitted(ctx, ContentTable::Goals, Listed { rows, total }, |g| RowFacts::about(g.coachee_id)).await?;
+    let listed = Listed { rows, has_next: None, total: None };
+    let listed = admitted(ctx, ContentTable::Goals, listed, |g| RowFacts::about(g.coachee_id)).await?;
     note_ai_reads(ctx, Resource::Goals, &listed.rows, |g| g.coachee_id, |g| g.id);
     Ok(listed.rows)
 }

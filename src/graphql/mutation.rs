@@ -16,21 +16,57 @@ use super::decl::Resolver;
 use super::schema::resolver;
 use crate::ctx::Ctx;
 use crate::error::{AppError, AppResult};
+use crate::identity::token::TokenKeys;
 
 /// Longest secret argument accepted (passwords are at most 128 characters).
 pub const MAX_SECRET: usize = 1024;
 
-/// A mutation's arguments, owned (so the mutation's future is `'static`).
+/// A field's arguments, owned (so the resolver's future is `'static`), with what paging
+/// needs besides them: the server's keys (cursors are sealed) and what of a connection the
+/// selection asks for.
 #[derive(Debug, Clone)]
-pub struct Args(IndexMap<Name, Value>);
+pub struct Args {
+    values: IndexMap<Name, Value>,
+    keys: Option<Arc<TokenKeys>>,
+    wants: Wants,
+}
+
+/// The parts of a connection that cost a statement or a row, selected or not.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wants {
+    pub total_count: bool,
+    pub next_page: bool,
+}
 
 impl Args {
     pub fn from_rc(rc: &ResolverContext<'_>) -> Self {
-        Args(rc.args.as_index_map().clone())
+        let ahead = rc.look_ahead();
+        Args {
+            values: rc.args.as_index_map().clone(),
+            keys: rc.data::<Arc<TokenKeys>>().ok().cloned(),
+            wants: Wants {
+                total_count: ahead.field("totalCount").exists(),
+                next_page: ahead.field("pageInfo").field("hasNextPage").exists(),
+            },
+        }
     }
 
     fn get(&self, name: &str) -> Option<&Value> {
-        self.0.get(name).filter(|v| !matches!(v, Value::Null))
+        self.values.get(name).filter(|v| !matches!(v, Value::Null))
+    }
+
+    /// The server's keys (they seal paging cursors).
+    pub fn keys(&self) -> AppResult<&TokenKeys> {
+        self.keys.as_deref().ok_or_else(|| AppError::internal("request without token keys"))
+    }
+
+    /// An owned handle on the server's keys.
+    pub fn keys_handle(&self) -> AppResult<Arc<TokenKeys>> {
+        self.keys.clone().ok_or_else(|| AppError::internal("request without token keys"))
+    }
+
+    pub fn wants(&self) -> Wants {
+        self.wants
     }
 
     pub fn opt_id(&self, name: &str) -> AppResult<Option<Uuid>> {
@@ -161,7 +197,9 @@ impl Args {
     /// An input object argument.
     pub fn object(&self, name: &str) -> AppResult<Args> {
         match self.get(name) {
-            Some(Value::Object(map)) => Ok(Args(map.clone())),
+            Some(Value::Object(map)) => {
+                Ok(Args { values: map.clone(), keys: self.keys.clone(), wants: Wants::default() })
+            }
             None => Err(AppError::bad_input(format!("{name} is required"))),
             Some(_) => Err(AppError::bad_input(format!("{name} must be an object"))),
         }

@@ -1,40 +1,63 @@
 //! Relay-style connections: `first`/`after`, `nodes`, `pageInfo`, `totalCount`, with a
 //! maximum page size (smaller for the AI principal, whose list queries are capped).
+//! Cursors are sealed keyset positions (see [`crate::domain::paging`]); `totalCount` and
+//! `hasNextPage` cost nothing unless the selection asks for them.
 
 use crate::graphql::decl::Ty;
 use crate::graphql::decl::ty;
 use std::any::Any;
 
 use async_graphql::Value;
-use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext};
+use async_graphql::dynamic::{FieldFuture, FieldValue};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::decl::{FieldDecl, ObjectDecl};
 use super::mutation::Args;
 use super::schema::{leaf, resolver};
+use crate::domain::paging::{SortKey, Window};
 use crate::error::{AppError, AppResult};
+use crate::identity::token::TokenKeys;
 use crate::kinds::Role;
+use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_PAGE: u64 = 20;
 pub const MAX_PAGE: u64 = 100;
 /// POLICY.md section 5: the AI principal's list queries are capped.
 pub const MAX_PAGE_AI: u64 = 25;
 
-/// Longest cursor accepted (ours are far shorter).
-const MAX_CURSOR: usize = 200;
+/// Longest cursor accepted (a name-ordered list's cursor holds the name).
+const MAX_CURSOR: usize = 1024;
+/// Length of a cursor's integrity tag (HMAC-SHA256).
+const TAG_LEN: usize = 32;
 
-/// A validated page request: rows `offset .. offset + limit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a page of a list starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Position {
+    /// Keyset lists: after the row with this key.
+    After(SortKey),
+    /// The logs (audit, AI access), paged by position: after this many rows.
+    Skip(u64),
+}
+
+/// A validated page request of the list named `list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
-    pub offset: u64,
+    pub list: &'static str,
     pub limit: u64,
+    pub after: Option<Position>,
+    /// The selection asks for `pageInfo.hasNextPage`.
+    pub probe_next: bool,
+    /// The selection asks for `totalCount`.
+    pub count: bool,
 }
 
 impl Page {
-    pub fn new(first: Option<i64>, after: Option<&str>, role: Option<Role>) -> AppResult<Page> {
+    /// `first` and `after` of a field's arguments; `after` must be a cursor this server
+    /// issued for the same list, unaltered.
+    pub fn from(args: &Args, role: Option<Role>, list: &'static str) -> AppResult<Page> {
         let max = if role == Some(Role::AiAgent) { MAX_PAGE_AI } else { MAX_PAGE };
-        let limit = match first {
+        let limit = match args.opt_int("first", i64::MIN..=i64::MAX)? {
             None => DEFAULT_PAGE.min(max),
             Some(n) if n < 0 => return Err(AppError::bad_input("first must not be negative")),
             Some(n) if n as u64 > max => {
@@ -42,42 +65,55 @@ impl Page {
             }
             Some(n) => n as u64,
         };
-        let offset = match after {
-            None => 0,
-            Some(cursor) => {
-                decode_cursor(cursor).ok_or_else(|| AppError::bad_input("after is not a valid cursor"))? + 1
-            }
+        let after = match args.opt_text("after", MAX_CURSOR)? {
+            None => None,
+            Some(cursor) => Some(
+                open_cursor(args.keys()?, list, &cursor)
+                    .ok_or_else(|| AppError::bad_input("after is not a valid cursor of this list"))?,
+            ),
         };
-        Ok(Page { offset, limit })
+        let wants = args.wants();
+        Ok(Page { list, limit, after, probe_next: wants.next_page, count: wants.total_count })
     }
 
-    /// Reads `first` and `after` from a resolver's arguments.
-    pub fn from_args(rc: &ResolverContext<'_>, role: Option<Role>) -> AppResult<Page> {
-        Page::from(&Args::from_rc(rc), role)
+    /// The window of a keyset list.
+    pub fn window(&self) -> AppResult<Window> {
+        let after = match &self.after {
+            None => None,
+            Some(Position::After(key)) => Some(key.clone()),
+            Some(Position::Skip(_)) => return Err(AppError::bad_input("after is not a valid cursor of this list")),
+        };
+        Ok(Window { limit: self.limit, after, probe_next: self.probe_next, count: self.count })
     }
 
-    /// `first` and `after` of a field's arguments.
-    pub fn from(args: &Args, role: Option<Role>) -> AppResult<Page> {
-        let first = args.opt_int("first", i64::MIN..=i64::MAX)?;
-        let after = args.opt_text("after", MAX_CURSOR)?;
-        Page::new(first, after.as_deref(), role)
-    }
-
-    /// Slices an in-memory list (already filtered and ordered) into a connection.
-    pub fn slice<T>(self, all: Vec<T>) -> Connection<T> {
-        let total = all.len() as u64;
-        let nodes: Vec<T> = all.into_iter().skip(self.offset as usize).take(self.limit as usize).collect();
-        Connection::new(nodes, self, Some(total))
+    /// Rows to skip in a positional list.
+    pub fn skip(&self) -> AppResult<u64> {
+        match &self.after {
+            None => Ok(0),
+            Some(Position::Skip(n)) => Ok(*n),
+            Some(Position::After(_)) => Err(AppError::bad_input("after is not a valid cursor of this list")),
+        }
     }
 }
 
-pub fn encode_cursor(position: u64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("o:{position}"))
+/// `base64url(payload || HMAC(payload))`, the payload naming the list: opaque to clients,
+/// and refused when forged, edited or taken from another list.
+fn seal_cursor(keys: &TokenKeys, list: &str, position: &Position) -> String {
+    let mut bytes = serde_json::to_vec(&(list, position)).unwrap_or_default();
+    let tag = keys.cursor_tag(&bytes);
+    bytes.extend_from_slice(&tag);
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn decode_cursor(cursor: &str) -> Option<u64> {
+fn open_cursor(keys: &TokenKeys, list: &str, cursor: &str) -> Option<Position> {
     let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    std::str::from_utf8(&raw).ok()?.strip_prefix("o:")?.parse().ok()
+    let split = raw.len().checked_sub(TAG_LEN)?;
+    let (payload, tag) = raw.split_at(split);
+    if !keys.cursor_tag_matches(payload, tag) {
+        return None;
+    }
+    let (named, position): (String, Position) = serde_json::from_slice(payload).ok()?;
+    (named == list).then_some(position)
 }
 
 /// One page of rows.
@@ -90,14 +126,27 @@ pub struct Connection<T> {
 }
 
 impl<T> Connection<T> {
-    /// `nodes` is the page as loaded; with `total` known, `has_next_page` follows from it.
-    pub fn new(nodes: Vec<T>, page: Page, total: Option<u64>) -> Self {
-        let end = page.offset + nodes.len() as u64;
+    /// A keyset page: the end cursor is the last node's key.
+    pub fn keyset(
+        keys: &TokenKeys,
+        page: &Page,
+        nodes: Vec<T>,
+        has_next: Option<bool>,
+        total: Option<u64>,
+        key_of: impl Fn(&T) -> SortKey,
+    ) -> Self {
+        let end_cursor = nodes.last().map(|last| seal_cursor(keys, page.list, &Position::After(key_of(last))));
+        Self { nodes, has_next_page: has_next.unwrap_or(false), end_cursor, total_count: total }
+    }
+
+    /// A positional page (the logs), with the list's length known.
+    pub fn positional(keys: &TokenKeys, page: &Page, skipped: u64, nodes: Vec<T>, total: u64) -> Self {
+        let end = skipped + nodes.len() as u64;
         Self {
-            has_next_page: total.is_some_and(|t| end < t),
-            end_cursor: (!nodes.is_empty()).then(|| encode_cursor(end - 1)),
+            has_next_page: end < total,
+            end_cursor: (!nodes.is_empty()).then(|| seal_cursor(keys, page.list, &Position::Skip(end))),
             nodes,
-            total_count: total,
+            total_count: Some(total),
         }
     }
 }
@@ -162,26 +211,24 @@ pub fn connection_decl<T: Any + Clone + Send + Sync>(name: &'static str, nodes_t
 mod tests {
     use super::*;
 
-    #[test]
-    fn cursors_round_trip_and_pages_follow_each_other() {
-        let all: Vec<u32> = (0..45).collect();
-        let first = Page::new(Some(20), None, None).expect("page").slice(all.clone());
-        assert_eq!(first.nodes.len(), 20);
-        assert!(first.has_next_page);
-        let second = Page::new(Some(20), first.end_cursor.as_deref(), None).expect("page").slice(all.clone());
-        assert_eq!(second.nodes[0], 20);
-        let third = Page::new(Some(20), second.end_cursor.as_deref(), None).expect("page").slice(all);
-        assert_eq!(third.nodes.len(), 5);
-        assert!(!third.has_next_page);
-        assert_eq!(third.total_count, Some(45));
+    fn keys() -> TokenKeys {
+        TokenKeys::new(&[7u8; 32], "iss", "aud").expect("keys")
     }
 
     #[test]
-    fn page_size_is_capped_and_lower_for_the_ai() {
-        assert!(Page::new(Some(101), None, Some(Role::Coach)).is_err());
-        assert!(Page::new(Some(100), None, Some(Role::Coach)).is_ok());
-        assert!(Page::new(Some(26), None, Some(Role::AiAgent)).is_err());
-        assert!(Page::new(Some(-1), None, None).is_err());
-        assert!(Page::new(None, Some("garbage"), None).is_err());
+    fn cursors_open_only_for_their_own_list_and_unaltered() {
+        let keys = keys();
+        let at = SortKey::At(chrono::DateTime::<chrono::Utc>::MIN_UTC, uuid::Uuid::nil());
+        let cursor = seal_cursor(&keys, "sessions", &Position::After(at.clone()));
+        assert_eq!(open_cursor(&keys, "sessions", &cursor), Some(Position::After(at)));
+        assert_eq!(open_cursor(&keys, "actionItems", &cursor), None, "another list's cursor");
+        let mut raw = URL_SAFE_NO_PAD.decode(&cursor).expect("base64");
+        raw[3] ^= 1;
+        assert_eq!(open_cursor(&keys, "sessions", &URL_SAFE_NO_PAD.encode(&raw)), None, "edited payload");
+        let other = TokenKeys::new(&[8u8; 32], "iss", "aud").expect("keys");
+        assert_eq!(open_cursor(&other, "sessions", &cursor), None, "another server's key");
+        for garbage in ["", "garbage", "bzoxMA", &"A".repeat(300)] {
+            assert_eq!(open_cursor(&keys, "sessions", garbage), None, "{garbage}");
+        }
     }
 }

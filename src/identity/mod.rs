@@ -48,13 +48,13 @@ pub async fn resolve_ctx(state: Server<'_>, credentials: Credentials, meta: Requ
     let claims = state.keys.verify(&token, now)?;
     let scope = DbScope { tenant_id: claims.tid, principal_id: Some(claims.sub), role: Some(claims.role) };
     let tx = state.db.begin(scope).await?;
-    let checked = session::check(&tx, &claims, &csrf, now).await.and_then(|principal| {
+    let checked = session::check(&tx, &claims, &csrf, now).await.and_then(|(principal, user)| {
         // Every AI access is logged with the model and purpose its client declares.
         let declared = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
         if principal.role == Role::AiAgent && !(declared(&meta.ai_model) && declared(&meta.ai_purpose)) {
             return Err(AppError::bad_input("AI_AGENT requests must send the X-AI-Model and X-AI-Purpose headers"));
         }
-        Ok(principal)
+        Ok((principal, user))
     });
     match checked {
         Ok(principal) => Ok(Ctx::new(Some(principal), tx, state.clock.clone(), meta)),

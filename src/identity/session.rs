@@ -71,32 +71,29 @@ pub async fn create(
     Ok(session)
 }
 
-async fn inactivity_limit(tx: &TenantTx, tenant_id: Option<Uuid>) -> AppResult<Duration> {
-    let minutes = match tenant_id {
-        Some(t) => tenant_settings::Entity::find_by_id(t)
-            .one(&*tx.conn().await?)
-            .await?
-            .map(|s| s.session_timeout_minutes)
-            .unwrap_or(DEFAULT_INACTIVITY_MINUTES),
-        None => DEFAULT_INACTIVITY_MINUTES,
-    };
-    Ok(Duration::minutes(i64::from(minutes)))
-}
-
-/// The session check every authenticated request passes. The transaction's tenant
-/// context is the token's, so on PostgreSQL a token naming another tenant's session
-/// finds nothing.
-pub async fn check(tx: &TenantTx, claims: &Claims, csrf: &CsrfCheck, now: DateTime<Utc>) -> AppResult<Principal> {
+/// The session check every authenticated request passes: session, user and tenant settings
+/// in one statement. The transaction's tenant context is the token's, so on PostgreSQL a
+/// token naming another tenant's session finds nothing. Returns the principal and its user
+/// row (the request's `viewer` and `me` need no statement of their own).
+pub async fn check(
+    tx: &TenantTx,
+    claims: &Claims,
+    csrf: &CsrfCheck,
+    now: DateTime<Utc>,
+) -> AppResult<(Principal, users::Model)> {
     let tenant_filter = match claims.tid {
         Some(t) => auth_sessions::Column::TenantId.eq(t),
         None => auth_sessions::Column::TenantId.is_null(),
     };
-    let session = auth_sessions::Entity::find_by_id(claims.sid)
+    let (session, user, settings) = auth_sessions::Entity::find_by_id(claims.sid)
         .filter(tenant_filter)
+        .find_also_related(users::Entity)
+        .find_also_related(tenant_settings::Entity)
         .one(&*tx.conn().await?)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    let idle = inactivity_limit(tx, claims.tid).await?;
+    let minutes = settings.map(|s| s.session_timeout_minutes).unwrap_or(DEFAULT_INACTIVITY_MINUTES);
+    let idle = Duration::minutes(i64::from(minutes));
     let valid = session.user_id == claims.sub
         && session.role == claims.role
         && session.revoked_at.is_none()
@@ -111,10 +108,9 @@ pub async fn check(tx: &TenantTx, claims: &Claims, csrf: &CsrfCheck, now: DateTi
             return Err(AppError::CsrfRejected);
         }
     }
-    let user = users::Entity::find_by_id(claims.sub).one(&*tx.conn().await?).await?;
-    if !user.is_some_and(|u| u.status == UserStatus::Active && u.tenant_id == claims.tid && u.role == claims.role) {
-        return Err(AppError::Unauthenticated);
-    }
+    let user = user
+        .filter(|u| u.status == UserStatus::Active && u.tenant_id == claims.tid && u.role == claims.role)
+        .ok_or(AppError::Unauthenticated)?;
     if now - session.last_seen_at >= TOUCH_EVERY {
         auth_sessions::Entity::update_many()
             .col_expr(auth_sessions::Column::LastSeenAt, Expr::value(now))
@@ -122,7 +118,8 @@ pub async fn check(tx: &TenantTx, claims: &Claims, csrf: &CsrfCheck, now: DateTi
             .exec(&*tx.conn().await?)
             .await?;
     }
-    Ok(Principal { user_id: claims.sub, tenant_id: claims.tid, role: claims.role, session_id: session.id })
+    let principal = Principal { user_id: claims.sub, tenant_id: claims.tid, role: claims.role, session_id: session.id };
+    Ok((principal, user))
 }
 
 pub async fn revoke(tx: &TenantTx, session_id: Uuid, now: DateTime<Utc>) -> AppResult<()> {

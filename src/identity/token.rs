@@ -30,6 +30,9 @@ pub struct Claims {
 }
 
 pub struct TokenKeys {
+    /// Seals paging cursors: derived from the signing secret, so every replica accepts the
+    /// cursors of the others, and a cursor cannot be forged or edited.
+    cursor_key: [u8; 32],
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -58,6 +61,7 @@ impl TokenKeys {
         validation.validate_nbf = false;
         validation.leeway = 0;
         Ok(Self {
+            cursor_key: hmac_sha256(secret, b"coachgraph cursor key v1"),
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
@@ -90,6 +94,17 @@ impl TokenKeys {
 
     /// Signature, algorithm, issuer, audience, claim types, `exp` (strictly in the future)
     /// and `iat` (not in the future). Any failure is `Unauthenticated`, with no detail.
+    /// The integrity tag of a paging cursor's payload.
+    pub fn cursor_tag(&self, payload: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.cursor_key, payload)
+    }
+
+    /// Whether `tag` is `payload`'s integrity tag (constant time).
+    pub fn cursor_tag_matches(&self, payload: &[u8], tag: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.cursor_tag(payload).as_slice().ct_eq(tag))
+    }
+
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> AppResult<Claims> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
             tracing::debug!(error = %e, "token refused");
@@ -102,6 +117,13 @@ impl TokenKeys {
         }
         Ok(claims)
     }
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

@@ -111,6 +111,8 @@ pub struct TestApp {
     pub pg: Option<PgDatabase>,
     /// Statements the application's pool has run (not the owner's).
     pub statements: Arc<std::sync::atomic::AtomicU64>,
+    /// While `Some`, every statement the application's pool runs, with its values.
+    pub statement_log: Arc<std::sync::Mutex<Option<Vec<sea_orm::Statement>>>>,
 }
 
 impl TestApp {
@@ -142,11 +144,16 @@ impl TestApp {
         let statements = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut app_db = app_db;
         let counter = statements.clone();
-        app_db.on_statement(move |_| {
+        let statement_log = Arc::new(std::sync::Mutex::new(None::<Vec<sea_orm::Statement>>));
+        let log = statement_log.clone();
+        app_db.on_statement(move |statement| {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if let Some(log) = log.lock().expect("statement log").as_mut() {
+                log.push(statement.clone());
+            }
         });
         let state = AppState::new(app_db, SECRET, ISSUER, AUDIENCE, Arc::new(clock.clone())).expect("state");
-        Some(TestApp { backend, state, clock, owner, pg, statements })
+        Some(TestApp { backend, state, clock, owner, pg, statements, statement_log })
     }
 
     pub fn router(&self) -> axum::Router {

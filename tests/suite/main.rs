@@ -15,6 +15,7 @@ mod data_rights;
 mod golden_answers;
 mod migrations_run;
 mod operations;
+mod paging;
 mod property;
 mod replicas;
 mod rls;

@@ -19,7 +19,30 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
 }
 
+/// Joined by the session check, which reads session, user and tenant settings in one
+/// statement.
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(belongs_to = "super::users::Entity", from = "Column::UserId", to = "super::users::Column::Id")]
+    User,
+    #[sea_orm(
+        belongs_to = "super::tenant_settings::Entity",
+        from = "Column::TenantId",
+        to = "super::tenant_settings::Column::TenantId"
+    )]
+    TenantSettings,
+}
+
+impl Related<super::users::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::User.def()
+    }
+}
+
+impl Related<super::tenant_settings::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::TenantSettings.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -22,6 +22,24 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
 }
 
+/// A profile as other users read it: no credential or lockout state, which no read of a
+/// profile needs, so none is ever loaded into another user's request.
+#[derive(Clone, Debug, PartialEq, Eq, DerivePartialModel)]
+#[sea_orm(entity = "Entity", from_query_result)]
+pub struct Profile {
+    pub id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+}
+
+impl From<Model> for Profile {
+    fn from(m: Model) -> Self {
+        Profile { id: m.id, tenant_id: m.tenant_id, email: m.email, display_name: m.display_name, role: m.role }
+    }
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 

@@ -76,10 +76,11 @@ fn declare_audit_events(c: &mut Catalog) {
             ty::req("AuditEventConnection"),
             Entry::Matrix(Resource::AuditLogs, Action::Read),
             query(|ctx, a| async move {
-                let page = Page::from(&a, ctx.role())?;
+                let page = Page::from(&a, ctx.role(), "auditEvents")?;
+                let skip = page.skip()?;
                 let outcome = a.opt_text("outcome", 20)?.as_deref().map(admin::parse_outcome).transpose()?;
-                let (rows, total) = admin::audit_events(&ctx, outcome, page.offset, page.limit).await?;
-                Ok(Some(FieldValue::owned_any(Connection::new(rows, page, Some(total)))))
+                let (rows, total) = admin::audit_events(&ctx, outcome, skip, page.limit).await?;
+                Ok(Some(FieldValue::owned_any(Connection::positional(a.keys()?, &page, skip, rows, total))))
             }),
         )
         .arg("first", ty::opt("Int"))

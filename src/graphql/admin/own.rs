@@ -75,9 +75,10 @@ fn declare_ai_access_log(c: &mut Catalog) {
             ty::req("AiAccessLogConnection"),
             Entry::Matrix(Resource::AiAccessLog, Action::Read),
             query(|ctx, a| async move {
-                let page = Page::from(&a, ctx.role())?;
-                let (rows, total) = admin::my_ai_access_log(&ctx, page.offset, page.limit).await?;
-                Ok(Some(FieldValue::owned_any(Connection::new(rows, page, Some(total)))))
+                let page = Page::from(&a, ctx.role(), "aiAccessLog")?;
+                let skip = page.skip()?;
+                let (rows, total) = admin::my_ai_access_log(&ctx, skip, page.limit).await?;
+                Ok(Some(FieldValue::owned_any(Connection::positional(a.keys()?, &page, skip, rows, total))))
             }),
         )
         .arg("first", ty::opt("Int"))

@@ -26,7 +26,10 @@ use crate::db::entities::{
     session_summaries, transcripts,
 };
 use crate::domain::loaders::{self, Loaders};
+use crate::domain::paging::{Listed, SortKey};
 use crate::error::{AppError, AppResult};
+use crate::graphql::paging::{Connection, Page};
+use crate::identity::token::TokenKeys;
 use crate::kinds::{EvidenceLevel, InsightStatus};
 
 // Views of content rows hold what the row policy admitted (`Admitted` has no public
@@ -43,6 +46,30 @@ pub struct ItemView(pub Admitted<action_items::Model>);
 pub struct GoalView(pub Admitted<goals::Model>);
 #[derive(Debug, Clone)]
 pub struct NoteView(pub Admitted<coach_notes::Model>);
+
+/// A page of sessions as a connection (cursor: the last session's time and id).
+pub fn session_connection(
+    keys: &TokenKeys,
+    page: &Page,
+    listed: Listed<Admitted<coaching_sessions::Model>>,
+) -> Connection<SessionView> {
+    let nodes = listed.rows.into_iter().map(SessionView).collect();
+    Connection::keyset(keys, page, nodes, listed.has_next, listed.total, |s: &SessionView| {
+        SortKey::At(s.0.scheduled_at, s.0.id)
+    })
+}
+
+/// A page of action items as a connection (cursor: the last item's creation time and id).
+pub fn item_connection(
+    keys: &TokenKeys,
+    page: &Page,
+    listed: Listed<Admitted<action_items::Model>>,
+) -> Connection<ItemView> {
+    let nodes = listed.rows.into_iter().map(ItemView).collect();
+    Connection::keyset(keys, page, nodes, listed.has_next, listed.total, |i: &ItemView| {
+        SortKey::At(i.0.created_at, i.0.id)
+    })
+}
 
 pub fn loaders_of<'a>(rc: &ResolverContext<'a>) -> Result<&'a Loaders, async_graphql::Error> {
     rc.data::<Arc<Loaders>>()
@@ -151,12 +178,8 @@ fn session_user(name: &'static str, pick: fn(&coaching_sessions::Model) -> Uuid)
                 let id = pick(s);
                 let run = async {
                     let scope = crate::domain::reach::of(&ctx).await?.session_person_scope(id, s.coachee_id);
-                    let user =
-                        loaders::rows(&loaders_of(&rc).map_err(|_| AppError::internal("loaders"))?.users_by_id, id)
-                            .await?
-                            .into_iter()
-                            .next()
-                            .ok_or(AppError::NotFound)?;
+                    let loaders = loaders_of(&rc).map_err(|_| AppError::internal("loaders"))?;
+                    let user = loaders.profiles_by_id.load_one(id).await?.ok_or(AppError::NotFound)?;
                     Ok::<_, AppError>(UserView { model: user, scope })
                 };
                 Ok(Some(FieldValue::owned_any(run.await.map_err(AppError::into_graphql)?)))

@@ -7,26 +7,22 @@ use async_graphql::dynamic::FieldValue;
 use super::{GoalView, ItemView, SessionView};
 use crate::authz::{Action, Resource, Scope};
 use crate::db::entities::users;
-use crate::domain::reads::{self, Listed, Window};
+use crate::domain::paging::{Listed, SortKey};
+use crate::domain::reads;
 use crate::graphql::decl::{Entry, FieldDecl};
 use crate::graphql::mutation::query;
 use crate::graphql::paging::{Connection, Page, connection_decl};
 use crate::graphql::schema::Catalog;
 use crate::graphql::users::UserView;
+use crate::identity::token::TokenKeys;
 use crate::kinds::Role;
 
-fn window(page: Page) -> Window {
-    Window { offset: page.offset, limit: page.limit }
-}
-
-fn people(listed: (Listed<users::Model>, Scope), page: Page) -> Connection<UserView> {
+fn people(keys: &TokenKeys, page: &Page, listed: (Listed<users::Profile>, Scope)) -> Connection<UserView> {
     let (listed, scope) = listed;
     let nodes = listed.rows.into_iter().map(|model| UserView { model, scope }).collect();
-    Connection::new(nodes, page, Some(listed.total))
-}
-
-fn rows_of<T, V>(listed: Listed<T>, page: Page, view: fn(T) -> V) -> Connection<V> {
-    Connection::new(listed.rows.into_iter().map(view).collect(), page, Some(listed.total))
+    Connection::keyset(keys, page, nodes, listed.has_next, listed.total, |u: &UserView| {
+        SortKey::Named(u.model.display_name.clone(), u.model.id)
+    })
 }
 
 fn connection<T: Clone + Send + Sync + 'static>(c: Connection<T>) -> Option<FieldValue<'static>> {
@@ -44,8 +40,8 @@ pub fn declare(c: &mut Catalog) {
             ty::req("UserConnection"),
             Entry::Roles(&[Role::Coach, Role::ProgramAdmin]),
             query(|ctx, a| async move {
-                let page = Page::from(&a, ctx.role())?;
-                Ok(connection(people(reads::coachees(&ctx, window(page)).await?, page)))
+                let page = Page::from(&a, ctx.role(), "coachees")?;
+                Ok(connection(people(a.keys()?, &page, reads::coachees(&ctx, &page.window()?).await?)))
             }),
         )
         .arg("first", ty::opt("Int"))
@@ -59,8 +55,8 @@ pub fn declare(c: &mut Catalog) {
             Entry::Roles(&[Role::ProgramAdmin, Role::Executive]),
             query(|ctx, a| async move {
                 let role = a.opt_enum("role", Role::parse)?;
-                let page = Page::from(&a, ctx.role())?;
-                Ok(connection(people(reads::users(&ctx, role, window(page)).await?, page)))
+                let page = Page::from(&a, ctx.role(), "users")?;
+                Ok(connection(people(a.keys()?, &page, reads::users(&ctx, role, &page.window()?).await?)))
             }),
         )
         .arg("role", ty::opt("Role"))
@@ -97,9 +93,9 @@ pub fn declare(c: &mut Catalog) {
             ty::req("CoachingSessionConnection"),
             Entry::Matrix(Resource::SessionMetadata, Action::Read),
             query(|ctx, a| async move {
-                let page = Page::from(&a, ctx.role())?;
-                let listed = reads::sessions(&ctx, a.opt_id("coacheeId")?, window(page)).await?;
-                Ok(connection(rows_of(listed, page, SessionView)))
+                let page = Page::from(&a, ctx.role(), "sessions")?;
+                let listed = reads::sessions(&ctx, a.opt_id("coacheeId")?, &page.window()?).await?;
+                Ok(connection(super::session_connection(a.keys()?, &page, listed)))
             }),
         )
         .arg("coacheeId", ty::opt("ID"))
@@ -112,9 +108,9 @@ pub fn declare(c: &mut Catalog) {
             ty::req("ActionItemConnection"),
             Entry::Matrix(Resource::ActionItems, Action::Read),
             query(|ctx, a| async move {
-                let page = Page::from(&a, ctx.role())?;
-                let listed = reads::action_items(&ctx, a.opt_id("coacheeId")?, window(page)).await?;
-                Ok(connection(rows_of(listed, page, ItemView)))
+                let page = Page::from(&a, ctx.role(), "actionItems")?;
+                let listed = reads::action_items(&ctx, a.opt_id("coacheeId")?, &page.window()?).await?;
+                Ok(connection(super::item_connection(a.keys()?, &page, listed)))
             }),
         )
         .arg("coacheeId", ty::opt("ID"))

@@ -81,7 +81,7 @@ fn declare_users(c: &mut Catalog) {
                 let display_name = args.text("displayName", operations::MAX_DISPLAY_NAME_LEN)?;
                 let role = args.enum_("role", Role::parse)?;
                 let user = operations::invite_user(&ctx, &email, display_name, role).await?;
-                Ok(FieldValue::owned_any(UserView { model: user, scope: Scope::Tenant }))
+                Ok(FieldValue::owned_any(UserView { model: user.into(), scope: Scope::Tenant }))
             }),
         )
         .arg("email", ty::req("String"))

@@ -10,25 +10,28 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
-use super::coaching::{GoalView, ItemView, NoteView, SessionView, visible_rows};
+use super::coaching::{GoalView, NoteView, item_connection, session_connection, visible_rows};
 use super::decl::{Entry, FieldDecl, ObjectDecl, ctx_of};
-use super::mutation::query;
+use super::mutation::{Args, query};
 use super::paging::Page;
 use super::schema::{Catalog, enum_value, leaf, resolver};
 use super::uuid;
+use crate::authz::rows::Admitted;
 use crate::authz::{Access, Action, ContentTable, Resource, RowFacts, Scope, VisibilityTag, profile_fields};
 use crate::ctx::Ctx;
 use crate::db::entities::{action_items, coach_notes, coaching_sessions, goals, users};
 use crate::domain::access;
 use crate::domain::loaders::{self, Loaders};
+use crate::domain::paging::{Listed, Window};
 use crate::error::{AppError, AppResult};
+use crate::identity::token::TokenKeys;
 use crate::kinds::Role;
 
 /// A user row together with how the viewer is related to it, which decides the
 /// profile fields this row shows.
 #[derive(Debug, Clone)]
 pub struct UserView {
-    pub model: users::Model,
+    pub model: users::Profile,
     /// The grant scope the row was reached through; `Own` for the caller's own profile.
     pub scope: Scope,
 }
@@ -46,7 +49,7 @@ fn profile_field(ctx: &Ctx, view: &UserView, field: &str) -> AppResult<()> {
 
 /// Contract version 2: `role` and `email` are nullable, because on some rows the caller may
 /// read only a user's id and display name (a coachee's own coaches) or the directory fields.
-fn profile_leaf(field: &'static str, value: fn(&users::Model) -> Value) -> FieldDecl {
+fn profile_leaf(field: &'static str, value: fn(&users::Profile) -> Value) -> FieldDecl {
     let ty = match field {
         "id" => ty::req("ID"),
         "displayName" => ty::req("String"),
@@ -66,7 +69,7 @@ fn profile_leaf(field: &'static str, value: fn(&users::Model) -> Value) -> Field
 }
 
 pub async fn load_own_profile(ctx: &Ctx) -> AppResult<Option<UserView>> {
-    Ok(crate::domain::reads::own_profile(ctx).await?.map(|model| UserView { model, scope: Scope::Own }))
+    Ok(crate::domain::reads::own_profile(ctx).await?.map(|model| UserView { model: model.into(), scope: Scope::Own }))
 }
 
 /// A relation of a user (as coachee): the rows the caller may see, possibly none.
@@ -75,7 +78,7 @@ fn relation(
     ty: Ty,
     tag: VisibilityTag,
     resource: Resource,
-    paged: bool,
+    paged: Option<&'static str>,
     load: RelationLoad,
 ) -> FieldDecl {
     let decl = FieldDecl::tagged(
@@ -89,34 +92,84 @@ fn relation(
                 let loaders = rc.data::<Arc<Loaders>>()?.clone();
                 let user = rc.parent_value.try_downcast_ref::<UserView>()?.model.id;
                 let run = async {
-                    let page = if paged { Some(Page::from_args(&rc, ctx.role())?) } else { None };
+                    let page = match paged {
+                        Some(list) => {
+                            let args = Args::from_rc(&rc);
+                            Some(Paged { page: Page::from(&args, ctx.role(), list)?, keys: args.keys_handle()? })
+                        }
+                        None => None,
+                    };
                     load(ctx.clone(), loaders, user, page).await
                 };
                 Ok(Some(run.await.map_err(AppError::into_graphql)?))
             })
         }),
     );
-    if paged { decl.arg("first", ty::opt("Int")).arg("after", ty::opt("String")) } else { decl }
+    if paged.is_some() { decl.arg("first", ty::opt("Int")).arg("after", ty::opt("String")) } else { decl }
+}
+
+/// A nested connection's page request and the keys that seal its cursors.
+struct Paged {
+    page: Page,
+    keys: Arc<TokenKeys>,
+}
+
+impl Paged {
+    fn of(page: Option<Paged>) -> AppResult<Paged> {
+        page.ok_or_else(|| AppError::internal("a connection without its page"))
+    }
 }
 
 type RelationLoad =
-    fn(Arc<Ctx>, Arc<Loaders>, Uuid, Option<Page>) -> BoxFuture<'static, AppResult<FieldValue<'static>>>;
+    fn(Arc<Ctx>, Arc<Loaders>, Uuid, Option<Paged>) -> BoxFuture<'static, AppResult<FieldValue<'static>>>;
 
-fn default_page(page: Option<Page>) -> Page {
-    page.unwrap_or(Page { offset: 0, limit: crate::graphql::paging::DEFAULT_PAGE })
+/// This coachee's page of a nested connection: paged in SQL per parent, then each row
+/// through the row check (AI reads logged).
+async fn nested_page<T, Fut>(
+    ctx: &Ctx,
+    table: ContentTable,
+    user: Uuid,
+    window: &Window,
+    load: impl FnOnce() -> Fut,
+    facts: fn(&T) -> RowFacts,
+    id_of: fn(&T) -> Uuid,
+) -> AppResult<Listed<Admitted<T>>>
+where
+    Fut: Future<Output = AppResult<Listed<T>>>,
+{
+    // Nothing loaded (no row of this list is readable): an empty, complete list.
+    let empty = Listed::<T>::empty(window);
+    let mut meta = (empty.has_next, empty.total);
+    let rows = visible_rows(
+        ctx,
+        table,
+        user,
+        || async {
+            let listed = load().await?;
+            meta = (listed.has_next, listed.total);
+            Ok(listed.rows)
+        },
+        facts,
+        id_of,
+    )
+    .await?;
+    Ok(Listed { rows, has_next: meta.0, total: meta.1 })
 }
 
 fn user_sessions(
     ctx: Arc<Ctx>,
     l: Arc<Loaders>,
     user: Uuid,
-    page: Option<Page>,
+    paged: Option<Paged>,
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
-        let load = || loaders::rows(&l.sessions_by_coachee, user);
+        let Paged { page, keys } = Paged::of(paged)?;
         let facts = |s: &coaching_sessions::Model| RowFacts::about(s.coachee_id);
-        let rows = visible_rows(&ctx, ContentTable::CoachingSessions, user, load, facts, |s| s.id).await?;
-        Ok(FieldValue::owned_any(default_page(page).slice(rows.into_iter().map(SessionView).collect())))
+        let table = ContentTable::CoachingSessions;
+        let window = page.window()?;
+        let load = || loaders::page(&l.sessions_by_coachee, user, window.clone());
+        let listed = nested_page(&ctx, table, user, &window, load, facts, |s| s.id).await?;
+        Ok(FieldValue::owned_any(session_connection(&keys, &page, listed)))
     })
 }
 
@@ -124,13 +177,16 @@ fn user_items(
     ctx: Arc<Ctx>,
     l: Arc<Loaders>,
     user: Uuid,
-    page: Option<Page>,
+    paged: Option<Paged>,
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
-        let load = || loaders::rows(&l.items_by_coachee, user);
+        let Paged { page, keys } = Paged::of(paged)?;
         let facts = |i: &action_items::Model| RowFacts::about(i.coachee_id);
-        let rows = visible_rows(&ctx, ContentTable::ActionItems, user, load, facts, |i| i.id).await?;
-        Ok(FieldValue::owned_any(default_page(page).slice(rows.into_iter().map(ItemView).collect())))
+        let table = ContentTable::ActionItems;
+        let window = page.window()?;
+        let load = || loaders::page(&l.items_by_coachee, user, window.clone());
+        let listed = nested_page(&ctx, table, user, &window, load, facts, |i| i.id).await?;
+        Ok(FieldValue::owned_any(item_connection(&keys, &page, listed)))
     })
 }
 
@@ -138,7 +194,7 @@ fn user_goals(
     ctx: Arc<Ctx>,
     l: Arc<Loaders>,
     user: Uuid,
-    _: Option<Page>,
+    _: Option<Paged>,
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
         let load = || loaders::rows(&l.goals_by_coachee, user);
@@ -153,7 +209,7 @@ fn user_notes(
     ctx: Arc<Ctx>,
     l: Arc<Loaders>,
     user: Uuid,
-    _: Option<Page>,
+    _: Option<Paged>,
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
         let load = || loaders::rows(&l.notes_by_coachee, user);
@@ -210,7 +266,7 @@ pub fn declare(c: &mut Catalog) {
             .field(profile_leaf("displayName", |u| Value::String(u.display_name.clone())))
             .field(profile_leaf("email", |u| Value::String(u.email.clone())))
             .field(
-                relation("coachNotes", ty::list("CoachNote"), CoachOnly, Resource::CoachNotes, false, user_notes)
+                relation("coachNotes", ty::list("CoachNote"), CoachOnly, Resource::CoachNotes, None, user_notes)
                     .describe("The coach's private notes about this coachee (own notes only)."),
             )
             .field(relation(
@@ -218,16 +274,16 @@ pub fn declare(c: &mut Catalog) {
                 ty::req("CoachingSessionConnection"),
                 ClientVisible,
                 Resource::SessionMetadata,
-                true,
+                Some("User.sessions"),
                 user_sessions,
             ))
-            .field(relation("goals", ty::list("Goal"), ClientVisible, Resource::Goals, false, user_goals))
+            .field(relation("goals", ty::list("Goal"), ClientVisible, Resource::Goals, None, user_goals))
             .field(relation(
                 "actionItems",
                 ty::req("ActionItemConnection"),
                 ClientVisible,
                 Resource::ActionItems,
-                true,
+                Some("User.actionItems"),
                 user_items,
             )),
     );
