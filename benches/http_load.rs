@@ -7,6 +7,15 @@
 //! - **RLS off**: the same binary on a copy of the database (`CREATE DATABASE .. TEMPLATE`)
 //!   with row-level security disabled on every table.
 //!
+//! and two more figures from the same run:
+//!
+//! - **CPU per request**: the server process's utime + stime (`/proc/<pid>/stat`) before and
+//!   after each wrk run, divided by the requests wrk completed;
+//! - **login flood**: client_app (8 connections) run quietly, then again while a second wrk
+//!   posts `login` mutations (mostly correct passwords of accounts the bench never uses,
+//!   some wrong passwords of program admins, some unknown emails: every one costs a PBKDF2
+//!   verification), and the p99 of the two runs compared.
+//!
 //! `cargo bench --bench http_load`. Needs PostgreSQL at 127.0.0.1:5432 (user `postgres`,
 //! trust; `COACHGRAPH_TEST_PG` to change), `wrk` and `pgbench` on the PATH.
 //! - `BENCH_SIZES=250,10000`: coachees per run (25 per coach, 20 sessions each; seeded
@@ -15,12 +24,13 @@
 //! - `BENCH_CONCURRENCY=8,32`: connections (wrk `-c`, pgbench `-c`; both with 2 threads);
 //! - `BENCH_PRINCIPALS=32`: distinct principals per role (coaches, executives; twice as many
 //!   coachees), whose tokens the wrk script rotates.
+//! - `BENCH_FLOOD_CONCURRENCY=8`: connections of the login flood (wrk `-t 1`).
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -278,6 +288,30 @@ impl Server {
             .map(|kb| kb / 1024.0)
             .unwrap_or(f64::NAN)
     }
+
+    /// The CPU time (user + system) the server process has used so far, ms: fields 14 and
+    /// 15 of `/proc/<pid>/stat`, in clock ticks.
+    fn cpu_ms(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields from 3 on follow the command name, which ends at the last ')'.
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let ticks = |field: usize| fields.get(field - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        (ticks(14) + ticks(15)) * 1000.0 / clock_ticks_per_second()
+    }
+}
+
+/// `getconf CLK_TCK` (100 when it cannot be asked).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 impl Drop for Server {
@@ -319,9 +353,14 @@ fn principal_emails(shape: &Shape, per_role: usize) -> BTreeMap<Workload, Vec<(S
     ])
 }
 
+/// The body of a `login` mutation.
+fn login_body(email: &str, password: &str) -> String {
+    let query = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+    json!({ "query": query, "variables": { "e": email, "p": password } }).to_string()
+}
+
 /// Logs every principal in over HTTP (real PBKDF2 checks, four at a time).
 fn log_in(port: u16, who: Vec<(String, Uuid)>) -> Vec<Principal> {
-    let query = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
     let chunks: Vec<Vec<(String, Uuid)>> = who.chunks(who.len().div_ceil(4).max(1)).map(<[_]>::to_vec).collect();
     let handles: Vec<_> = chunks
         .into_iter()
@@ -330,8 +369,7 @@ fn log_in(port: u16, who: Vec<(String, Uuid)>) -> Vec<Principal> {
                 chunk
                     .into_iter()
                     .map(|(email, id)| {
-                        let body = json!({ "query": query, "variables": { "e": email, "p": scale::SCALE_PASSWORD } });
-                        let res = gql(port, None, &body.to_string());
+                        let res = gql(port, None, &login_body(&email, scale::SCALE_PASSWORD));
                         let token = res["data"]["login"]["token"]
                             .as_str()
                             .unwrap_or_else(|| panic!("login of {email}: {res}"))
@@ -353,22 +391,30 @@ struct Load {
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
+    requests: u64,
+    /// The server's CPU time (user + system) over the run, per completed request.
+    cpu_ms_per_request: f64,
 }
 
 fn lua_long_string(s: &str) -> String {
     format!("[==[{s}]==]")
 }
 
-fn wrk_script(dir: &Path, name: &str, tokens: &[String], body: &str) -> PathBuf {
-    let list: Vec<String> = tokens.iter().map(|t| lua_long_string(t)).collect();
+fn lua_list(items: &[String]) -> String {
+    items.iter().map(|t| lua_long_string(t)).collect::<Vec<_>>().join(", ")
+}
+
+/// A wrk script POSTing `bodies` in rotation, each with the next of `tokens` as its bearer
+/// token (none when `tokens` is empty); `extra` is appended (response / done callbacks).
+fn wrk_script(dir: &Path, name: &str, tokens: &[String], bodies: &[String], extra: &str) -> PathBuf {
     let script = format!(
-        r#"-- generated by benches/http_load.rs: rotates bearer tokens, POSTs the workload
+        r#"-- generated by benches/http_load.rs: rotates bearer tokens and bodies, POSTs them
 local tokens = {{ {tokens} }}
-local body = {body}
-local threads = 0
+local bodies = {{ {bodies} }}
+local threads = {{}}
 function setup(thread)
-  thread:set("offset", threads * 7)
-  threads = threads + 1
+  thread:set("offset", #threads * 7)
+  table.insert(threads, thread)
 end
 local i = 0
 function init(args)
@@ -376,17 +422,33 @@ function init(args)
 end
 function request()
   i = i + 1
-  local headers = {{ ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. tokens[(i % #tokens) + 1] }}
-  return wrk.format("POST", "/graphql", headers, body)
+  local headers = {{ ["Content-Type"] = "application/json" }}
+  if #tokens > 0 then
+    headers["Authorization"] = "Bearer " .. tokens[(i % #tokens) + 1]
+  end
+  return wrk.format("POST", "/graphql", headers, bodies[(i % #bodies) + 1])
 end
-"#,
-        tokens = list.join(", "),
-        body = lua_long_string(body)
+{extra}"#,
+        tokens = lua_list(tokens),
+        bodies = lua_list(bodies),
     );
     let path = dir.join(format!("{name}.lua"));
     std::fs::write(&path, script).expect("write wrk script");
     path
 }
+
+/// Counts the logins that got a token and those refused, and prints both at the end.
+const LOGIN_TALLY_LUA: &str = r#"
+ok, refused = 0, 0
+function response(status, headers, body)
+  if status == 200 and string.find(body, '"token"', 1, true) then ok = ok + 1 else refused = refused + 1 end
+end
+function done(summary, latency, requests)
+  local o, r = 0, 0
+  for _, t in ipairs(threads) do o = o + t:get("ok"); r = r + t:get("refused") end
+  io.write(string.format("logins: %d ok, %d refused\n", o, r))
+end
+"#;
 
 /// `2.35ms`, `812.00us`, `1.20s` -> milliseconds.
 fn wrk_ms(value: &str) -> f64 {
@@ -401,30 +463,32 @@ fn wrk_ms(value: &str) -> f64 {
     }
 }
 
-fn run_wrk(port: u16, script: &Path, connections: usize, seconds: u64) -> Load {
-    let out = Command::new("wrk")
-        .args([
-            "-t",
-            "2",
-            "-c",
-            &connections.to_string(),
-            "-d",
-            &format!("{seconds}s"),
-            "--timeout",
-            "30s",
-            "--latency",
-        ])
+fn wrk_command(port: u16, script: &Path, threads: usize, connections: usize, seconds: u64) -> Command {
+    let mut wrk = Command::new("wrk");
+    wrk.args(["-t", &threads.to_string(), "-c", &connections.to_string(), "-d", &format!("{seconds}s")])
+        .args(["--timeout", "30s", "--latency"])
         .arg("-s")
         .arg(script)
         .arg(format!("http://127.0.0.1:{port}/graphql"))
-        .output()
-        .expect("run wrk");
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    wrk
+}
+
+/// wrk's report (panics when wrk failed).
+fn wrk_report(out: std::io::Result<std::process::Output>) -> String {
+    let out = out.expect("run wrk");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
-    let mut load = Load::default();
+    text
+}
+
+fn parse_wrk(text: &str) -> Load {
+    let mut load = Load { cpu_ms_per_request: f64::NAN, ..Load::default() };
     for line in text.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
+            [n, "requests", "in", ..] => load.requests = n.parse().unwrap_or(0),
             ["Requests/sec:", n] => load.rps = n.parse().unwrap_or(f64::NAN),
             ["50%", v] => load.p50_ms = wrk_ms(v),
             ["99%", v] => load.p99_ms = wrk_ms(v),
@@ -435,6 +499,14 @@ fn run_wrk(port: u16, script: &Path, connections: usize, seconds: u64) -> Load {
             _ => {}
         }
     }
+    load
+}
+
+/// One wrk run (2 threads) against `server`, with the server's CPU time per request.
+fn run_wrk(server: &Server, script: &Path, connections: usize, seconds: u64) -> Load {
+    let cpu = server.cpu_ms();
+    let mut load = parse_wrk(&wrk_report(wrk_command(server.port, script, 2, connections, seconds).output()));
+    load.cpu_ms_per_request = (server.cpu_ms() - cpu) / load.requests as f64;
     load
 }
 
@@ -478,6 +550,92 @@ fn run_pgbench(url: &str, script: &Path, connections: usize, seconds: u64) -> Fl
         }
     }
     floor
+}
+
+// ------------------------------------------------------------------------ login flood
+
+/// client_app's connections in the login-flood comparison.
+const FLOOD_WORKLOAD_CONNECTIONS: usize = 8;
+
+/// client_app quiet and under a login flood, and what the flood achieved.
+#[derive(Debug, Clone, Default)]
+struct Flood {
+    connections: usize,
+    quiet: Load,
+    flooded: Load,
+    logins: Load,
+    ok: u64,
+    refused: u64,
+    /// The server's CPU over the flood, less client_app's requests at their quiet cost, per
+    /// login (an estimate: contention makes client_app's requests dearer too).
+    cpu_ms_per_login: f64,
+}
+
+/// The flood's login requests, in rotation: of every eight, six correct passwords of coaches
+/// and coachees the bench never logs in as, one wrong password of a program admin (the
+/// bench never logs in as one; each locks after five, and a locked account is still
+/// verified) and one unknown email (verified against the dummy hash). Every one costs the
+/// server one PBKDF2 verification.
+fn flood_bodies(shape: &Shape, bench: &BTreeMap<Workload, Vec<(String, Uuid)>>) -> Vec<String> {
+    let taken: BTreeSet<&str> = bench.values().flatten().map(|(email, _)| email.as_str()).collect();
+    let spare: Vec<String> = (1..=shape.coachees())
+        .map(|n| format!("coachee{n}"))
+        .chain((1..=shape.coaches).map(|n| format!("coach{n}")))
+        .map(|who| scale::email(&who, 1))
+        .filter(|email| !taken.contains(email.as_str()))
+        .collect();
+    assert!(!spare.is_empty(), "no account left for the login flood");
+    (0..64)
+        .map(|k| match k % 8 {
+            3 => login_body(&scale::email(&format!("admin{}", 1 + k / 8 % shape.admins.max(1)), 1), "not-the-password"),
+            7 => login_body(&scale::email(&format!("nobody{k}"), 1), scale::SCALE_PASSWORD),
+            _ => login_body(&spare[k % spare.len()], scale::SCALE_PASSWORD),
+        })
+        .collect()
+}
+
+/// `logins: <ok> ok, <refused> refused`, printed by [`LOGIN_TALLY_LUA`].
+fn login_tally(report: &str) -> (u64, u64) {
+    report
+        .lines()
+        .find_map(|line| {
+            let (ok, refused) = line.trim().strip_prefix("logins: ")?.split_once(" ok, ")?;
+            Some((ok.parse().ok()?, refused.strip_suffix(" refused")?.parse().ok()?))
+        })
+        .unwrap_or((0, 0))
+}
+
+/// client_app run quietly, then again while `flood_script` posts logins over `connections`
+/// connections (from a second before the workload's run to a second after).
+fn login_flood(server: &Server, workload: &Path, flood_script: &Path, connections: usize, seconds: u64) -> Flood {
+    let quiet = run_wrk(server, workload, FLOOD_WORKLOAD_CONNECTIONS, seconds);
+    let cpu = server.cpu_ms();
+    let flood = wrk_command(server.port, flood_script, 1, connections, seconds + 2).spawn();
+    std::thread::sleep(Duration::from_secs(1));
+    let flooded = run_wrk(server, workload, FLOOD_WORKLOAD_CONNECTIONS, seconds);
+    let report = wrk_report(flood.and_then(Child::wait_with_output));
+    let login_cpu = server.cpu_ms() - cpu - flooded.requests as f64 * quiet.cpu_ms_per_request;
+    let logins = parse_wrk(&report);
+    let (ok, refused) = login_tally(&report);
+    Flood { connections, cpu_ms_per_login: login_cpu / logins.requests as f64, quiet, flooded, logins, ok, refused }
+}
+
+fn flood_line(f: &Flood) -> String {
+    format!(
+        "login flood: client_app p99 quiet {:.2} ms, under flood {:.2} ms, ratio {:.2} (target <= 2); \
+         p50 {:.2} -> {:.2} ms; logins {:.1} req/s over {} connections ({} ok, {} refused), \
+         ~{:.0} ms server CPU per login",
+        f.quiet.p99_ms,
+        f.flooded.p99_ms,
+        f.flooded.p99_ms / f.quiet.p99_ms,
+        f.quiet.p50_ms,
+        f.flooded.p50_ms,
+        f.logins.rps,
+        f.connections,
+        f.ok,
+        f.refused,
+        f.cpu_ms_per_login
+    )
 }
 
 // ------------------------------------------------------------------------ database helpers
@@ -557,7 +715,7 @@ async fn floor_answer(app: &DatabaseConnection, workload: Workload, principal: U
 fn difference(a: &Value, b: &Value, path: &str) -> Option<String> {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             keys.into_iter().find_map(|k| {
                 difference(x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), &format!("{path}.{k}"))
             })
@@ -628,19 +786,38 @@ struct Row {
 }
 
 struct SizeResult {
+    coachees: usize,
     rows: Vec<Row>,
     rss_on: f64,
     rss_off: f64,
     same_answers: Vec<(Workload, Option<String>)>,
+    flood: Flood,
 }
 
-async fn run_size(
-    coachees: usize,
+/// What every size is run with (the environment's `BENCH_*`).
+struct Config {
+    connections: Vec<usize>,
     seconds: u64,
-    connections: &[usize],
     per_role: usize,
-    dir: &Path,
-) -> Option<SizeResult> {
+    flood_connections: usize,
+    /// Where scripts and server logs go.
+    dir: PathBuf,
+}
+
+fn print_run(label: &str, workload: Workload, connections: usize, load: &Load) {
+    println!(
+        "  {label:<8} {:<16} c={connections:<3} {:>8.1} req/s p50 {:>8.2} ms p99 {:>8.2} ms cpu {:>6.2} ms/req",
+        workload.name(),
+        load.rps,
+        load.p50_ms,
+        load.p99_ms,
+        load.cpu_ms_per_request
+    );
+}
+
+async fn run_size(coachees: usize, config: &Config) -> Option<SizeResult> {
+    let Config { connections, seconds, per_role, flood_connections, dir } = config;
+    let (seconds, per_role) = (*seconds, *per_role);
     let pg = common::create_pg_database().await?;
     let owner = Database::connect(pg.owner_url()).await.expect("owner");
     common::migrate(&owner).await;
@@ -666,8 +843,11 @@ async fn run_size(
     // RLS on: the server, its logins, the statement counts, wrk.
     let server = Server::start(&pg.app_url(), dir.join(format!("server-{coachees}-rls-on.log")));
     let t = Instant::now();
+    let emails = principal_emails(&shape, per_role);
+    let flood_script =
+        wrk_script(dir, &format!("login-flood-{coachees}"), &[], &flood_bodies(&shape, &emails), LOGIN_TALLY_LUA);
     let mut principals: BTreeMap<Workload, Vec<Principal>> = BTreeMap::new();
-    for (w, who) in principal_emails(&shape, per_role) {
+    for (w, who) in emails {
         principals.insert(w, log_in(server.port, who));
     }
     let logins: usize = principals.values().map(Vec::len).sum();
@@ -692,7 +872,7 @@ async fn run_size(
         }
         statements.insert(w, statements_per_request(&pg.app_url(), &principals[&w][0].token, &body).await);
         let tokens: Vec<String> = principals[&w].iter().map(|p| p.token.clone()).collect();
-        let wrk = wrk_script(dir, &format!("{}-{coachees}", w.name()), &tokens, &body);
+        let wrk = wrk_script(dir, &format!("{}-{coachees}", w.name()), &tokens, &[body], "");
         let bench = pgbench_script(dir, w, principals[&w].len(), &sql);
         scripts.insert(w, (wrk, bench));
     }
@@ -700,14 +880,8 @@ async fn run_size(
     let mut rows = Vec::new();
     for w in WORKLOADS {
         for &c in connections {
-            let on = run_wrk(server.port, &scripts[&w].0, c, seconds);
-            println!(
-                "  RLS on   {:<16} c={c:<3} {:>8.1} req/s p50 {:>8.2} ms p99 {:>8.2} ms",
-                w.name(),
-                on.rps,
-                on.p50_ms,
-                on.p99_ms
-            );
+            let on = run_wrk(&server, &scripts[&w].0, c, seconds);
+            print_run("RLS on", w, c, &on);
             rows.push(Row {
                 coachees,
                 workload: w,
@@ -720,6 +894,8 @@ async fn run_size(
         }
     }
     let rss_on = server.peak_rss_mib();
+    let flood = login_flood(&server, &scripts[&Workload::ClientApp].0, &flood_script, *flood_connections, seconds);
+    println!("  {}", flood_line(&flood));
     drop(server);
 
     // The floor, on the same database, as the application role.
@@ -740,21 +916,14 @@ async fn run_size(
     let copy = copy_without_rls(&pg.name).await;
     let server = Server::start(&copy.app_url(), dir.join(format!("server-{coachees}-rls-off.log")));
     for row in &mut rows {
-        row.off = run_wrk(server.port, &scripts[&row.workload].0, row.connections, seconds);
-        println!(
-            "  RLS off  {:<16} c={:<3} {:>8.1} req/s p50 {:>8.2} ms p99 {:>8.2} ms",
-            row.workload.name(),
-            row.connections,
-            row.off.rps,
-            row.off.p50_ms,
-            row.off.p99_ms
-        );
+        row.off = run_wrk(&server, &scripts[&row.workload].0, row.connections, seconds);
+        print_run("RLS off", row.workload, row.connections, &row.off);
     }
     let rss_off = server.peak_rss_mib();
     drop(server);
     drop(copy);
     drop(pg);
-    Some(SizeResult { rows, rss_on, rss_off, same_answers })
+    Some(SizeResult { coachees, rows, rss_on, rss_off, same_answers, flood })
 }
 
 fn main() {
@@ -769,21 +938,28 @@ fn main() {
         return;
     }
     let sizes = env_list("BENCH_SIZES", "250,10000");
-    let connections = env_list("BENCH_CONCURRENCY", "8,32");
-    let seconds: u64 = env_or("BENCH_SECONDS", 10);
-    let per_role: usize = env_or("BENCH_PRINCIPALS", 32);
-    let dir = std::env::temp_dir().join(format!("coachgraph-http-load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let config = Config {
+        connections: env_list("BENCH_CONCURRENCY", "8,32"),
+        seconds: env_or("BENCH_SECONDS", 10),
+        per_role: env_or("BENCH_PRINCIPALS", 32),
+        flood_connections: env_or("BENCH_FLOOD_CONCURRENCY", 8),
+        dir: std::env::temp_dir().join(format!("coachgraph-http-load-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&config.dir).expect("scratch directory");
     println!(
-        "http_load: sizes {sizes:?} coachees, connections {connections:?}, {seconds} s per run, server {} (scripts and logs in {})",
+        "http_load: sizes {sizes:?} coachees, connections {:?}, {} s per run, login flood over {} connections, \
+         server {} (scripts and logs in {})",
+        config.connections,
+        config.seconds,
+        config.flood_connections,
         env!("CARGO_BIN_EXE_coachgraph"),
-        dir.display()
+        config.dir.display()
     );
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let results: Vec<SizeResult> = rt.block_on(async {
         let mut out = Vec::new();
         for &size in &sizes {
-            match run_size(size, seconds, &connections, per_role, &dir).await {
+            match run_size(size, &config).await {
                 Some(r) => out.push(r),
                 None => println!("PostgreSQL unreachable: size {size} skipped"),
             }
@@ -796,7 +972,7 @@ fn main() {
 fn print_summary(results: &[SizeResult]) {
     println!("\n=== Summary (wrk -t 2; floor = pgbench, one SQL statement per request, RLS on) ===");
     println!(
-        "{:>8} {:<16} {:>3} {:>10} {:>9} {:>9} {:>5} {:>6} {:>10} {:>10} {:>9} {:>9}",
+        "{:>8} {:<16} {:>3} {:>10} {:>9} {:>9} {:>5} {:>7} {:>6} {:>10} {:>10} {:>9} {:>9}",
         "coachees",
         "workload",
         "c",
@@ -804,6 +980,7 @@ fn print_summary(results: &[SizeResult]) {
         "p50 ms",
         "p99 ms",
         "errs",
+        "cpu ms",
         "stmts",
         "floor tps",
         "RLSoff r/s",
@@ -813,7 +990,7 @@ fn print_summary(results: &[SizeResult]) {
     for size in results {
         for r in &size.rows {
             println!(
-                "{:>8} {:<16} {:>3} {:>10.1} {:>9.2} {:>9.2} {:>5} {:>6} {:>10.1} {:>10.1} {:>8.1}% {:>8.1}%",
+                "{:>8} {:<16} {:>3} {:>10.1} {:>9.2} {:>9.2} {:>5} {:>7.2} {:>6} {:>10.1} {:>10.1} {:>8.1}% {:>8.1}%",
                 r.coachees,
                 r.workload.name(),
                 r.connections,
@@ -821,6 +998,7 @@ fn print_summary(results: &[SizeResult]) {
                 r.on.p50_ms,
                 r.on.p99_ms,
                 r.on.errors + r.off.errors,
+                r.on.cpu_ms_per_request,
                 r.statements,
                 r.floor.tps,
                 r.off.rps,
@@ -828,7 +1006,7 @@ fn print_summary(results: &[SizeResult]) {
                 100.0 * r.on.rps / r.off.rps
             );
         }
-        let coachees = size.rows.first().map(|r| r.coachees).unwrap_or(0);
+        let coachees = size.coachees;
         println!(
             "{coachees:>8} server peak RSS (VmHWM): {:.1} MiB with RLS, {:.1} MiB without",
             size.rss_on, size.rss_off
@@ -839,9 +1017,41 @@ fn print_summary(results: &[SizeResult]) {
                 Some(d) => println!("{coachees:>8} {:<16} floor answer differs from GraphQL answer at {d}", w.name()),
             }
         }
+        println!("{coachees:>8} {}", flood_line(&size.flood));
     }
+    print_cpu_scaling(results);
     println!(
-        "stmts: SQL statements the server's pool runs per request (counted in process); \
+        "cpu ms: the server process's CPU time (user + system) per request, RLS on; \
+         stmts: SQL statements the server's pool runs per request (counted in process); \
          vs floor: coachgraph req/s / floor tps; on/off: req/s with RLS / without."
     );
+}
+
+/// CPU per request of each workload at the smallest size against the largest, per
+/// concurrency (target: flat, a ratio close to 1).
+fn print_cpu_scaling(results: &[SizeResult]) {
+    let (Some(small), Some(large)) = (results.first(), results.last()) else { return };
+    if results.len() < 2 {
+        println!("cpu per request vs size: one size only (BENCH_SIZES=250,10000 compares them)");
+        return;
+    }
+    for w in WORKLOADS {
+        let pairs: Vec<String> = small
+            .rows
+            .iter()
+            .filter(|r| r.workload == w)
+            .filter_map(|a| {
+                let b = large.rows.iter().find(|b| b.workload == w && b.connections == a.connections)?;
+                let (x, y) = (a.on.cpu_ms_per_request, b.on.cpu_ms_per_request);
+                Some(format!("c={} {x:.2} -> {y:.2} ms, ratio {:.2}", a.connections, y / x))
+            })
+            .collect();
+        println!(
+            "cpu per request {:<16} {} vs {} coachees: {} (target: flat, ~1)",
+            w.name(),
+            small.coachees,
+            large.coachees,
+            pairs.join("; ")
+        );
+    }
 }
