@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::app::{self, AppState};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Cli, Command, Config, DEFAULT_DATABASE_URL, Mode};
+use crate::config::{Cli, Command, Config, DEFAULT_DATABASE_URL, Mode, ScaleArgs};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::graphql::{self, Audience};
@@ -33,6 +33,7 @@ pub async fn run(cli: Cli) -> AppResult<()> {
             println!("{}", if written { "demo data loaded" } else { "demo data already present" });
             Ok(())
         }
+        Command::SeedScale(args) => seed_scale(&config, args).await,
         Command::ExportSchema { out_dir } => export_schema(&out_dir),
         Command::VerifyAudit => verify_audit(&config).await,
         Command::Purge => purge(&config).await,
@@ -78,6 +79,44 @@ async fn serve(config: Config) -> AppResult<()> {
         })
         .await
         .map_err(AppError::internal)
+}
+
+/// `seed-scale`: migrates, then loads benchmark data of the given size with a progress bar.
+async fn seed_scale(config: &Config, args: ScaleArgs) -> AppResult<()> {
+    migrate(config).await?;
+    let db = Db::connect(config.migration_database_url.as_deref().unwrap_or(&config.database_url)).await?;
+    let shape = seed::scale::Shape {
+        tenants: args.tenants,
+        coaches: args.coaches,
+        coachees_per_coach: args.coachees_per_coach,
+        sessions_per_coachee: args.sessions_per_coachee,
+        admins: args.admins,
+        executives: args.executives,
+    };
+    let progress = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{msg:<22} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta})")
+            .map_err(AppError::internal)?
+            .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    match seed::scale::seed_scale(&db, shape, SystemClock.now(), &progress).await? {
+        None => println!("scale data already present (tenant {})", seed::scale::tenant_slug(1)),
+        Some(report) => {
+            for t in &report.tables {
+                println!("{:<22} {:>9} rows {:>7.2} s", t.table, t.rows, t.seconds);
+            }
+            println!(
+                "scale data loaded: {} tenant(s) x {} coachees, {} rows in {:.1} s; password {:?} for every account \
+             (coach1@t1.scale.test, coachee1@t1.scale.test, admin1@t1.scale.test, exec1@t1.scale.test, ...)",
+                shape.tenants,
+                shape.coachees(),
+                report.total(),
+                started.elapsed().as_secs_f64(),
+                seed::scale::SCALE_PASSWORD
+            )
+        }
+    }
+    Ok(())
 }
 
 /// Writes `schema.graphql` (the contract) and `tests/golden/schema/<role>.graphql`.

@@ -24,6 +24,12 @@ pub enum Command {
     Migrate,
     /// Load the demo tenants and accounts (idempotent: does nothing if present).
     SeedDemo,
+    /// Load benchmark data: tenants `scale1`.. (T) with `coachN@tT.scale.test`,
+    /// `coacheeN@tT.scale.test`, `adminN@..`, `execN@..` and `ai@..`, every account
+    /// with the password `coachgraph-scale`, and every kind of coaching content. Migrates
+    /// first (on PostgreSQL through MIGRATION_DATABASE_URL, which it also writes through).
+    /// Deterministic ids; does nothing if present.
+    SeedScale(ScaleArgs),
     /// Write the GraphQL SDL: the full contract to `schema.graphql` and each role's
     /// view to `tests/golden/schema/<role>.graphql`.
     ExportSchema {
@@ -38,6 +44,29 @@ pub enum Command {
     /// auth sessions, keeping every chain verifiable; audited as PURGE events. On PostgreSQL
     /// it runs through MIGRATION_DATABASE_URL.
     Purge,
+}
+
+/// The size of `seed-scale`'s data (the defaults: 10,000 coachees, 200,000 sessions).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ScaleArgs {
+    /// Tenants (`scale1`, `scale2`, ...), each of the size below.
+    #[arg(long, default_value_t = 1)]
+    pub tenants: usize,
+    /// Coaches per tenant.
+    #[arg(long, default_value_t = 400)]
+    pub coaches: usize,
+    /// Coachees assigned to each coach.
+    #[arg(long, default_value_t = 25)]
+    pub coachees_per_coach: usize,
+    /// Sessions per coachee, spread over about twelve months (the last one ahead).
+    #[arg(long, default_value_t = 20)]
+    pub sessions_per_coachee: usize,
+    /// Program admins per tenant.
+    #[arg(long, default_value_t = 8)]
+    pub admins: usize,
+    /// Executives per tenant.
+    #[arg(long, default_value_t = 8)]
+    pub executives: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

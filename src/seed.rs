@@ -16,6 +16,8 @@ use crate::error::{AppError, AppResult};
 use crate::identity::password;
 use crate::kinds::*;
 
+pub mod scale;
+
 pub const DEMO_PASSWORD: &str = "coachgraph-demo";
 pub const DEMO_MARKER_KEY: &str = "demo_data";
 pub const TENANTS: [&str; 2] = ["acme", "globex"];
@@ -113,9 +115,15 @@ fn account_names() -> Vec<String> {
     names
 }
 
-/// Whether the demo data is present (production refuses to start then).
+/// Whether the demo data or scale data ([`scale`]) is present: accounts with a public
+/// password (production refuses to start then).
 pub async fn demo_present(db: &Db) -> AppResult<bool> {
-    Ok(system_config::Entity::find_by_id(DEMO_MARKER_KEY.to_owned()).one(db.raw()).await?.is_some())
+    for key in [DEMO_MARKER_KEY, scale::SCALE_MARKER_KEY] {
+        if system_config::Entity::find_by_id(key.to_owned()).one(db.raw()).await?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Loads the demo data unless present. `now` anchors every date (sessions in the past and

@@ -21,6 +21,7 @@ mod replicas;
 mod rls;
 mod rows;
 mod schema_files;
+mod seed_scale;
 mod spec_vendored;
 mod viewer;
 mod visibility;
