@@ -10,14 +10,23 @@ mod m20261122_000004_relationship_policies;
 mod m20261122_000005_data_rights;
 mod m20261122_000006_break_glass;
 mod m20261201_000007_row_policy;
+mod m20261202_000008_metric_rollups;
 mod m20261202_000009_paging_indexes;
 
 /// Every table of the schema, in creation order (parents first).
 pub fn tables() -> Vec<&'static str> {
-    m20261122_000001_schema::TABLES.iter().chain(m20261201_000007_row_policy::NEW_TABLES).copied().collect()
+    m20261122_000001_schema::TABLES
+        .iter()
+        .chain(m20261201_000007_row_policy::NEW_TABLES)
+        .chain(ROLLUP_TABLES)
+        .copied()
+        .collect()
 }
 /// The PostgreSQL role the server's queries run as.
 pub use m20261122_000002_postgres_security::APP_ROLE;
+/// The program-metric rollups: written by triggers only; on PostgreSQL the application role
+/// has no privilege on them.
+pub use m20261202_000008_metric_rollups::NEW_TABLES as ROLLUP_TABLES;
 
 pub struct Migrator;
 
@@ -32,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_data_rights::Migration),
             Box::new(m20261122_000006_break_glass::Migration),
             Box::new(m20261201_000007_row_policy::Migration),
+            Box::new(m20261202_000008_metric_rollups::Migration),
             Box::new(m20261202_000009_paging_indexes::Migration),
         ]
     }

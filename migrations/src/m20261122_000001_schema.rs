@@ -83,6 +83,8 @@ pub(crate) struct Tbl {
     indexes: Vec<Idx>,
     /// Column sets of foreign keys: indexed unless an explicit index already starts with them.
     fk_cols: Vec<Vec<&'static str>>,
+    /// Columns of a composite primary key (`primary_key`), empty otherwise.
+    pk: Vec<&'static str>,
 }
 
 impl Tbl {
@@ -92,6 +94,7 @@ impl Tbl {
             stmt: Table::create().table(name).if_not_exists().take(),
             indexes: Vec::new(),
             fk_cols: Vec::new(),
+            pk: Vec::new(),
         }
     }
 
@@ -131,6 +134,17 @@ impl Tbl {
         self
     }
 
+    /// A composite primary key (it also covers a foreign key whose columns start it).
+    pub(crate) fn primary_key(mut self, cols: &[&'static str]) -> Self {
+        let mut pk = Index::create();
+        for col in cols {
+            pk.col(*col);
+        }
+        self.stmt.primary_key(&mut pk);
+        self.pk = cols.to_vec();
+        self
+    }
+
     /// Plain foreign key `col -> parent(parent_col)` ON DELETE CASCADE.
     pub(crate) fn fk(mut self, col: &'static str, parent: &'static str, parent_col: &'static str) -> Self {
         self.stmt.foreign_key(
@@ -166,9 +180,10 @@ impl Tbl {
     }
 
     pub(crate) async fn create(self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
-        let Tbl { name, stmt, mut indexes, fk_cols } = self;
+        let Tbl { name, stmt, mut indexes, fk_cols, pk } = self;
         for cols in fk_cols {
-            let covered = indexes.iter().any(|ix| !ix.where_tenant_null && ix.cols.starts_with(&cols));
+            let covered =
+                pk.starts_with(&cols) || indexes.iter().any(|ix| !ix.where_tenant_null && ix.cols.starts_with(&cols));
             if !covered {
                 indexes.push(Idx { unique: false, cols, where_tenant_null: false });
             }

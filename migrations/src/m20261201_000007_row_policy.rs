@@ -243,6 +243,32 @@ BEGIN
 END
 $$;
 
+-- For a row the caller's policies hide: its coachee, if the row exists in the caller's
+-- tenant (see migration 000004). Now also for the session text tables.
+CREATE OR REPLACE FUNCTION app_row_coachee(p_table text, p_id uuid) RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  v uuid;
+BEGIN
+  -- Only roles that read coaching rows learn whose a hidden row is.
+  IF app_role() IS NULL OR app_role() NOT IN ('COACHEE', 'COACH', 'AI_AGENT', 'PROGRAM_ADMIN') THEN
+    RETURN NULL;
+  END IF;
+  IF p_table NOT IN ('coaching_sessions', 'session_summaries', 'session_private_notes', 'insights',
+                     'evidence_packs', 'action_items', 'goals', 'coach_notes', 'transcripts', 'ai_feedback',
+                     'ai_action_proposals') THEN
+    RAISE EXCEPTION 'app_row_coachee: % is not a coaching table', p_table USING ERRCODE = '42501';
+  END IF;
+  EXECUTE format('SELECT coachee_id FROM %I WHERE tenant_id = $1 AND id = $2', p_table)
+    INTO v USING app_tenant_id(), p_id;
+  RETURN v;
+END
+$$;
+"#;
+
+/// Program metrics by scanning every row (migration 000008 replaces it with a version that
+/// reads rollups; its `down` restores this one).
+pub(crate) const PROGRAM_MONTH_STATS: &str = r#"
 -- Program metrics (POLICY.md section 7): per-month counts over the caller's tenant, for the
 -- two roles that read them. Rows never leave the function, and neither do small groups:
 -- when any month of any source has 1 to 4 coachees, or no month has 5, the answer is the
@@ -287,28 +313,6 @@ LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = public, pg_
   SELECT st.* FROM stats st, verdict v WHERE NOT v.suppressed
   UNION ALL
   SELECT 'suppressed', NULL, 0::bigint, 0::bigint, 0::bigint FROM verdict v WHERE v.suppressed
-$$;
-
--- For a row the caller's policies hide: its coachee, if the row exists in the caller's
--- tenant (see migration 000004). Now also for the session text tables.
-CREATE OR REPLACE FUNCTION app_row_coachee(p_table text, p_id uuid) RETURNS uuid
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-DECLARE
-  v uuid;
-BEGIN
-  -- Only roles that read coaching rows learn whose a hidden row is.
-  IF app_role() IS NULL OR app_role() NOT IN ('COACHEE', 'COACH', 'AI_AGENT', 'PROGRAM_ADMIN') THEN
-    RETURN NULL;
-  END IF;
-  IF p_table NOT IN ('coaching_sessions', 'session_summaries', 'session_private_notes', 'insights',
-                     'evidence_packs', 'action_items', 'goals', 'coach_notes', 'transcripts', 'ai_feedback',
-                     'ai_action_proposals') THEN
-    RAISE EXCEPTION 'app_row_coachee: % is not a coaching table', p_table USING ERRCODE = '42501';
-  END IF;
-  EXECUTE format('SELECT coachee_id FROM %I WHERE tenant_id = $1 AND id = $2', p_table)
-    INTO v USING app_tenant_id(), p_id;
-  RETURN v;
-END
 $$;
 "#;
 
@@ -588,6 +592,7 @@ const TRIGGER_NAMES: &[(&str, &str)] = &[
 
 fn up_security_sql() -> String {
     let mut sql = String::from(FUNCTIONS);
+    sql.push_str(PROGRAM_MONTH_STATS);
     sql.push_str(TRIGGERS);
     for f in NEW_FUNCTIONS {
         sql.push_str(&format!(

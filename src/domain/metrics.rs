@@ -3,9 +3,12 @@
 //!
 //! # Design
 //!
-//! Every figure is computed in SQL over the caller's tenant only (each query starts from
-//! [`scoped::select`]; on PostgreSQL row-level security is the second wall). The four
-//! figures come from three sources of per-coachee data:
+//! Every figure comes from per-month rollups of three sources of per-coachee data, kept
+//! exact by database triggers in the same transaction as every write they summarise
+//! (migration `m20261202_000008_metric_rollups`), so a report costs O(months), not O(rows),
+//! and is one statement (SQLite: the rollup tables of the caller's tenant; PostgreSQL:
+//! `app_program_month_stats`, as row-level security and grants keep the application role
+//! out of the rows and the rollups):
 //!
 //! | figure | source rows | dated by |
 //! |---|---|---|
@@ -14,11 +17,16 @@
 //! | `actionItemCompletionRate` | action items (completed / all) | `created_at` |
 //! | `averageSatisfaction` | AI feedback (helpful / all) | `created_at` |
 //!
+//! Per source and month the rollups hold the distinct coachees, the rows and the hits; the
+//! distinct active coachees of a whole range come from `rollup_active_spans` (per month, the
+//! coachees active in it, by their previous active month: a coachee counts once, at its first
+//! active month of the range), so no figure is an estimate.
+//!
 //! **Whole months only.** `from` is snapped down to the first instant of its month and `to`
 //! up to the last instant of its month (UTC), so a range is a set of calendar months. The
-//! month of a row is computed in SQL (`to_char(col AT TIME ZONE 'UTC', 'YYYY-MM')` on
-//! PostgreSQL, `substr(col, 1, 7)` on SQLite, which stores `DateTimeUtc` as RFC 3339 text
-//! in UTC) and the same expression both filters and buckets, so the two can never disagree.
+//! month of a row is computed by the triggers (`to_char(col AT TIME ZONE 'UTC', 'YYYY-MM')`
+//! on PostgreSQL, `substr(col, 1, 7)` on SQLite, which stores `DateTimeUtc` as RFC 3339 text
+//! in UTC) and a range filters those month keys, so filter and bucket can never disagree.
 //!
 //! **Suppression.** For every source and every month of the range, the number of distinct
 //! coachees behind that month's rows must be 0 or at least [`ANONYMITY_FLOOR`]; and the
@@ -39,19 +47,13 @@
 //! a month's >= 5 active coachees were not active in the other months; it names no one.)
 
 use chrono::{DateTime, Datelike, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Select, Statement, Value,
-};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use uuid::Uuid;
 
 use crate::authz::{Action, Resource, Scope, matrix};
 use crate::ctx::Ctx;
-use crate::db::entities::{action_items, ai_feedback, coaching_sessions};
-use crate::db::scoped;
 use crate::domain::access;
 use crate::error::{AppError, AppResult};
-use crate::kinds::SessionStatus;
 
 /// POLICY.md section 7: a group of fewer than 5 distinct coachees is suppressed.
 pub const ANONYMITY_FLOOR: i64 = 5;
@@ -149,58 +151,54 @@ pub fn decide(stats: &RangeStats) -> ProgramMetrics {
     }
 }
 
-/// The SQL of "the UTC calendar month of `col`" as `YYYY-MM`.
-fn month_sql(backend: DbBackend, col: &str) -> AppResult<String> {
-    match backend {
-        DbBackend::Postgres => Ok(format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM')")),
-        DbBackend::Sqlite => Ok(format!("substr({col}, 1, 7)")),
-        other => Err(AppError::internal(format!("program metrics: unsupported backend {other:?}"))),
-    }
-}
-
-fn in_range<E: EntityTrait>(select: Select<E>, month: &str, range: &MonthRange) -> Select<E> {
-    let mut select = select;
+/// SQLite: the month statistics of the range and its active coachees from the rollups, one
+/// statement. The same rows as PostgreSQL's `app_program_month_stats` before its floor.
+fn rollup_statement(tenant_id: Uuid, range: &MonthRange) -> Statement {
+    let mut values = vec![Value::Uuid(Some(tenant_id))];
+    let mut months = String::new();
     if let Some(from) = &range.from {
-        select = select.filter(Expr::cust(month.to_owned()).gte(from.clone()));
+        months.push_str(" AND month >= ?");
+        values.push(Value::String(Some(from.clone())));
     }
     if let Some(to) = &range.to {
-        select = select.filter(Expr::cust(month.to_owned()).lte(to.clone()));
+        months.push_str(" AND month <= ?");
+        values.push(Value::String(Some(to.clone())));
     }
-    select
-}
-
-/// `month, COUNT(DISTINCT coachee_id), COUNT(*), SUM(<hit>)` per month of `date_col`.
-async fn monthly<E: EntityTrait>(
-    ctx: &Ctx,
-    select: Select<E>,
-    date_col: &str,
-    hit_sql: &str,
-    range: &MonthRange,
-) -> AppResult<Vec<MonthStat>> {
-    let month = month_sql(ctx.db().backend(), date_col)?;
-    let rows: Vec<(String, i64, i64, i64)> = in_range(select, &month, range)
-        .select_only()
-        .expr_as(Expr::cust(month.clone()), "month")
-        .expr_as(Expr::cust("CAST(COUNT(DISTINCT coachee_id) AS BIGINT)"), "coachees")
-        .expr_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "total")
-        .expr_as(Expr::cust(format!("CAST(SUM({hit_sql}) AS BIGINT)")), "hits")
-        .group_by(Expr::cust(month))
-        .into_tuple()
-        .all(&*ctx.db().conn().await?)
-        .await?;
-    Ok(rows.into_iter().map(|(month, coachees, rows, hits)| MonthStat { month, coachees, rows, hits }).collect())
-}
-
-/// PostgreSQL: the same statistics from `app_program_month_stats`, one statement. Program
-/// admins and executives read no session, action item or feedback row there: the function
-/// returns counts only, over the caller's own tenant.
-/// `None`: suppressed by the database's anonymity floor (the same rule as [`decide`]).
-async fn range_stats_postgres(ctx: &Ctx, range: &MonthRange) -> AppResult<Option<RangeStats>> {
-    let stmt = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT source, month, coachees, total, hits FROM app_program_month_stats($1, $2)",
-        [Value::String(range.from.clone()), Value::String(range.to.clone())],
+    values.extend(values.clone());
+    // A coachee counts once, at its first active month of the range: the one whose previous
+    // active month lies before the range ('' = none, before every month).
+    let first = match &range.from {
+        Some(from) => {
+            values.push(Value::String(Some(from.clone())));
+            "prev_month < ?"
+        }
+        None => "prev_month = ''",
+    };
+    let sql = format!(
+        "SELECT source, month, coachees, total, hits FROM rollup_months WHERE tenant_id = ?{months} \
+         UNION ALL \
+         SELECT 'active', NULL, CAST(COALESCE(SUM(coachees), 0) AS BIGINT), 0, 0 FROM rollup_active_spans \
+         WHERE tenant_id = ?{months} AND {first}"
     );
+    Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
+}
+
+/// Loads the statistics of `range` for `tenant_id`: one statement over the per-month
+/// rollups (migration 000008 keeps them exact, by trigger, in every write's transaction).
+/// PostgreSQL: through `app_program_month_stats`: program admins and executives read no
+/// session, action item, feedback or rollup row there; the function returns counts of the
+/// caller's own tenant only, and applies the anonymity floor itself (the same rule as
+/// [`decide`]): a suppressed answer reaches the application as no statistics at all.
+pub async fn range_stats(ctx: &Ctx, tenant_id: Uuid, range: &MonthRange) -> AppResult<RangeStats> {
+    let stmt = match ctx.db().backend() {
+        DbBackend::Postgres => Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT source, month, coachees, total, hits FROM app_program_month_stats($1, $2)",
+            [Value::String(range.from.clone()), Value::String(range.to.clone())],
+        ),
+        DbBackend::Sqlite => rollup_statement(tenant_id, range),
+        other => return Err(AppError::internal(format!("program metrics: unsupported backend {other:?}"))),
+    };
     let rows = ctx.db().conn().await?.query_all_raw(stmt).await?;
     let mut stats = RangeStats::default();
     for row in rows {
@@ -212,8 +210,8 @@ async fn range_stats_postgres(ctx: &Ctx, range: &MonthRange) -> AppResult<Option
             hits: row.try_get("", "hits")?,
         };
         match source.as_str() {
-            // The function applied the anonymity floor itself.
-            "suppressed" => return Ok(None),
+            // Suppressed: no figure reaches the application; an empty range decides the same.
+            "suppressed" => return Ok(RangeStats::default()),
             "sessions" => stats.sessions.push(stat),
             "action_items" => stats.action_items.push(stat),
             "feedback" => stats.feedback.push(stat),
@@ -221,44 +219,7 @@ async fn range_stats_postgres(ctx: &Ctx, range: &MonthRange) -> AppResult<Option
             other => return Err(AppError::internal(format!("program metrics: unknown source {other}"))),
         }
     }
-    Ok(Some(stats))
-}
-
-/// Loads the statistics of `range` for `tenant_id`.
-pub async fn range_stats(ctx: &Ctx, tenant_id: Uuid, range: &MonthRange) -> AppResult<RangeStats> {
-    if ctx.db().backend() == DbBackend::Postgres {
-        // Suppressed: no figure reaches the application; an empty range decides the same.
-        return Ok(range_stats_postgres(ctx, range).await?.unwrap_or_default());
-    }
-    let completed = || {
-        scoped::select::<coaching_sessions::Entity>(tenant_id)
-            .filter(coaching_sessions::Column::Status.eq(SessionStatus::Completed))
-    };
-    let sessions = monthly(ctx, completed(), "scheduled_at", "0", range).await?;
-    let action_items = monthly(
-        ctx,
-        scoped::select::<action_items::Entity>(tenant_id),
-        "created_at",
-        "CASE WHEN completed_at IS NOT NULL THEN 1 ELSE 0 END",
-        range,
-    )
-    .await?;
-    let feedback = monthly(
-        ctx,
-        scoped::select::<ai_feedback::Entity>(tenant_id),
-        "created_at",
-        "CASE WHEN helpful THEN 1 ELSE 0 END",
-        range,
-    )
-    .await?;
-    let month = month_sql(ctx.db().backend(), "scheduled_at")?;
-    let active_coachees: Option<i64> = in_range(completed(), &month, range)
-        .select_only()
-        .expr(Expr::cust("CAST(COUNT(DISTINCT coachee_id) AS BIGINT)"))
-        .into_tuple()
-        .one(&*ctx.db().conn().await?)
-        .await?;
-    Ok(RangeStats { sessions, action_items, feedback, active_coachees: active_coachees.unwrap_or(0) })
+    Ok(stats)
 }
 
 /// `programMetrics(from, to)`: the caller's tenant, whole months, suppressed below the floor.

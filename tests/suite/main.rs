@@ -13,6 +13,7 @@ mod consent;
 mod content_writes;
 mod data_rights;
 mod golden_answers;
+mod metric_rollups;
 mod migrations_run;
 mod operations;
 mod paging;

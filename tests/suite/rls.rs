@@ -62,6 +62,15 @@ async fn tenant_tables(app: &TestApp) -> Vec<String> {
     tables
 }
 
+/// The tenant tables the application role may read: every one but the program-metric
+/// rollups, which it has no privilege on at all (see `rollups_are_closed_to_the_app_role`).
+async fn app_tenant_tables(app: &TestApp) -> Vec<String> {
+    let (readable, closed): (Vec<String>, Vec<String>) =
+        tenant_tables(app).await.into_iter().partition(|t| !migrations::ROLLUP_TABLES.contains(&t.as_str()));
+    assert_eq!(closed.len(), migrations::ROLLUP_TABLES.len(), "{closed:?}");
+    readable
+}
+
 async fn set_context(conn: &impl ConnectionTrait, tenant: &str, principal: &str, role: &str) {
     conn.execute_unprepared(&format!("SELECT set_tenant_context('{tenant}'::uuid, '{principal}'::uuid, '{role}')"))
         .await
@@ -120,7 +129,7 @@ async fn without_context_every_tenant_table_shows_no_rows() {
     let Some((app, conn)) = app_and_conn().await else {
         return;
     };
-    let mut tables = tenant_tables(&app).await;
+    let mut tables = app_tenant_tables(&app).await;
     tables.extend(["tenants".to_owned(), "system_config".to_owned()]);
     let mut nonempty_for_owner = 0;
     for table in &tables {
@@ -151,7 +160,7 @@ async fn tenant_context_cannot_read_insert_update_or_delete_another_tenants_rows
     set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
     // Positive control: its own tenant is visible.
     assert!(scalar_i64(&tx, &format!("SELECT count(*) FROM users WHERE tenant_id = '{acme}'")).await > 10);
-    for table in tenant_tables(&app).await {
+    for table in app_tenant_tables(&app).await {
         let n = scalar_i64(&tx, &format!("SELECT count(*) FROM {table} WHERE tenant_id = '{globex}'")).await;
         assert_eq!(n, 0, "{table}: another tenant's rows are invisible");
     }
@@ -254,6 +263,41 @@ async fn audit_events_cannot_be_updated_or_deleted_by_the_app_role() {
     set_context(&tx, &acme, &admin, "PROGRAM_ADMIN").await;
     assert!(tx.execute_unprepared("DELETE FROM audit_events").await.is_err());
     tx.rollback().await.expect("rollback");
+}
+
+/// The program-metric rollups are written by triggers and read by `app_program_month_stats`,
+/// both as the owner: the application role has no privilege on them, whatever its context.
+#[tokio::test]
+async fn rollups_are_closed_to_the_app_role() {
+    let Some((app, conn)) = app_and_conn().await else {
+        return;
+    };
+    let acme = tenant_id(&app, "acme").await;
+    let exec = user_id(&app, "exec1@acme.test").await;
+    for table in migrations::ROLLUP_TABLES {
+        assert!(scalar_i64(&app.owner, &format!("SELECT count(*) FROM {table}")).await > 0, "{table} is filled");
+        let privileges = scalar_i64(
+            &app.owner,
+            &format!(
+                "SELECT count(*) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p \
+                 WHERE has_table_privilege('{}', 'public.{table}', p)",
+                migrations::APP_ROLE
+            ),
+        )
+        .await;
+        assert_eq!(privileges, 0, "{table}: the application role has no privilege");
+        for sql in [
+            format!("SELECT count(*) FROM {table}"),
+            format!("DELETE FROM {table}"),
+            format!("UPDATE {table} SET tenant_id = tenant_id"),
+        ] {
+            let tx = conn.begin().await.expect("begin");
+            set_context(&tx, &acme, &exec, "EXECUTIVE").await;
+            let err = tx.execute_unprepared(&sql).await.expect_err(&sql).to_string();
+            assert!(err.contains("permission denied"), "{sql}: {err}");
+            tx.rollback().await.expect("rollback");
+        }
+    }
 }
 
 /// Rows of `table` visible inside a transaction with the given context.
