@@ -71,7 +71,7 @@ impl<T> Listed<T> {
 
     /// Cuts the probe row off.
     fn from_fetched(mut rows: Vec<T>, window: &Window, total: Option<u64>) -> Self {
-        let has_next = window.probe_next.then(|| rows.len() as u64 > window.limit);
+        let has_next = window.probe_next.then_some(rows.len() as u64 > window.limit);
         rows.truncate(window.limit as usize);
         Listed { rows, has_next, total }
     }
@@ -112,8 +112,8 @@ impl Ordering {
     /// refused (a cursor of another list).
     pub fn after(self, after: &SortKey) -> AppResult<Condition> {
         let key_value: SimpleExpr = match (self.key, after) {
-            ("display_name", SortKey::Named(name, _)) => Expr::val(name.clone()).into(),
-            ("scheduled_at" | "created_at", SortKey::At(at, _)) => Expr::val(*at).into(),
+            ("display_name", SortKey::Named(name, _)) => Expr::val(name.clone()),
+            ("scheduled_at" | "created_at", SortKey::At(at, _)) => Expr::val(*at),
             _ => return Err(AppError::bad_input("after is not a cursor of this list")),
         };
         let id = match after {
