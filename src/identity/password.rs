@@ -40,12 +40,25 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     hash_sync(&hex::encode(secret)).unwrap_or_default()
 });
 
+/// PBKDF2 runs on at most half the cores at once: a flood of logins waits its turn here,
+/// instead of taking every core from the requests of people already signed in.
+static HASHING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    tokio::sync::Semaphore::new((cores / 2).max(1))
+});
+
+async fn hashing_turn() -> AppResult<tokio::sync::SemaphorePermit<'static>> {
+    HASHING.acquire().await.map_err(AppError::internal)
+}
+
 pub async fn hash(password: String) -> AppResult<String> {
+    let _turn = hashing_turn().await?;
     tokio::task::spawn_blocking(move || hash_sync(&password)).await.map_err(AppError::internal)?
 }
 
 /// Verifies `password` against `phc`; with `None` verifies against a dummy hash and fails.
 pub async fn verify(phc: Option<String>, password: String) -> AppResult<bool> {
+    let _turn = hashing_turn().await?;
     tokio::task::spawn_blocking(move || match phc {
         Some(phc) => verify_sync(&phc, &password),
         None => {

@@ -415,7 +415,9 @@ async fn nested_sessions_read_at_most_first_rows_per_coachee(app: &TestApp) {
         // never the tenant's other 4,000 sessions. (At 20 sessions a coachee the planner
         // prefers a bitmap read of the coachee's rows and a sort to an ordered index read
         // of five: at most the coachees' own sessions.)
-        assert!(read <= 6 * 3 + 19 * 20, "PostgreSQL reads the coachees' sessions only: {read} rows, {plan:#}");
+        // EXPLAIN reports rows per loop as a rounded average: up to one more per coachee.
+        let theirs = 6 * 3 + 19 * 20 + 25;
+        assert!(read <= theirs, "PostgreSQL reads the coachees' sessions only: {read} rows, {plan:#}");
     }
 }
 both_backends!(
