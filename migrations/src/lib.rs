@@ -27,6 +27,7 @@ pub use m20261122_000002_postgres_security::APP_ROLE;
 /// The program-metric rollups: written by triggers only; on PostgreSQL the application role
 /// has no privilege on them.
 pub use m20261202_000008_metric_rollups::NEW_TABLES as ROLLUP_TABLES;
+pub use m20261202_000008_metric_rollups::{ROLLED_UP_TABLES, backfill_where as rollup_backfill_where};
 
 pub struct Migrator;
 

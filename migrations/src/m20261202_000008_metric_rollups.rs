@@ -95,6 +95,9 @@ struct Source {
     hit: &'static str,
 }
 
+/// The tables whose rows the rollups summarise (their triggers keep the rollups exact).
+pub const ROLLED_UP_TABLES: [&str; 3] = ["coaching_sessions", "action_items", "ai_feedback"];
+
 const SOURCES: [Source; 3] = [
     Source {
         name: "sessions",
@@ -364,12 +367,20 @@ CREATE TRIGGER {table}_rollup AFTER INSERT OR UPDATE OR DELETE ON {table}
 
 /// The rollups of the rows already there.
 fn backfill(backend: DbBackend) -> Vec<String> {
+    backfill_where(backend, "TRUE")
+}
+
+/// The rollups of the rows of the tenants `tenants` selects (a condition on `tenant_id`)
+/// whose rollups are still empty: a bulk loader writes its rows with the rollup triggers
+/// off (row triggers would cost it most of its time), then builds their rollups at once.
+pub fn backfill_where(backend: DbBackend, tenants: &str) -> Vec<String> {
     let mut sql = Vec::new();
     for source in &SOURCES {
         let x = Row { backend, source, rec: "x" };
         sql.push(format!(
             "INSERT INTO rollup_coachee_months (tenant_id, source, month, coachee_id, total, hits) \
-             SELECT x.tenant_id, '{s}', {m}, x.coachee_id, COUNT(*), SUM({h}) FROM {table} x WHERE {counts} \
+             SELECT x.tenant_id, '{s}', {m}, x.coachee_id, COUNT(*), SUM({h}) FROM {table} x \
+             WHERE {counts} AND ({tenants}) \
              GROUP BY x.tenant_id, {m}, x.coachee_id;",
             s = source.name,
             m = x.month(),
@@ -378,21 +389,19 @@ fn backfill(backend: DbBackend) -> Vec<String> {
             counts = x.counts(),
         ));
     }
-    sql.push(
+    sql.push(format!(
         "INSERT INTO rollup_months (tenant_id, source, month, coachees, total, hits) \
          SELECT tenant_id, source, month, COUNT(*), SUM(total), SUM(hits) FROM rollup_coachee_months \
-         GROUP BY tenant_id, source, month;"
-            .to_owned(),
-    );
-    sql.push(
+         WHERE ({tenants}) GROUP BY tenant_id, source, month;"
+    ));
+    sql.push(format!(
         "INSERT INTO rollup_active_spans (tenant_id, month, prev_month, coachees) \
          SELECT tenant_id, month, prev_month, COUNT(*) FROM ( \
            SELECT tenant_id, month, \
                   COALESCE(LAG(month) OVER (PARTITION BY tenant_id, coachee_id ORDER BY month), '') AS prev_month \
-           FROM rollup_coachee_months WHERE source = 'sessions') a \
+           FROM rollup_coachee_months WHERE source = 'sessions' AND ({tenants})) a \
          GROUP BY tenant_id, month, prev_month;"
-            .to_owned(),
-    );
+    ));
     sql
 }
 

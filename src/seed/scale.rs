@@ -286,6 +286,15 @@ pub async fn seed_scale(
     put::<tenant_settings::Entity>(&txn, "tenant_settings", settings(&plan), p, r).await?;
     put::<users::Entity>(&txn, "users", users(&plan), p, r).await?;
     put::<coach_assignments::Entity>(&txn, "coach_assignments", assignments(&plan), p, r).await?;
+    let bulk = db.backend() == DbBackend::Postgres;
+    if bulk {
+        // PostgreSQL: the rollup triggers are off while the rows go in (a row trigger per
+        // row would cost most of the load), and the rollups are built once at the end, in
+        // the same transaction, so no one ever sees rows without their rollups.
+        for table in migrations::ROLLED_UP_TABLES {
+            txn.execute_unprepared(&format!("ALTER TABLE {table} DISABLE TRIGGER USER")).await?;
+        }
+    }
     put::<consents::Entity>(&txn, "consents", consents(&plan), p, r).await?;
     put::<consent_history::Entity>(&txn, "consent_history", consent_history(&plan), p, r).await?;
     put::<coaching_sessions::Entity>(&txn, "coaching_sessions", sessions(&plan), p, r).await?;
@@ -298,6 +307,16 @@ pub async fn seed_scale(
     put::<goals::Entity>(&txn, "goals", goals(&plan), p, r).await?;
     put::<coach_notes::Entity>(&txn, "coach_notes", coach_notes(&plan), p, r).await?;
     put::<ai_feedback::Entity>(&txn, "ai_feedback", feedback(&plan), p, r).await?;
+    if bulk {
+        let slugs: Vec<String> = (1..=shape.tenants).map(|t| format!("'{}'", tenant_slug(t))).collect();
+        let scale_tenants = format!("tenant_id IN (SELECT id FROM tenants WHERE slug IN ({}))", slugs.join(", "));
+        for statement in migrations::rollup_backfill_where(DbBackend::Postgres, &scale_tenants) {
+            txn.execute_unprepared(&statement).await?;
+        }
+        for table in migrations::ROLLED_UP_TABLES {
+            txn.execute_unprepared(&format!("ALTER TABLE {table} ENABLE TRIGGER USER")).await?;
+        }
+    }
     if system_config::Entity::find_by_id(SCALE_MARKER_KEY.to_owned()).one(&txn).await?.is_none() {
         let marker = system_config::Model {
             key: SCALE_MARKER_KEY.to_owned(),

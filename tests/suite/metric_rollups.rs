@@ -106,7 +106,7 @@ fn rollup_checks(backend: DbBackend) -> [(&'static str, String, String); 3] {
 }
 
 /// Every rollup table equals its recomputation from the rows.
-async fn assert_exact(conn: &DatabaseConnection, after: &str) {
+pub async fn assert_exact(conn: &DatabaseConnection, after: &str) {
     for (table, actual, expected) in rollup_checks(conn.get_database_backend()) {
         let (actual, expected) = (lines(conn, &actual).await, lines(conn, &expected).await);
         assert!(!expected.is_empty(), "{table} after {after}: nothing to compare");
