@@ -284,8 +284,8 @@ pub fn pages_per_parent<T>(
     for row in rows {
         grouped.entry(parent_of(&row)).or_default().push(row);
     }
-    let count_of =
-        |parent: Uuid| counts.iter().find(|(p, _)| *p == parent).map_or(0, |(_, n)| std::cmp::max(*n, 0) as u64);
+    let counts: std::collections::HashMap<Uuid, i64> = counts.iter().copied().collect();
+    let count_of = |parent: Uuid| counts.get(&parent).map_or(0, |n| std::cmp::max(*n, 0) as u64);
     grouped
         .into_iter()
         .map(|(parent, rows)| {

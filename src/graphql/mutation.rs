@@ -60,11 +60,6 @@ impl Args {
         self.keys.as_deref().ok_or_else(|| AppError::internal("request without token keys"))
     }
 
-    /// An owned handle on the server's keys.
-    pub fn keys_handle(&self) -> AppResult<Arc<TokenKeys>> {
-        self.keys.clone().ok_or_else(|| AppError::internal("request without token keys"))
-    }
-
     pub fn wants(&self) -> Wants {
         self.wants
     }

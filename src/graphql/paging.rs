@@ -6,6 +6,7 @@
 use crate::graphql::decl::Ty;
 use crate::graphql::decl::ty;
 use std::any::Any;
+use std::sync::Arc;
 
 use async_graphql::Value;
 use async_graphql::dynamic::{FieldFuture, FieldValue};
@@ -121,30 +122,38 @@ fn open_cursor(keys: &TokenKeys, list: &str, cursor: &str) -> Option<Position> {
 pub struct Connection<T> {
     pub nodes: Vec<T>,
     pub has_next_page: bool,
-    pub end_cursor: Option<String>,
+    /// The page's end, sealed into a cursor only when `endCursor` is selected (a dashboard
+    /// has a nested connection per coachee and asks for none of their cursors).
+    end: Option<EndOf>,
     pub total_count: Option<u64>,
+}
+
+/// Where a page ends, in the list named `list`.
+#[derive(Debug, Clone)]
+struct EndOf {
+    list: &'static str,
+    position: Position,
 }
 
 impl<T> Connection<T> {
     /// A keyset page: the end cursor is the last node's key.
     pub fn keyset(
-        keys: &TokenKeys,
         page: &Page,
         nodes: Vec<T>,
         has_next: Option<bool>,
         total: Option<u64>,
         key_of: impl Fn(&T) -> SortKey,
     ) -> Self {
-        let end_cursor = nodes.last().map(|last| seal_cursor(keys, page.list, &Position::After(key_of(last))));
-        Self { nodes, has_next_page: has_next.unwrap_or(false), end_cursor, total_count: total }
+        let end = nodes.last().map(|last| EndOf { list: page.list, position: Position::After(key_of(last)) });
+        Self { nodes, has_next_page: has_next.unwrap_or(false), end, total_count: total }
     }
 
     /// A positional page (the logs), with the list's length known.
-    pub fn positional(keys: &TokenKeys, page: &Page, skipped: u64, nodes: Vec<T>, total: u64) -> Self {
+    pub fn positional(page: &Page, skipped: u64, nodes: Vec<T>, total: u64) -> Self {
         let end = skipped + nodes.len() as u64;
         Self {
             has_next_page: end < total,
-            end_cursor: (!nodes.is_empty()).then(|| seal_cursor(keys, page.list, &Position::Skip(end))),
+            end: (!nodes.is_empty()).then_some(EndOf { list: page.list, position: Position::Skip(end) }),
             nodes,
             total_count: Some(total),
         }
@@ -154,7 +163,7 @@ impl<T> Connection<T> {
 #[derive(Debug, Clone)]
 struct PageInfoView {
     has_next_page: bool,
-    end_cursor: Option<String>,
+    end: Option<EndOf>,
 }
 
 pub fn declare_page_info(c: &mut super::Catalog) {
@@ -168,7 +177,14 @@ pub fn declare_page_info(c: &mut super::Catalog) {
             .field(FieldDecl::structural(
                 "endCursor",
                 ty::opt("String"),
-                leaf(|_, p: &PageInfoView| Ok(p.end_cursor.clone().map(Value::String))),
+                resolver(|rc| {
+                    FieldFuture::new(async move {
+                        let p = rc.parent_value.try_downcast_ref::<PageInfoView>()?;
+                        let Some(end) = &p.end else { return Ok(None) };
+                        let keys = rc.data::<Arc<TokenKeys>>()?;
+                        Ok(Some(FieldValue::value(Value::String(seal_cursor(keys, end.list, &end.position)))))
+                    })
+                }),
             )),
     );
 }
@@ -193,10 +209,7 @@ pub fn connection_decl<T: Any + Clone + Send + Sync>(name: &'static str, nodes_t
             resolver(|rc| {
                 FieldFuture::new(async move {
                     let c = rc.parent_value.try_downcast_ref::<Connection<T>>()?;
-                    Ok(Some(FieldValue::owned_any(PageInfoView {
-                        has_next_page: c.has_next_page,
-                        end_cursor: c.end_cursor.clone(),
-                    })))
+                    Ok(Some(FieldValue::owned_any(PageInfoView { has_next_page: c.has_next_page, end: c.end.clone() })))
                 })
             }),
         ))

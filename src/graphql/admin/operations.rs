@@ -80,7 +80,7 @@ fn declare_audit_events(c: &mut Catalog) {
                 let skip = page.skip()?;
                 let outcome = a.opt_text("outcome", 20)?.as_deref().map(admin::parse_outcome).transpose()?;
                 let (rows, total) = admin::audit_events(&ctx, outcome, skip, page.limit).await?;
-                Ok(Some(FieldValue::owned_any(Connection::positional(a.keys()?, &page, skip, rows, total))))
+                Ok(Some(FieldValue::owned_any(Connection::positional(&page, skip, rows, total))))
             }),
         )
         .arg("first", ty::opt("Int"))

@@ -78,7 +78,7 @@ fn declare_ai_access_log(c: &mut Catalog) {
                 let page = Page::from(&a, ctx.role(), "aiAccessLog")?;
                 let skip = page.skip()?;
                 let (rows, total) = admin::my_ai_access_log(&ctx, skip, page.limit).await?;
-                Ok(Some(FieldValue::owned_any(Connection::positional(a.keys()?, &page, skip, rows, total))))
+                Ok(Some(FieldValue::owned_any(Connection::positional(&page, skip, rows, total))))
             }),
         )
         .arg("first", ty::opt("Int"))

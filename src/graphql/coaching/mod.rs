@@ -29,7 +29,6 @@ use crate::domain::loaders::{self, Loaders};
 use crate::domain::paging::{Listed, SortKey};
 use crate::error::{AppError, AppResult};
 use crate::graphql::paging::{Connection, Page};
-use crate::identity::token::TokenKeys;
 use crate::kinds::{EvidenceLevel, InsightStatus};
 
 // Views of content rows hold what the row policy admitted (`Admitted` has no public
@@ -48,27 +47,17 @@ pub struct GoalView(pub Admitted<goals::Model>);
 pub struct NoteView(pub Admitted<coach_notes::Model>);
 
 /// A page of sessions as a connection (cursor: the last session's time and id).
-pub fn session_connection(
-    keys: &TokenKeys,
-    page: &Page,
-    listed: Listed<Admitted<coaching_sessions::Model>>,
-) -> Connection<SessionView> {
+pub fn session_connection(page: &Page, listed: Listed<Admitted<coaching_sessions::Model>>) -> Connection<SessionView> {
     let nodes = listed.rows.into_iter().map(SessionView).collect();
-    Connection::keyset(keys, page, nodes, listed.has_next, listed.total, |s: &SessionView| {
+    Connection::keyset(page, nodes, listed.has_next, listed.total, |s: &SessionView| {
         SortKey::At(s.0.scheduled_at, s.0.id)
     })
 }
 
 /// A page of action items as a connection (cursor: the last item's creation time and id).
-pub fn item_connection(
-    keys: &TokenKeys,
-    page: &Page,
-    listed: Listed<Admitted<action_items::Model>>,
-) -> Connection<ItemView> {
+pub fn item_connection(page: &Page, listed: Listed<Admitted<action_items::Model>>) -> Connection<ItemView> {
     let nodes = listed.rows.into_iter().map(ItemView).collect();
-    Connection::keyset(keys, page, nodes, listed.has_next, listed.total, |i: &ItemView| {
-        SortKey::At(i.0.created_at, i.0.id)
-    })
+    Connection::keyset(page, nodes, listed.has_next, listed.total, |i: &ItemView| SortKey::At(i.0.created_at, i.0.id))
 }
 
 pub fn loaders_of<'a>(rc: &ResolverContext<'a>) -> Result<&'a Loaders, async_graphql::Error> {

@@ -14,13 +14,12 @@ use crate::graphql::mutation::query;
 use crate::graphql::paging::{Connection, Page, connection_decl};
 use crate::graphql::schema::Catalog;
 use crate::graphql::users::UserView;
-use crate::identity::token::TokenKeys;
 use crate::kinds::Role;
 
-fn people(keys: &TokenKeys, page: &Page, listed: (Listed<users::Profile>, Scope)) -> Connection<UserView> {
+fn people(page: &Page, listed: (Listed<users::Profile>, Scope)) -> Connection<UserView> {
     let (listed, scope) = listed;
     let nodes = listed.rows.into_iter().map(|model| UserView { model, scope }).collect();
-    Connection::keyset(keys, page, nodes, listed.has_next, listed.total, |u: &UserView| {
+    Connection::keyset(page, nodes, listed.has_next, listed.total, |u: &UserView| {
         SortKey::Named(u.model.display_name.clone(), u.model.id)
     })
 }
@@ -41,7 +40,7 @@ pub fn declare(c: &mut Catalog) {
             Entry::Roles(&[Role::Coach, Role::ProgramAdmin]),
             query(|ctx, a| async move {
                 let page = Page::from(&a, ctx.role(), "coachees")?;
-                Ok(connection(people(a.keys()?, &page, reads::coachees(&ctx, &page.window()?).await?)))
+                Ok(connection(people(&page, reads::coachees(&ctx, &page.window()?).await?)))
             }),
         )
         .arg("first", ty::opt("Int"))
@@ -56,7 +55,7 @@ pub fn declare(c: &mut Catalog) {
             query(|ctx, a| async move {
                 let role = a.opt_enum("role", Role::parse)?;
                 let page = Page::from(&a, ctx.role(), "users")?;
-                Ok(connection(people(a.keys()?, &page, reads::users(&ctx, role, &page.window()?).await?)))
+                Ok(connection(people(&page, reads::users(&ctx, role, &page.window()?).await?)))
             }),
         )
         .arg("role", ty::opt("Role"))
@@ -95,7 +94,7 @@ pub fn declare(c: &mut Catalog) {
             query(|ctx, a| async move {
                 let page = Page::from(&a, ctx.role(), "sessions")?;
                 let listed = reads::sessions(&ctx, a.opt_id("coacheeId")?, &page.window()?).await?;
-                Ok(connection(super::session_connection(a.keys()?, &page, listed)))
+                Ok(connection(super::session_connection(&page, listed)))
             }),
         )
         .arg("coacheeId", ty::opt("ID"))
@@ -110,7 +109,7 @@ pub fn declare(c: &mut Catalog) {
             query(|ctx, a| async move {
                 let page = Page::from(&a, ctx.role(), "actionItems")?;
                 let listed = reads::action_items(&ctx, a.opt_id("coacheeId")?, &page.window()?).await?;
-                Ok(connection(super::item_connection(a.keys()?, &page, listed)))
+                Ok(connection(super::item_connection(&page, listed)))
             }),
         )
         .arg("coacheeId", ty::opt("ID"))

@@ -24,7 +24,6 @@ use crate::domain::access;
 use crate::domain::loaders::{self, Loaders};
 use crate::domain::paging::{Listed, Window};
 use crate::error::{AppError, AppResult};
-use crate::identity::token::TokenKeys;
 use crate::kinds::Role;
 
 /// A user row together with how the viewer is related to it, which decides the
@@ -95,7 +94,7 @@ fn relation(
                     let page = match paged {
                         Some(list) => {
                             let args = Args::from_rc(&rc);
-                            Some(Paged { page: Page::from(&args, ctx.role(), list)?, keys: args.keys_handle()? })
+                            Some(Page::from(&args, ctx.role(), list)?)
                         }
                         None => None,
                     };
@@ -108,20 +107,13 @@ fn relation(
     if paged.is_some() { decl.arg("first", ty::opt("Int")).arg("after", ty::opt("String")) } else { decl }
 }
 
-/// A nested connection's page request and the keys that seal its cursors.
-struct Paged {
-    page: Page,
-    keys: Arc<TokenKeys>,
-}
-
-impl Paged {
-    fn of(page: Option<Paged>) -> AppResult<Paged> {
-        page.ok_or_else(|| AppError::internal("a connection without its page"))
-    }
+/// The page request of a nested connection (the relation is declared paged).
+fn page_of(page: Option<Page>) -> AppResult<Page> {
+    page.ok_or_else(|| AppError::internal("a connection without its page"))
 }
 
 type RelationLoad =
-    fn(Arc<Ctx>, Arc<Loaders>, Uuid, Option<Paged>) -> BoxFuture<'static, AppResult<FieldValue<'static>>>;
+    fn(Arc<Ctx>, Arc<Loaders>, Uuid, Option<Page>) -> BoxFuture<'static, AppResult<FieldValue<'static>>>;
 
 /// This coachee's page of a nested connection: paged in SQL per parent, then each row
 /// through the row check (AI reads logged).
@@ -160,16 +152,16 @@ fn user_sessions(
     ctx: Arc<Ctx>,
     l: Arc<Loaders>,
     user: Uuid,
-    paged: Option<Paged>,
+    page: Option<Page>,
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
-        let Paged { page, keys } = Paged::of(paged)?;
+        let page = page_of(page)?;
         let facts = |s: &coaching_sessions::Model| RowFacts::about(s.coachee_id);
         let table = ContentTable::CoachingSessions;
         let window = page.window()?;
         let load = || loaders::page(&l.sessions_by_coachee, user, window.clone());
         let listed = nested_page(&ctx, table, user, &window, load, facts, |s| s.id).await?;
-        Ok(FieldValue::owned_any(session_connection(&keys, &page, listed)))
+        Ok(FieldValue::owned_any(session_connection(&page, listed)))
     })
 }
 
@@ -177,16 +169,16 @@ fn user_items(
     ctx: Arc<Ctx>,
     l: Arc<Loaders>,
     user: Uuid,
-    paged: Option<Paged>,
+    page: Option<Page>,
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
-        let Paged { page, keys } = Paged::of(paged)?;
+        let page = page_of(page)?;
         let facts = |i: &action_items::Model| RowFacts::about(i.coachee_id);
         let table = ContentTable::ActionItems;
         let window = page.window()?;
         let load = || loaders::page(&l.items_by_coachee, user, window.clone());
         let listed = nested_page(&ctx, table, user, &window, load, facts, |i| i.id).await?;
-        Ok(FieldValue::owned_any(item_connection(&keys, &page, listed)))
+        Ok(FieldValue::owned_any(item_connection(&page, listed)))
     })
 }
 
@@ -194,7 +186,7 @@ fn user_goals(
     ctx: Arc<Ctx>,
     l: Arc<Loaders>,
     user: Uuid,
-    _: Option<Paged>,
+    _: Option<Page>,
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
         let load = || loaders::rows(&l.goals_by_coachee, user);
@@ -209,7 +201,7 @@ fn user_notes(
     ctx: Arc<Ctx>,
     l: Arc<Loaders>,
     user: Uuid,
-    _: Option<Paged>,
+    _: Option<Page>,
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
         let load = || loaders::rows(&l.notes_by_coachee, user);
