@@ -43,6 +43,41 @@ where
     model.insert(&app.owner).await.expect("insert");
 }
 
+/// An active coachee of `tenant`, without a password.
+fn coachee(tenant: Uuid, id: Uuid, email: String, display_name: String) -> users::ActiveModel {
+    users::Model {
+        id,
+        tenant_id: Some(tenant),
+        email,
+        display_name,
+        role: Role::Coachee,
+        status: UserStatus::Active,
+        password_hash: None,
+        failed_login_count: 0,
+        locked_until: None,
+        last_login_at: None,
+        password_changed_at: None,
+        created_at: t0(),
+        updated_at: t0(),
+    }
+    .into_active_model()
+}
+
+/// `coach`'s active assignment to `coachee`, the AI at ACT.
+fn assignment(tenant: Uuid, coach: Uuid, coachee: Uuid) -> coach_assignments::ActiveModel {
+    coach_assignments::Model {
+        id: Uuid::new_v4(),
+        tenant_id: tenant,
+        coach_id: coach,
+        coachee_id: coachee,
+        active: true,
+        ai_level: AiLevel::Act,
+        created_at: t0(),
+        ended_at: None,
+    }
+    .into_active_model()
+}
+
 /// Adds `extra` coachees to coach1 of acme (each with sessions, insights, evidence, items,
 /// goals, notes and consents) and `extra` more sessions to coachee1.
 async fn grow(app: &TestApp, extra: usize) {
@@ -61,43 +96,8 @@ async fn grow(app: &TestApp, extra: usize) {
     let mut coachees = vec![];
     for i in 0..extra {
         let id = Uuid::new_v4();
-        insert(
-            app,
-            users::Model {
-                id,
-                tenant_id: Some(tenant.id),
-                email: format!("grown{i}@acme.test"),
-                display_name: format!("Grown {i}"),
-                role: Role::Coachee,
-                status: UserStatus::Active,
-                password_hash: None,
-                failed_login_count: 0,
-                locked_until: None,
-                last_login_at: None,
-                password_changed_at: None,
-                created_at: now,
-                updated_at: now,
-            }
-            .into_active_model()
-            .reset_all(),
-        )
-        .await;
-        insert(
-            app,
-            coach_assignments::Model {
-                id: Uuid::new_v4(),
-                tenant_id: tenant.id,
-                coach_id: coach.id,
-                coachee_id: id,
-                active: true,
-                ai_level: AiLevel::Act,
-                created_at: now,
-                ended_at: None,
-            }
-            .into_active_model()
-            .reset_all(),
-        )
-        .await;
+        insert(app, coachee(tenant.id, id, format!("grown{i}@acme.test"), format!("Grown {i}")).reset_all()).await;
+        insert(app, assignment(tenant.id, coach.id, id).reset_all()).await;
         insert(
             app,
             goals::Model {
@@ -300,37 +300,13 @@ async fn crowd(app: &TestApp, coach_email: &str, extra: usize, sessions: usize) 
     let (mut people, mut assignments, mut rows) = (vec![], vec![], vec![]);
     for i in 0..extra {
         let id = Uuid::new_v4();
-        people.push(
-            users::Model {
-                id,
-                tenant_id: Some(tenant.id),
-                email: format!("crowd{i}.{coach_email}"),
-                display_name: format!("Crowd {i:02} of {coach_email}"),
-                role: Role::Coachee,
-                status: UserStatus::Active,
-                password_hash: None,
-                failed_login_count: 0,
-                locked_until: None,
-                last_login_at: None,
-                password_changed_at: None,
-                created_at: now,
-                updated_at: now,
-            }
-            .into_active_model(),
-        );
-        assignments.push(
-            coach_assignments::Model {
-                id: Uuid::new_v4(),
-                tenant_id: tenant.id,
-                coach_id: coach.id,
-                coachee_id: id,
-                active: true,
-                ai_level: AiLevel::Act,
-                created_at: now,
-                ended_at: None,
-            }
-            .into_active_model(),
-        );
+        people.push(coachee(
+            tenant.id,
+            id,
+            format!("crowd{i}.{coach_email}"),
+            format!("Crowd {i:02} of {coach_email}"),
+        ));
+        assignments.push(assignment(tenant.id, coach.id, id));
         for k in 0..sessions {
             rows.push(
                 coaching_sessions::Model {
