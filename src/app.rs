@@ -22,6 +22,8 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     /// The AI principal's rate-limit buckets of this server, one per tenant.
     pub ai_limiter: Arc<crate::domain::rate_limit::RateLimiter>,
+    /// Credential work: the bounded hashing pool and the per-source limits.
+    pub credentials: Arc<crate::identity::credential::CredentialGuard>,
 }
 
 /// HTTP behaviour that differs by deployment.
@@ -29,11 +31,13 @@ pub struct AppState {
 pub struct HttpSettings {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Rows of coaching data one AI_AGENT request may read in all (POLICY.md section 5).
+    pub ai_rows_per_request: u64,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { max_body_bytes: 256 * 1024 }
+        Self { max_body_bytes: 256 * 1024, ai_rows_per_request: crate::domain::rate_limit::AI_ROWS_PER_REQUEST }
     }
 }
 
@@ -52,6 +56,7 @@ impl AppState {
             schemas: Arc::new(schemas),
             settings: Arc::new(HttpSettings::default()),
             ai_limiter: Arc::new(crate::domain::rate_limit::RateLimiter::new()),
+            credentials: Arc::new(crate::identity::credential::CredentialGuard::default()),
         })
     }
 }

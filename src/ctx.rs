@@ -108,6 +108,10 @@ pub struct Ctx {
     reach: tokio::sync::OnceCell<Arc<Reach>>,
     /// AI_AGENT accesses of this request: (coachee, resource, READ|WRITE) -> rows, logged at the end.
     ai_reads: Mutex<AiAccesses>,
+    /// AI_AGENT: the list rows of coaching data this request has read (its cap).
+    ai_listed: Mutex<BTreeSet<Uuid>>,
+    /// Credential operations started by this request (at most one may run).
+    credential_turns: std::sync::atomic::AtomicU32,
 }
 
 impl Ctx {
@@ -128,6 +132,34 @@ impl Ctx {
             cookie: Mutex::new(None),
             reach: tokio::sync::OnceCell::new(),
             ai_reads: Mutex::new(BTreeMap::new()),
+            ai_listed: Mutex::new(BTreeSet::new()),
+            credential_turns: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// The request's one credential operation (login, changePassword, deleteMyAccount): a
+    /// second one in the same request (aliases, several fields) is refused before it hashes.
+    pub fn take_credential_turn(&self) -> AppResult<()> {
+        if self.credential_turns.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            return Err(AppError::bad_input(
+                "a request may carry one credential operation (login, changePassword, deleteMyAccount)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// AI_AGENT only: the distinct rows of coaching data its lists have returned so far in
+    /// this request, across all fields and aliases (POLICY.md section 5 caps its list
+    /// queries; the cap holds per request). What hangs off a listed row (a session's
+    /// transcript or notes) is part of that row.
+    pub fn ai_rows_read(&self) -> u64 {
+        self.ai_listed.lock().unwrap_or_else(|p| p.into_inner()).len() as u64
+    }
+
+    /// Notes rows a list returned to the AI principal (a no-op for every other role).
+    pub fn note_ai_listed(&self, rows: impl IntoIterator<Item = Uuid>) {
+        if self.role() == Some(Role::AiAgent) {
+            self.ai_listed.lock().unwrap_or_else(|p| p.into_inner()).extend(rows);
         }
     }
 

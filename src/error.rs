@@ -33,9 +33,17 @@ pub enum AppError {
     /// `CONFLICT`: the request clashes with the current state (e.g. already approved).
     #[error("{0}")]
     Conflict(String),
-    /// `RATE_LIMITED`: too many requests for this principal or tenant.
+    /// `RATE_LIMITED` (HTTP 429 with `Retry-After`): too many requests for this principal,
+    /// tenant or source address.
     #[error("rate limit exceeded")]
     RateLimited,
+    /// `RATE_LIMITED` (HTTP 429), with the seconds after which a retry may succeed.
+    #[error("rate limit exceeded; retry in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
+    /// `SERVER_BUSY` (HTTP 503 with `Retry-After`): the server is at capacity for this kind
+    /// of work (password hashing); nothing was done.
+    #[error("server busy; retry in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     /// `INTERNAL`: anything else. The detail is never shown (not even by `Display`, so an
     /// accidental conversion cannot leak it); it is logged with an incident id the client gets.
     #[error("internal error")]
@@ -53,7 +61,8 @@ impl AppError {
             AppError::NotFound => "NOT_FOUND",
             AppError::BadInput(_) => "BAD_USER_INPUT",
             AppError::Conflict(_) => "CONFLICT",
-            AppError::RateLimited => "RATE_LIMITED",
+            AppError::RateLimited | AppError::Throttled { .. } => "RATE_LIMITED",
+            AppError::Busy { .. } => "SERVER_BUSY",
             AppError::Internal(_) => "INTERNAL",
         }
     }
@@ -85,7 +94,21 @@ impl AppError {
             }
             other => other.to_string(),
         };
-        async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code))
+        let retry_after = self.retry_after_secs();
+        async_graphql::Error::new(message).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(secs) = retry_after {
+                ext.set("retryAfter", secs);
+            }
+        })
+    }
+
+    /// Seconds after which the same request may succeed, for errors that say so.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            AppError::Throttled { retry_after_secs } | AppError::Busy { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        }
     }
 }
 

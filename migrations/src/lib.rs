@@ -12,6 +12,7 @@ mod m20261122_000006_break_glass;
 mod m20261201_000007_row_policy;
 mod m20261202_000008_metric_rollups;
 mod m20261202_000009_paging_indexes;
+mod m20261202_000010_login_throttles;
 
 /// Every table of the schema, in creation order (parents first).
 pub fn tables() -> Vec<&'static str> {
@@ -19,6 +20,7 @@ pub fn tables() -> Vec<&'static str> {
         .iter()
         .chain(m20261201_000007_row_policy::NEW_TABLES)
         .chain(ROLLUP_TABLES)
+        .chain(m20261202_000010_login_throttles::NEW_TABLES)
         .copied()
         .collect()
 }
@@ -44,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_row_policy::Migration),
             Box::new(m20261202_000008_metric_rollups::Migration),
             Box::new(m20261202_000009_paging_indexes::Migration),
+            Box::new(m20261202_000010_login_throttles::Migration),
         ]
     }
 }

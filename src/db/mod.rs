@@ -52,6 +52,9 @@ impl Db {
     /// Connects the server's pool. SQLite gets one connection: it serialises writers anyway,
     /// and one connection keeps request transactions from tripping over each other's locks.
     pub async fn connect(url: &str) -> AppResult<Db> {
+        if let Some(path) = sqlite_file(url) {
+            private_file(&path)?;
+        }
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
         if url.starts_with("sqlite:") {
@@ -81,9 +84,10 @@ impl Db {
         self.conn.get_database_backend()
     }
 
-    /// Opens the request's transaction with its tenant context set first.
-    pub async fn begin(&self, scope: DbScope) -> AppResult<TenantTx> {
-        TenantTx::begin(&self.conn, scope).await
+    /// The request's transaction, with its tenant context; it begins with its first
+    /// statement (see [`TenantTx`]).
+    pub fn begin(&self, scope: DbScope) -> TenantTx {
+        TenantTx::new(&self.conn, scope)
     }
 
     /// `/readyz`: the database answers.
@@ -125,6 +129,41 @@ impl Db {
     pub(crate) fn raw(&self) -> &DatabaseConnection {
         &self.conn
     }
+}
+
+/// The file behind a file-backed SQLite URL.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// Coaching notes live in this file: it is created readable by its owner only (0600), and
+/// an existing one is narrowed to that. SQLite gives its `-wal` and `-shm` files the
+/// database file's mode; any already there are narrowed too.
+fn private_file(path: &std::path::Path) -> AppResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let cannot = |e: std::io::Error| AppError::Internal(format!("cannot secure {}: {e}", path.display()));
+        if !path.exists() {
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(cannot)?;
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let file = std::path::PathBuf::from(file);
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(cannot)?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Test seam: the owner's view of the database (in-memory SQLite has only one). Request

@@ -1,5 +1,6 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionTrait, Value,
 };
@@ -13,29 +14,49 @@ use crate::error::{AppError, AppResult};
 /// settings are transaction-local and vanish at commit or rollback, so a pooled connection
 /// never carries one request's tenant into the next.
 ///
+/// The transaction opens with its first statement, not before: a request that needs no data
+/// (a refused login, a request the limits turn away) never takes a pool connection. A slow
+/// step that needs no data (password hashing) may [`pause`](TenantTx::pause) it: what it
+/// holds commits, the connection goes back to the pool, and the next statement opens a new
+/// transaction with the same context.
+///
 /// The transaction sits behind a mutex: resolvers of one request may run concurrently
 /// (DataLoaders), but a transaction is one connection and runs one statement at a time.
 /// Take the guard for one statement only (`.all(&*tx.conn().await?)`) and never hold it
 /// across a call into other data functions.
 #[derive(Debug)]
 pub struct TenantTx {
-    tx: Mutex<Option<DatabaseTransaction>>,
+    pool: DatabaseConnection,
+    tx: Mutex<Slot>,
     scope: std::sync::Mutex<DbScope>,
+    /// The request's clock, once set: applied to every transaction this one opens.
+    clock: std::sync::Mutex<Option<DateTime<Utc>>>,
     backend: DbBackend,
     savepoints: AtomicU32,
+    /// Savepoints open right now: a transaction inside one cannot be paused.
+    open_savepoints: AtomicU32,
+}
+
+#[derive(Debug)]
+enum Slot {
+    /// No statement yet (or paused): the next one begins a transaction.
+    Idle,
+    Open(DatabaseTransaction),
+    /// Committed or rolled back for good.
+    Finished,
 }
 
 impl TenantTx {
-    pub(super) async fn begin(conn: &DatabaseConnection, scope: DbScope) -> AppResult<TenantTx> {
-        let tx = conn.begin().await?;
-        let this = TenantTx {
-            backend: tx.get_database_backend(),
-            tx: Mutex::new(Some(tx)),
+    pub(super) fn new(pool: &DatabaseConnection, scope: DbScope) -> TenantTx {
+        TenantTx {
+            backend: pool.get_database_backend(),
+            pool: pool.clone(),
+            tx: Mutex::new(Slot::Idle),
             scope: std::sync::Mutex::new(scope),
+            clock: std::sync::Mutex::new(None),
             savepoints: AtomicU32::new(0),
-        };
-        this.apply_scope(scope).await?;
-        Ok(this)
+            open_savepoints: AtomicU32::new(0),
+        }
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -49,48 +70,77 @@ impl TenantTx {
     /// Narrows or switches the context inside the transaction. Login uses it once it
     /// knows whose account it is looking at; nothing else should.
     pub async fn set_scope(&self, scope: DbScope) -> AppResult<()> {
-        self.apply_scope(scope).await?;
-        *self.scope.lock().unwrap_or_else(|p| p.into_inner()) = scope;
-        Ok(())
-    }
-
-    async fn apply_scope(&self, scope: DbScope) -> AppResult<()> {
-        if self.backend != DbBackend::Postgres {
-            return Ok(());
+        let slot = self.tx.lock().await;
+        if let Slot::Open(tx) = &*slot {
+            apply_scope(tx, scope).await?;
         }
-        let stmt = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT set_tenant_context($1, $2, $3)",
-            [
-                Value::Uuid(scope.tenant_id),
-                Value::Uuid(scope.principal_id),
-                Value::String(scope.role.map(|r| r.as_str().to_owned())),
-            ],
-        );
-        self.conn().await?.execute_raw(stmt).await?;
+        *self.scope.lock().unwrap_or_else(|p| p.into_inner()) = scope;
         Ok(())
     }
 
     /// PostgreSQL: the request's clock as the transaction-local setting `app.now`, which the
     /// break-glass policies compare expiries with (never the database's `now()`: the
     /// application's clock decides, and tests move it). Unset, those policies open nothing.
-    pub async fn set_clock(&self, now: chrono::DateTime<chrono::Utc>) -> AppResult<()> {
-        if self.backend != DbBackend::Postgres {
-            return Ok(());
+    pub async fn set_clock(&self, now: DateTime<Utc>) -> AppResult<()> {
+        let slot = self.tx.lock().await;
+        if let Slot::Open(tx) = &*slot {
+            apply_clock(tx, now).await?;
         }
-        let stmt = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT set_config('app.now', $1, true)",
-            [Value::String(Some(now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))],
-        );
-        self.conn().await?.execute_raw(stmt).await?;
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
         Ok(())
     }
 
-    /// The connection for one statement.
+    /// The connection for one statement; the first one begins the transaction and sets its
+    /// context.
     pub async fn conn(&self) -> AppResult<MappedMutexGuard<'_, DatabaseTransaction>> {
-        let guard = self.tx.lock().await;
-        MutexGuard::try_map(guard, |tx| tx.as_mut()).map_err(|_| AppError::internal("transaction already finished"))
+        let mut slot = self.tx.lock().await;
+        match &*slot {
+            Slot::Open(_) => {}
+            Slot::Finished => return Err(AppError::internal("transaction already finished")),
+            Slot::Idle => {
+                let tx = self.pool.begin().await?;
+                apply_scope(&tx, self.scope()).await?;
+                let clock = *self.clock.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(now) = clock {
+                    apply_clock(&tx, now).await?;
+                }
+                *slot = Slot::Open(tx);
+            }
+        }
+        MutexGuard::try_map(slot, |slot| match slot {
+            Slot::Open(tx) => Some(tx),
+            _ => None,
+        })
+        .map_err(|_| AppError::internal("transaction not open"))
+    }
+
+    /// Commits what the transaction holds and gives its connection back to the pool; the
+    /// next statement opens a new transaction with the same context. For slow work that
+    /// needs no data (password hashing), so that it never holds a connection. Refused
+    /// inside [`atomic`](TenantTx::atomic): a savepoint cannot outlive its transaction.
+    pub async fn pause(&self) -> AppResult<()> {
+        if self.open_savepoints.load(Ordering::SeqCst) > 0 {
+            return Err(AppError::internal("a transaction cannot pause inside a savepoint"));
+        }
+        let mut slot = self.tx.lock().await;
+        match std::mem::replace(&mut *slot, Slot::Idle) {
+            Slot::Open(tx) => tx.commit().await?,
+            Slot::Idle => {}
+            Slot::Finished => {
+                *slot = Slot::Finished;
+                return Err(AppError::internal("transaction already finished"));
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failed transaction was rolled back: lets the request write what must survive
+    /// its failure (its audit events) in a new transaction with the same context.
+    pub async fn reopen(&self) {
+        let mut slot = self.tx.lock().await;
+        if matches!(*slot, Slot::Finished) {
+            *slot = Slot::Idle;
+        }
     }
 
     /// Runs `work` so that it either fully happens or leaves nothing behind (a savepoint),
@@ -101,7 +151,10 @@ impl TenantTx {
     {
         let name = format!("sp_{}", self.savepoints.fetch_add(1, Ordering::Relaxed));
         self.conn().await?.execute_unprepared(&format!("SAVEPOINT {name}")).await?;
-        match work.await {
+        self.open_savepoints.fetch_add(1, Ordering::SeqCst);
+        let outcome = work.await;
+        self.open_savepoints.fetch_sub(1, Ordering::SeqCst);
+        match outcome {
             Ok(value) => {
                 self.conn().await?.execute_unprepared(&format!("RELEASE SAVEPOINT {name}")).await?;
                 Ok(value)
@@ -114,16 +167,50 @@ impl TenantTx {
         }
     }
 
+    /// Commits the transaction, if one is open; either way the request's data access ends.
     pub async fn commit(&self) -> AppResult<()> {
-        let tx = self.tx.lock().await.take().ok_or_else(|| AppError::internal("transaction already finished"))?;
-        tx.commit().await?;
+        match std::mem::replace(&mut *self.tx.lock().await, Slot::Finished) {
+            Slot::Open(tx) => tx.commit().await?,
+            Slot::Idle => {}
+            Slot::Finished => return Err(AppError::internal("transaction already finished")),
+        }
         Ok(())
     }
 
     pub async fn rollback(&self) -> AppResult<()> {
-        if let Some(tx) = self.tx.lock().await.take() {
+        if let Slot::Open(tx) = std::mem::replace(&mut *self.tx.lock().await, Slot::Finished) {
             tx.rollback().await?;
         }
         Ok(())
     }
+}
+
+async fn apply_scope(tx: &DatabaseTransaction, scope: DbScope) -> AppResult<()> {
+    if tx.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT set_tenant_context($1, $2, $3)",
+        [
+            Value::Uuid(scope.tenant_id),
+            Value::Uuid(scope.principal_id),
+            Value::String(scope.role.map(|r| r.as_str().to_owned())),
+        ],
+    );
+    tx.execute_raw(stmt).await?;
+    Ok(())
+}
+
+async fn apply_clock(tx: &DatabaseTransaction, now: DateTime<Utc>) -> AppResult<()> {
+    if tx.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT set_config('app.now', $1, true)",
+        [Value::String(Some(now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))],
+    );
+    tx.execute_raw(stmt).await?;
+    Ok(())
 }

@@ -87,11 +87,67 @@ pub const DENIAL_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 /// The action of the alert raised by repeated denials (outcome ALERT).
 pub const SECURITY_ALERT: &str = "SECURITY_ALERT";
 
-/// Appends `records` to their chains; then, for each principal denied in this batch, raises
-/// a [`SECURITY_ALERT`] when its denials reached the threshold within the window.
+/// Denial rows one request writes at most (POLICY.md section 12: audit writes per request
+/// are bounded); the rest are summarised in one more.
+pub const MAX_DENIALS_PER_REQUEST: usize = 8;
+
+/// A request's denials, bounded: alike denials (same chain, actor, action and resource) are
+/// one row that says how many there were; beyond [`MAX_DENIALS_PER_REQUEST`] rows, one more
+/// row summarises the rest. Every other event (admin actions, logins, alerts) is kept as is.
+pub fn bounded(records: Vec<AuditRecord>) -> Vec<AuditRecord> {
+    let key = |r: &AuditRecord| (r.tenant_id, r.actor_id, r.action.clone(), r.resource.clone());
+    let mut out: Vec<AuditRecord> = Vec::with_capacity(records.len());
+    let mut alike: Vec<usize> = Vec::new();
+    let mut overflow: Option<(AuditRecord, usize)> = None;
+    for r in records {
+        if r.outcome != AuditOutcome::Denied {
+            out.push(r);
+            alike.push(1);
+            continue;
+        }
+        if let Some(i) = out.iter().position(|o| o.outcome == AuditOutcome::Denied && key(o) == key(&r)) {
+            alike[i] += 1;
+            continue;
+        }
+        if out.iter().filter(|o| o.outcome == AuditOutcome::Denied).count() >= MAX_DENIALS_PER_REQUEST {
+            match &mut overflow {
+                Some((_, n)) => *n += 1,
+                None => overflow = Some((r, 1)),
+            }
+            continue;
+        }
+        out.push(r);
+        alike.push(1);
+    }
+    for (r, n) in out.iter_mut().zip(alike) {
+        if n > 1 {
+            let first = r.reason.take().unwrap_or_default();
+            r.reason = Some(format!("{first} ({n} alike refusals in one request)"));
+        }
+    }
+    if let Some((mut r, n)) = overflow {
+        r.resource = "api".to_owned();
+        r.reason = Some(format!("{n} further refusals in the same request, not itemised"));
+        out.push(r);
+    }
+    out
+}
+
+/// Appends `records` (bounded: [`bounded`]) to their chains; then, for each principal denied
+/// in this batch, raises a [`SECURITY_ALERT`] when its denials reached the threshold within
+/// the window, and likewise for each source address of anonymous denials.
 pub async fn write(tx: &TenantTx, records: Vec<AuditRecord>, now: DateTime<Utc>) -> AppResult<()> {
     let mut denied: Vec<AuditRecord> = Vec::new();
-    for r in records {
+    let mut anonymous: Vec<AuditRecord> = Vec::new();
+    for r in bounded(records) {
+        if r.outcome == AuditOutcome::Denied
+            && r.actor_id.is_none()
+            && r.tenant_id.is_none()
+            && r.ip_address.is_some()
+            && !anonymous.iter().any(|a| a.ip_address == r.ip_address)
+        {
+            anonymous.push(r.clone());
+        }
         if r.outcome == AuditOutcome::Denied
             && r.actor_id.is_some()
             && !denied.iter().any(|d| d.actor_id == r.actor_id && d.tenant_id == r.tenant_id)
@@ -105,7 +161,76 @@ pub async fn write(tx: &TenantTx, records: Vec<AuditRecord>, now: DateTime<Utc>)
             append(tx, alert, now).await?;
         }
     }
+    for a in anonymous {
+        if let Some(alert) = source_alert(tx, &a, now).await? {
+            append(tx, alert, now).await?;
+        }
+    }
     Ok(())
+}
+
+/// Anonymous denials (failed logins of unknown accounts, probes) from one source address
+/// within [`DENIAL_WINDOW`] that raise a [`SECURITY_ALERT`] about that address.
+pub const SOURCE_ALERT_THRESHOLD: i64 = 20;
+
+/// The alert about `denied`'s source address, if one is due: at least
+/// [`SOURCE_ALERT_THRESHOLD`] anonymous DENIED events from it on the platform chain within
+/// [`DENIAL_WINDOW`], and no alert about it in that window yet. On PostgreSQL an anonymous
+/// request cannot read the platform chain, so a SECURITY DEFINER function counts.
+async fn source_alert(tx: &TenantTx, denied: &AuditRecord, now: DateTime<Utc>) -> AppResult<Option<AuditRecord>> {
+    let Some(ip) = denied.ip_address.clone() else { return Ok(None) };
+    let since = now - DENIAL_WINDOW;
+    let (denials, alerts): (i64, i64) = if tx.backend() == DbBackend::Postgres {
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT denials, alerts FROM audit_source_activity($1, $2, $3)",
+            [
+                Value::String(Some(ip.clone())),
+                Value::ChronoDateTimeUtc(Some(since)),
+                Value::String(Some(SECURITY_ALERT.to_owned())),
+            ],
+        );
+        match tx.conn().await?.query_one_raw(stmt).await? {
+            Some(r) => (r.try_get("", "denials")?, r.try_get("", "alerts")?),
+            None => (0, 0),
+        }
+    } else {
+        let recent = || {
+            audit_events::Entity::find()
+                .filter(audit_events::Column::TenantId.is_null())
+                .filter(audit_events::Column::IpAddress.eq(ip.clone()))
+                .filter(audit_events::Column::At.gt(since))
+        };
+        let conn = tx.conn().await?;
+        let denials = recent()
+            .filter(audit_events::Column::ActorId.is_null())
+            .filter(audit_events::Column::Outcome.eq(AuditOutcome::Denied))
+            .count(&*conn)
+            .await?;
+        let alerts = recent()
+            .filter(audit_events::Column::Action.eq(SECURITY_ALERT))
+            .filter(audit_events::Column::Outcome.eq(AuditOutcome::Alert))
+            .count(&*conn)
+            .await?;
+        (denials as i64, alerts as i64)
+    };
+    if denials < SOURCE_ALERT_THRESHOLD || alerts > 0 {
+        return Ok(None);
+    }
+    Ok(Some(AuditRecord {
+        tenant_id: None,
+        actor_id: None,
+        actor_role: None,
+        action: SECURITY_ALERT.to_owned(),
+        resource: "access_control".to_owned(),
+        outcome: AuditOutcome::Alert,
+        reason: Some(format!(
+            "{denials} denied anonymous requests from this address within {} minutes",
+            DENIAL_WINDOW.num_minutes()
+        )),
+        ip_address: Some(ip),
+        grant_id: None,
+    }))
 }
 
 /// The alert for repeated denials of `denied`'s principal, if one is due: at least

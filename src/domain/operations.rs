@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::authz::{Action, Resource, Scope, matrix};
 use crate::ctx::Ctx;
-use crate::db::entities::{coach_assignments, system_config, tenant_settings, users};
+use crate::db::entities::{coach_assignments, login_throttles, system_config, tenant_settings, users};
 use crate::db::scoped;
 use crate::domain::access;
 use crate::domain::audit::AuditRecord;
@@ -366,6 +366,11 @@ pub async fn unlock_account(ctx: &Ctx, user_id: Uuid) -> AppResult<()> {
     if updated == 0 {
         return Err(missing(ctx, WHAT, R));
     }
+    // Every address blocked for the account is let in again.
+    login_throttles::Entity::delete_many()
+        .filter(login_throttles::Column::UserId.eq(user_id))
+        .exec(&*ctx.db().conn().await?)
+        .await?;
     allowed(ctx, WHAT, R, format!("account {user_id} unlocked"));
     Ok(())
 }

@@ -32,6 +32,10 @@ use crate::error::AppResult;
 use crate::kinds::{AuditOutcome, Role};
 
 pub const DEFAULT_PER_MINUTE: u32 = 120;
+/// Rows of coaching data the AI's lists may return in one request, across all its fields
+/// and aliases (POLICY.md section 5: "its list queries are capped"; the HTTP layer refuses a
+/// request that read more, with nothing served or logged).
+pub const AI_ROWS_PER_REQUEST: u64 = 25;
 /// The `system_config` key of the limit.
 pub const CONFIG_KEY: &str = "ai.rate_limit_per_minute";
 /// The environment variable read when the platform setting is absent or invalid.
@@ -58,21 +62,35 @@ struct Bucket {
     refusing: bool,
 }
 
-/// Token buckets by key (the tenant).
-#[derive(Debug, Default)]
-pub struct RateLimiter {
-    buckets: Mutex<HashMap<Uuid, Bucket>>,
+/// Token buckets by key (the tenant for the AI; the source address for credential checks).
+#[derive(Debug)]
+pub struct RateLimiter<K = Uuid> {
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
-impl RateLimiter {
+impl<K> Default for RateLimiter<K> {
+    fn default() -> Self {
+        Self { buckets: Mutex::new(HashMap::new()) }
+    }
+}
+
+/// Beyond this many keys, buckets idle for a minute (full again) are forgotten, so that a
+/// flood from ever new addresses cannot grow the map without bound.
+const PRUNE_ABOVE: usize = 10_000;
+
+impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Takes a token from `key`'s bucket at `now`, with `per_minute` as capacity and refill
     /// rate. A clock that goes backwards refills nothing.
-    pub fn admit(&self, key: Uuid, per_minute: u32, now: DateTime<Utc>) -> Admission {
+    pub fn admit(&self, key: K, per_minute: u32, now: DateTime<Utc>) -> Admission {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() > PRUNE_ABOVE {
+            let idle = now - chrono::Duration::minutes(1);
+            buckets.retain(|_, b| b.at > idle);
+        }
         let capacity = f64::from(per_minute);
         let bucket = buckets.entry(key).or_insert(Bucket { tokens: capacity, at: now, refusing: false });
         if now > bucket.at {

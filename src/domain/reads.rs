@@ -66,6 +66,7 @@ fn note_ai_reads<T>(ctx: &Ctx, resource: Resource, rows: &[Admitted<T>], coachee
     for r in rows {
         ctx.note_ai_read(coachee(r), resource, [id(r)]);
     }
+    ctx.note_ai_listed(rows.iter().map(|r| id(r)));
 }
 
 /// The tenant's users, selecting the profile columns only.

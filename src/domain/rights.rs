@@ -35,6 +35,7 @@ use crate::domain::access;
 use crate::domain::audit::AuditRecord;
 use crate::domain::reach;
 use crate::error::{AppError, AppResult};
+use crate::identity::credential::{self, CredentialGuard, Proof};
 use crate::identity::password;
 use crate::kinds::{AuditOutcome, Role};
 
@@ -44,7 +45,7 @@ const DELETE_COACHEE: &str = "DELETE_COACHEE";
 
 /// `deleteMyAccount`: the caller (COACHEE or COACH) proves its password again, then it and
 /// everything about it is deleted. A wrong password is INVALID_CREDENTIALS, audited.
-pub async fn delete_my_account(ctx: &Ctx, password: &str) -> AppResult<()> {
+pub async fn delete_my_account(ctx: &Ctx, guard: &CredentialGuard, password: &str) -> AppResult<()> {
     const R: Resource = Resource::OwnProfile;
     let p = *ctx.require()?;
     if matrix::grant(p.role, R, Action::Delete).map(|g| g.scope) != Some(Scope::Own) {
@@ -56,12 +57,16 @@ pub async fn delete_my_account(ctx: &Ctx, password: &str) -> AppResult<()> {
         .one(&*ctx.db().conn().await?)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    let verified = password.len() <= password::MAX_PASSWORD_LEN
-        && password::verify(me.password_hash.clone(), password.to_owned()).await?;
-    if !verified {
+    if password.len() > password::MAX_PASSWORD_LEN {
         return Err(access::deny(ctx, DELETE_ACCOUNT, R, "wrong password", AppError::InvalidCredentials));
     }
-    erase(ctx, tenant, p.user_id).await?;
+    guard.admit(ctx)?;
+    // A wrong password counts like a failed login (and is audited as this denial).
+    let failure = AuditRecord::by(ctx, DELETE_ACCOUNT, R.as_str(), AuditOutcome::Denied).reason("wrong password");
+    if credential::prove(ctx, guard, &credential::Account::from(&me), password, failure).await? != Proof::Valid {
+        return Err(AppError::InvalidCredentials);
+    }
+    ctx.db().atomic(erase(ctx, tenant, p.user_id)).await?;
     ctx.audit(
         AuditRecord::by(ctx, USER_DELETED, R.as_str(), AuditOutcome::Allowed)
             .reason(format!("user {} deleted its own account and every row about it", p.user_id)),

@@ -16,6 +16,7 @@ use super::decl::Resolver;
 use super::schema::resolver;
 use crate::ctx::Ctx;
 use crate::error::{AppError, AppResult};
+use crate::identity::credential::CredentialGuard;
 use crate::identity::token::TokenKeys;
 
 /// Longest secret argument accepted (passwords are at most 128 characters).
@@ -78,9 +79,13 @@ impl Args {
         self.opt_id(name)?.ok_or_else(|| AppError::bad_input(format!("{name} is required")))
     }
 
-    /// A secret as given (a password, a token): not trimmed, at most [`MAX_SECRET`] bytes.
+    /// A secret as given (a password, a token): not trimmed, at most [`MAX_SECRET`] bytes,
+    /// without NUL (which PostgreSQL text cannot hold).
     pub fn secret(&self, name: &str) -> AppResult<String> {
         match self.get(name) {
+            Some(Value::String(s)) if s.contains('\0') => {
+                Err(AppError::bad_input(format!("{name} contains a NUL character")))
+            }
             Some(Value::String(s)) if s.len() <= MAX_SECRET => Ok(s.clone()),
             Some(Value::String(_)) => Err(AppError::bad_input(format!("{name} is too long"))),
             Some(_) => Err(AppError::bad_input(format!("{name} must be a string"))),
@@ -105,12 +110,40 @@ impl Args {
                     Err(AppError::bad_input(format!("{name} must be at most {max} characters")))
                 } else if s.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
                     Err(AppError::bad_input(format!("{name} contains control characters")))
+                } else if s.chars().any(is_bidi_control) {
+                    Err(AppError::bad_input(format!("{name} contains bidirectional control characters")))
                 } else {
                     Ok(Some(s.to_owned()))
                 }
             }
             Some(_) => Err(AppError::bad_input(format!("{name} must be a string"))),
         }
+    }
+
+    /// A string exactly as typed, of any length (a password checked against a hash: an
+    /// oversized one is just a wrong one). NUL is refused.
+    pub fn as_typed(&self, name: &str) -> AppResult<String> {
+        match self.get(name) {
+            Some(Value::String(s)) if s.contains('\0') => {
+                Err(AppError::bad_input(format!("{name} contains a NUL character")))
+            }
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(AppError::bad_input(format!("{name} must be a string"))),
+            None => Err(AppError::bad_input(format!("{name} is required"))),
+        }
+    }
+
+    /// An email address as typed for a login: one line, no control or bidirectional
+    /// control characters, at most 254 bytes (trimmed and lower-cased later).
+    pub fn email(&self, name: &str) -> AppResult<String> {
+        let s = self.secret(name)?;
+        if s.len() > 254 {
+            return Err(AppError::bad_input(format!("{name} is too long")));
+        }
+        if s.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+            return Err(AppError::bad_input(format!("{name} contains control characters")));
+        }
+        Ok(s)
     }
 
     /// An integer within `range`.
@@ -237,12 +270,17 @@ where
 }
 
 /// The resolver of a mutation that handles credentials (`login`, `logout`,
-/// `changePassword`): like [`mutation`], but outside a savepoint, on purpose: what a failed
-/// credential check records (failure counters, lockout, its audit events) must stay
-/// whatever the request does next. It gets the server's token keys.
+/// `changePassword`, `deleteMyAccount`): like [`mutation`], but outside a savepoint, on
+/// purpose: a password check pauses the request's transaction while it hashes, and what a
+/// failed check records (failure counters, blocks, its audit events) must stay whatever the
+/// request does next. It gets the server's token keys and credential guard.
 pub fn credential_mutation<F, Fut>(run: F) -> Resolver
 where
-    F: Fn(Arc<Ctx>, Arc<crate::identity::token::TokenKeys>, Args) -> Fut + Send + Sync + Copy + 'static,
+    F: Fn(Arc<Ctx>, Arc<crate::identity::token::TokenKeys>, Arc<CredentialGuard>, Args) -> Fut
+        + Send
+        + Sync
+        + Copy
+        + 'static,
     Fut: Future<Output = AppResult<FieldValue<'static>>> + Send + 'static,
 {
     resolver(move |rc| {
@@ -253,10 +291,20 @@ where
                 .data::<Arc<crate::identity::token::TokenKeys>>()
                 .cloned()
                 .map_err(|_| AppError::internal("request without token keys").into_graphql())?;
-            let value = run(ctx, keys, Args::from_rc(&rc)).await.map_err(AppError::into_graphql)?;
+            let guard = rc
+                .data::<Arc<CredentialGuard>>()
+                .cloned()
+                .map_err(|_| AppError::internal("request without credential guard").into_graphql())?;
+            let value = run(ctx, keys, guard, Args::from_rc(&rc)).await.map_err(AppError::into_graphql)?;
             Ok(Some(value))
         })
     })
+}
+
+/// Characters that reorder how text is displayed (Trojan Source, spoofed names): refused in
+/// text inputs, which other people will read.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `true` as a mutation answer.

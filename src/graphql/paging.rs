@@ -29,6 +29,8 @@ pub const MAX_PAGE_AI: u64 = 25;
 
 /// Longest cursor accepted (a name-ordered list's cursor holds the name).
 const MAX_CURSOR: usize = 1024;
+/// The furthest position a positional cursor may name (the database takes a signed offset).
+pub const MAX_SKIP: u64 = 1 << 40;
 /// Length of a cursor's integrity tag (HMAC-SHA256).
 const TAG_LEN: usize = 32;
 
@@ -91,7 +93,9 @@ impl Page {
     pub fn skip(&self) -> AppResult<u64> {
         match &self.after {
             None => Ok(0),
-            Some(Position::Skip(n)) => Ok(*n),
+            Some(Position::Skip(n)) if *n <= MAX_SKIP => Ok(*n),
+            // Only a cursor sealed with the server's key gets here; no list is this long.
+            Some(Position::Skip(_)) => Err(AppError::bad_input("after is out of range")),
             Some(Position::After(_)) => Err(AppError::bad_input("after is not a valid cursor of this list")),
         }
     }

@@ -6,6 +6,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use chrono::{DateTime, Utc};
 
 use crate::ctx::CookieEffect;
+use crate::error::AppError;
 use crate::identity::{Credentials, CsrfCheck};
 
 /// `__Host-`: Secure, Path=/, no Domain, so no sibling host can set or read it.
@@ -29,6 +30,35 @@ pub fn extract(method: &Method, headers: &HeaderMap, jar: &CookieJar) -> Credent
         return Credentials::Cookie { token: cookie.value().to_owned(), csrf };
     }
     Credentials::None
+}
+
+/// Cross-site request forgery of a POST without a bearer token (a browser's: a cookie
+/// session, or a login that would set one). A page on another site can send a "simple"
+/// request (`text/plain`, a form) without asking first; it cannot send `application/json`
+/// or set a custom header without a CORS preflight, which this server does not grant. So
+/// such a POST must be JSON, and an `Origin`, when the browser sends one, must be this
+/// server's own.
+pub fn check_browser_post(method: &Method, headers: &HeaderMap) -> Result<(), AppError> {
+    if method != Method::POST || headers.contains_key(header::AUTHORIZATION) {
+        return Ok(());
+    }
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    if media_type.as_deref() != Some("application/json") {
+        return Err(AppError::bad_input("POST /graphql takes Content-Type: application/json"));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let origin = origin.to_str().unwrap_or("");
+        let origin_host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+        if host.is_empty() || origin_host != Some(host) {
+            return Err(AppError::CsrfRejected);
+        }
+    }
+    Ok(())
 }
 
 fn cookie(name: &'static str, value: String, http_only: bool, lifetime_secs: Option<i64>) -> Cookie<'static> {

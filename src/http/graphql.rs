@@ -53,6 +53,13 @@ pub async fn handle(
     if method == Method::GET && is_mutation(&request) {
         return refusal(StatusCode::METHOD_NOT_ALLOWED, AppError::bad_input("mutations must be sent with POST"));
     }
+    if let Err(e) = credentials::check_browser_post(&method, &headers) {
+        let status = match e {
+            AppError::CsrfRejected => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        };
+        return refusal(status, e);
+    }
     let credentials = credentials::extract(&method, &headers, &jar);
     let used_cookie = matches!(credentials, Credentials::Cookie { .. });
     let meta = RequestMeta {
@@ -110,7 +117,30 @@ pub async fn handle(
         role => state.schemas.for_role(role),
     };
     let loaders = Arc::new(crate::domain::loaders::Loaders::new(&ctx));
-    let response = schema.execute(request.data(ctx.clone()).data(loaders).data(state.keys.clone())).await;
+    let response = schema
+        .execute(request.data(ctx.clone()).data(loaders).data(state.keys.clone()).data(state.credentials.clone()))
+        .await;
+
+    // POLICY.md section 5: the AI's list cap holds per request, across fields and aliases.
+    // A request that read more is refused whole: nothing it read is served or logged.
+    let cap = state.settings.ai_rows_per_request;
+    if ctx.role() == Some(Role::AiAgent) && ctx.ai_rows_read() > cap {
+        let read = ctx.ai_rows_read();
+        ctx.audit(
+            AuditRecord::by(&ctx, "READ", "api", AuditOutcome::Denied)
+                .reason(format!("AI request read {read} rows; at most {cap} per request")),
+        );
+        if let Err(e) = crate::domain::request::abandon(&ctx).await {
+            tracing::error!(error = ?e, "could not record a refused AI request");
+        }
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            AppError::bad_input(format!(
+                "an AI_AGENT request reads at most {cap} rows of coaching data in all \
+                 (fields and aliases together); ask for fewer (first) and page"
+            )),
+        );
+    }
 
     // A query naming a field outside the role's schema was rejected before any resolver
     // ran; it is a denial all the same, and audited as one.
@@ -126,7 +156,25 @@ pub async fn handle(
         tracing::error!(error = %e, "could not commit the request");
         return refusal(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(String::new()));
     }
+    // Throttled or busy: the HTTP status and Retry-After say so too.
+    let pushback = response.errors.iter().find_map(|e| {
+        let ext = e.extensions.as_ref()?;
+        let status = match ext.get("code") {
+            Some(async_graphql::Value::String(c)) if c == "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
+            Some(async_graphql::Value::String(c)) if c == "SERVER_BUSY" => StatusCode::SERVICE_UNAVAILABLE,
+            _ => return None,
+        };
+        let retry = match ext.get("retryAfter") {
+            Some(async_graphql::Value::Number(n)) => n.as_u64().unwrap_or(1),
+            _ => 1,
+        };
+        Some((status, retry))
+    });
     let mut http = GraphQLResponse::from(response).into_response();
+    if let Some((status, retry_after)) = pushback {
+        *http.status_mut() = status;
+        http.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    }
     if let Some(effect) = ctx.cookie_effect() {
         append_cookies(&mut http, &effect, &state);
     }
@@ -136,7 +184,9 @@ pub async fn handle(
 /// A failure while setting the request up: nothing is kept, the client learns nothing.
 async fn failed(ctx: &crate::ctx::Ctx, e: AppError) -> Response {
     tracing::error!(error = ?e, "request setup failed");
-    let _ = ctx.db().rollback().await;
+    if let Err(e) = crate::domain::request::abandon(ctx).await {
+        tracing::error!(error = ?e, "could not record a failed request's audit events");
+    }
     refusal(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(String::new()))
 }
 

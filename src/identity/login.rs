@@ -1,12 +1,13 @@
 //! Login, logout, password change.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
     QueryFilter, Statement, Value,
 };
 use uuid::Uuid;
 
+use super::credential::{self, CredentialGuard, Proof};
 use super::token::TokenKeys;
 use super::{password, session};
 use crate::ctx::{CookieEffect, Ctx, Principal};
@@ -16,9 +17,6 @@ use crate::domain::audit::AuditRecord;
 use crate::domain::kinds::{AuditOutcome, Role, UserStatus};
 use crate::error::{AppError, AppResult};
 
-/// Failed logins in a row that lock the account.
-pub const LOCKOUT_THRESHOLD: i32 = 5;
-pub const LOCKOUT_DURATION: Duration = Duration::minutes(15);
 const MAX_EMAIL_LEN: usize = 254;
 
 #[derive(Debug, Clone)]
@@ -80,14 +78,23 @@ async fn active_only(tx: &TenantTx, found: Vec<Candidate>) -> AppResult<Vec<Cand
     Ok(active)
 }
 
-/// `login(email, password)`. Unknown email, wrong password, locked or inactive account all
-/// give `InvalidCredentials` after one full PBKDF2 verification, so neither the answer nor
-/// its timing tells them apart.
-pub async fn login(ctx: &Ctx, keys: &TokenKeys, email: &str, password: &str) -> AppResult<LoginOutcome> {
+/// `login(email, password)`. Unknown email, wrong password, a blocked source or an inactive
+/// account all give `InvalidCredentials` after one full PBKDF2 verification, so neither the
+/// answer nor its timing tells them apart. The password check is [`credential::prove`]: no
+/// connection is held while it hashes, and a failure is counted and audited for good
+/// before the answer.
+pub async fn login(
+    ctx: &Ctx,
+    keys: &TokenKeys,
+    guard: &CredentialGuard,
+    email: &str,
+    password: &str,
+) -> AppResult<LoginOutcome> {
     let email = normalize_email(email);
     if email.len() > MAX_EMAIL_LEN || password.len() > password::MAX_PASSWORD_LEN {
         return Err(AppError::bad_input("email or password too long"));
     }
+    guard.admit(ctx)?;
     let now = ctx.now();
     let tx = ctx.db();
     let mut found = candidates(tx, &email).await?;
@@ -98,7 +105,8 @@ pub async fn login(ctx: &Ctx, keys: &TokenKeys, email: &str, password: &str) -> 
     }
     let [candidate] = found.as_slice() else {
         // Unknown (or, without a tenant to tell them apart, ambiguous) email.
-        password::verify(None, password.to_owned()).await?;
+        tx.pause().await?;
+        guard.hashing.verify(None, password.to_owned()).await?;
         ctx.audit(AuditRecord::by(ctx, "LOGIN_FAILED", "auth", AuditOutcome::Denied).reason("unknown account"));
         return Err(AppError::InvalidCredentials);
     };
@@ -113,39 +121,22 @@ pub async fn login(ctx: &Ctx, keys: &TokenKeys, email: &str, password: &str) -> 
         .one(&*tx.conn().await?)
         .await?
         .ok_or(AppError::InvalidCredentials)?;
-    let locked = user.locked_until.is_some_and(|until| until > now);
-    let active = user.status == UserStatus::Active;
-    let password_ok = password::verify(user.password_hash.clone(), password.to_owned()).await?;
     let record = |action: &str, outcome| {
         AuditRecord::by(ctx, action, "auth", outcome).tenant(user.tenant_id).actor(user.id, user.role)
     };
-
-    if locked || !active || !password_ok {
-        let reason = if locked {
-            "account locked"
-        } else if !active {
-            "account not active"
-        } else {
-            "wrong password"
-        };
-        ctx.audit(record("LOGIN_FAILED", AuditOutcome::Denied).reason(reason));
-        if !locked && active {
-            let failures = user.failed_login_count + 1;
-            let mut row = user.clone().into_active_model();
-            if failures >= LOCKOUT_THRESHOLD {
-                row.failed_login_count = Set(0);
-                row.locked_until = Set(Some(now + LOCKOUT_DURATION));
-                ctx.audit(
-                    record("ACCOUNT_LOCKED", AuditOutcome::Alert)
-                        .reason(format!("{LOCKOUT_THRESHOLD} failed logins in a row")),
-                );
-            } else {
-                row.failed_login_count = Set(failures);
-            }
-            row.updated_at = Set(now);
-            row.update(&*tx.conn().await?).await?;
-        }
+    let mut account = credential::Account::from(&user);
+    if user.status != UserStatus::Active {
+        // Checked against a dummy hash (same time), and not counted: nothing to guess.
+        account.password_hash = None;
+        tx.pause().await?;
+        guard.hashing.verify(None, password.to_owned()).await?;
+        ctx.audit(record("LOGIN_FAILED", AuditOutcome::Denied).reason("account not active"));
         return Err(AppError::InvalidCredentials);
+    }
+    let failure = record("LOGIN_FAILED", AuditOutcome::Denied).reason("wrong password");
+    match credential::prove(ctx, guard, &account, password, failure).await? {
+        Proof::Valid => {}
+        Proof::Wrong | Proof::Blocked => return Err(AppError::InvalidCredentials),
     }
 
     let mut row = user.clone().into_active_model();
@@ -203,23 +194,25 @@ pub async fn logout(ctx: &Ctx) -> AppResult<()> {
     Ok(())
 }
 
-/// Changes the caller's password and ends its other sessions.
-pub async fn change_password(ctx: &Ctx, current: &str, new: &str) -> AppResult<()> {
+/// Changes the caller's password and ends its other sessions. A wrong current password
+/// counts like a failed login ([`credential::prove`]).
+pub async fn change_password(ctx: &Ctx, guard: &CredentialGuard, current: &str, new: &str) -> AppResult<()> {
     let p = *ctx.require()?;
     password::check_new_password(new)?;
     if current.len() > password::MAX_PASSWORD_LEN {
         return Err(AppError::InvalidCredentials);
     }
+    guard.admit(ctx)?;
     let tx = ctx.db();
     let user = users::Entity::find_by_id(p.user_id).one(&*tx.conn().await?).await?.ok_or(AppError::Unauthenticated)?;
-    if !password::verify(user.password_hash.clone(), current.to_owned()).await? {
-        ctx.audit(
-            AuditRecord::by(ctx, "PASSWORD_CHANGE_FAILED", "auth", AuditOutcome::Denied)
-                .reason("wrong current password"),
-        );
+    let failure =
+        AuditRecord::by(ctx, "PASSWORD_CHANGE_FAILED", "auth", AuditOutcome::Denied).reason("wrong current password");
+    if credential::prove(ctx, guard, &credential::Account::from(&user), current, failure).await? != Proof::Valid {
         return Err(AppError::InvalidCredentials);
     }
-    let hash = password::hash(new.to_owned()).await?;
+    // Hashing holds no connection either: the transaction pauses first.
+    tx.pause().await?;
+    let hash = guard.hashing.hash(new.to_owned()).await?;
     let now = ctx.now();
     tx.atomic(async {
         let mut row = user.into_active_model();

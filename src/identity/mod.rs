@@ -1,6 +1,7 @@
 //! Identity: passwords, tokens, sessions, and the one function that turns a request's
 //! credentials into a [`Ctx`].
 
+pub mod credential;
 pub mod login;
 pub mod password;
 pub mod session;
@@ -33,13 +34,27 @@ pub struct Server<'a> {
     pub clock: &'a SharedClock,
 }
 
+/// Longest `X-AI-Model` / `X-AI-Purpose` label.
+pub const MAX_LABEL: usize = 64;
+
+/// The AI's declared model and purpose are shown to coachees in their AI access log: they
+/// are labels (`session-summary`, `acme/model-2`), never sentences, links or anything else
+/// that could pass for instructions: no spaces, no `:`.
+fn is_label(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        !v.is_empty()
+            && v.chars().count() <= MAX_LABEL
+            && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'))
+    })
+}
+
 /// Request -> `Ctx`. The only I/O is the session check, inside the request's transaction,
 /// whose tenant context is set from the verified token before the first statement.
 pub async fn resolve_ctx(state: Server<'_>, credentials: Credentials, meta: RequestMeta) -> AppResult<Ctx> {
     let now = state.clock.now();
     let (token, csrf) = match credentials {
         Credentials::None => {
-            let tx = state.db.begin(DbScope::ANONYMOUS).await?;
+            let tx = state.db.begin(DbScope::ANONYMOUS);
             return Ok(Ctx::new(None, tx, state.clock.clone(), meta));
         }
         Credentials::Bearer(token) => (token, CsrfCheck::NotRequired),
@@ -47,12 +62,20 @@ pub async fn resolve_ctx(state: Server<'_>, credentials: Credentials, meta: Requ
     };
     let claims = state.keys.verify(&token, now)?;
     let scope = DbScope { tenant_id: claims.tid, principal_id: Some(claims.sub), role: Some(claims.role) };
-    let tx = state.db.begin(scope).await?;
+    let tx = state.db.begin(scope);
     let checked = session::check(&tx, &claims, &csrf, now).await.and_then(|(principal, user)| {
         // Every AI access is logged with the model and purpose its client declares.
         let declared = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
-        if principal.role == Role::AiAgent && !(declared(&meta.ai_model) && declared(&meta.ai_purpose)) {
-            return Err(AppError::bad_input("AI_AGENT requests must send the X-AI-Model and X-AI-Purpose headers"));
+        if principal.role == Role::AiAgent {
+            if !(declared(&meta.ai_model) && declared(&meta.ai_purpose)) {
+                return Err(AppError::bad_input("AI_AGENT requests must send the X-AI-Model and X-AI-Purpose headers"));
+            }
+            if !is_label(meta.ai_model.as_deref()) || !is_label(meta.ai_purpose.as_deref()) {
+                return Err(AppError::bad_input(format!(
+                    "X-AI-Model and X-AI-Purpose are short labels: at most {MAX_LABEL} characters of letters, \
+                     digits and _ . / -"
+                )));
+            }
         }
         Ok((principal, user))
     });

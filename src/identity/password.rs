@@ -40,25 +40,70 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     hash_sync(&hex::encode(secret)).unwrap_or_default()
 });
 
-/// PBKDF2 runs on at most half the cores at once: a flood of logins waits its turn here,
-/// instead of taking every core from the requests of people already signed in.
-static HASHING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    tokio::sync::Semaphore::new((cores / 2).max(1))
-});
-
-async fn hashing_turn() -> AppResult<tokio::sync::SemaphorePermit<'static>> {
-    HASHING.acquire().await.map_err(AppError::internal)
+/// Hashing for requests: PBKDF2 on at most `workers` threads at once (by default half the
+/// cores), so that a flood of logins cannot take every core from the requests of people
+/// already signed in, with at most `queue` requests waiting their turn. Beyond that the
+/// request is refused at once ([`AppError::Busy`]: HTTP 503 with `Retry-After`) instead of
+/// piling up. Callers hold no database connection while they wait or hash.
+#[derive(Debug)]
+pub struct Hashing {
+    turns: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+    queue: usize,
 }
 
+impl Default for Hashing {
+    fn default() -> Self {
+        let workers = (std::thread::available_parallelism().map_or(2, usize::from) / 2).max(1);
+        Self::new(workers, 8 * workers)
+    }
+}
+
+impl Hashing {
+    pub fn new(workers: usize, queue: usize) -> Self {
+        Self { turns: tokio::sync::Semaphore::new(workers.max(1)), waiting: Default::default(), queue }
+    }
+
+    async fn turn(&self) -> AppResult<tokio::sync::SemaphorePermit<'_>> {
+        use std::sync::atomic::Ordering;
+        if let Ok(permit) = self.turns.try_acquire() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(AppError::Busy { retry_after_secs: 1 });
+        }
+        let permit = self.turns.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        permit.map_err(AppError::internal)
+    }
+
+    /// Test seam: takes one worker's turn until the permit is dropped (the tests fill the
+    /// pool with it to see what waiting requests do).
+    #[doc(hidden)]
+    pub async fn occupy(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.turns.acquire().await.expect("the hashing pool is never closed")
+    }
+
+    pub async fn hash(&self, password: String) -> AppResult<String> {
+        let _turn = self.turn().await?;
+        hash(password).await
+    }
+
+    /// Verifies `password` against `phc`; with `None` verifies against a dummy hash and fails.
+    pub async fn verify(&self, phc: Option<String>, password: String) -> AppResult<bool> {
+        let _turn = self.turn().await?;
+        verify(phc, password).await
+    }
+}
+
+/// Hashes on the blocking pool (commands and seeding; requests go through [`Hashing`]).
 pub async fn hash(password: String) -> AppResult<String> {
-    let _turn = hashing_turn().await?;
     tokio::task::spawn_blocking(move || hash_sync(&password)).await.map_err(AppError::internal)?
 }
 
-/// Verifies `password` against `phc`; with `None` verifies against a dummy hash and fails.
+/// Verifies on the blocking pool; with `None` verifies against a dummy hash and fails.
 pub async fn verify(phc: Option<String>, password: String) -> AppResult<bool> {
-    let _turn = hashing_turn().await?;
     tokio::task::spawn_blocking(move || match phc {
         Some(phc) => verify_sync(&phc, &password),
         None => {

@@ -245,7 +245,7 @@ impl TestApp {
         assert!(user.locked_until.is_none_or(|until| until <= now), "session_for({email}): account locked");
         let scope =
             coachgraph::db::DbScope { tenant_id: user.tenant_id, principal_id: Some(user.id), role: Some(user.role) };
-        let tx = self.state.db.begin(scope).await.expect("begin");
+        let tx = self.state.db.begin(scope);
         let outcome = coachgraph::identity::login::start_session(&tx, &self.state.keys, user, now)
             .await
             .unwrap_or_else(|e| panic!("session_for({email}): {e:?}"));

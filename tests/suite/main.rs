@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod abuse;
 mod admin_queries;
 mod audit_chain;
 mod auth;

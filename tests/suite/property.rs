@@ -1760,6 +1760,13 @@ async fn every_answer_matches_the_policy_oracle(app: &TestApp) {
         vec!["1000000".into(), "ai.rate_limit_per_minute".into()],
     )
     .await;
+    // Likewise the AI's rows per request (its own test is in `abuse`): the oracle models
+    // which rows a role sees, not how many one request may carry.
+    let mut state = app.state.clone();
+    state.settings = std::sync::Arc::new(coachgraph::app::HttpSettings {
+        ai_rows_per_request: u64::MAX,
+        ..coachgraph::app::HttpSettings::default()
+    });
     second_coaches(app).await;
     let mut world = World::load(app).await;
     let principals = principals(app, &world).await;
@@ -1781,7 +1788,7 @@ async fn every_answer_matches_the_policy_oracle(app: &TestApp) {
         let p = &principals[who];
         let text = format!("{{ {} }}", render(&query.tree()));
         let sent = Instant::now();
-        let answer = app.gql(&p.token, &text).await;
+        let answer = send_to(&state, gql_request(&p.token, &text, json!({}))).await.body;
         request_time += sent.elapsed();
         stats.queries += 1;
         *stats.by_role.entry(p.role).or_default() += 1;

@@ -89,6 +89,7 @@ where
     for row in load().await? {
         if let Ok(admitted) = reach.admit(table, row, facts) {
             ctx.note_ai_read(coachee, table.resource(&facts(&admitted)), [id_of(&admitted)]);
+            ctx.note_ai_listed([id_of(&admitted)]);
             shown.push(admitted);
         }
     }

@@ -9,10 +9,10 @@ use super::decl::{Entry, FieldDecl, ObjectDecl};
 use super::mutation::{credential_mutation, done, query};
 use super::schema::{Catalog, enum_value, leaf, resolver};
 use super::{datetime, uuid};
-use crate::ctx::{Ctx, Principal};
+use crate::ctx::{AuditRecord, Ctx, Principal};
 use crate::error::{AppError, AppResult};
 use crate::identity::login;
-use crate::kinds::Role;
+use crate::kinds::{AuditOutcome, Role};
 
 /// `Viewer`: the caller's own identity (a structural type: no tags).
 #[derive(Debug, Clone)]
@@ -114,9 +114,14 @@ pub fn declare(c: &mut Catalog) {
             "login",
             ty::req("AuthPayload"),
             Entry::Anonymous,
-            credential_mutation(|ctx, keys, a| async move {
-                let (email, password) = (a.secret("email")?, a.secret("password")?);
-                let outcome = login::login(&ctx, &keys, &email, &password).await?;
+            credential_mutation(|ctx, keys, guard, a| async move {
+                let email = a.email("email").inspect_err(|_| {
+                    ctx.audit(
+                        AuditRecord::by(&ctx, "LOGIN_FAILED", "auth", AuditOutcome::Denied).reason("malformed email"),
+                    )
+                })?;
+                let password = a.secret("password")?;
+                let outcome = login::login(&ctx, &keys, &guard, &email, &password).await?;
                 let viewer = load_viewer(&ctx, &outcome.principal).await?;
                 Ok(FieldValue::owned_any(AuthPayloadView {
                     token: outcome.token,
@@ -133,7 +138,7 @@ pub fn declare(c: &mut Catalog) {
         "logout",
         ty::req("Boolean"),
         Entry::Authenticated,
-        credential_mutation(|ctx, _, _| async move {
+        credential_mutation(|ctx, _, _, _| async move {
             login::logout(&ctx).await?;
             Ok(done())
         }),
@@ -143,8 +148,8 @@ pub fn declare(c: &mut Catalog) {
             "changePassword",
             ty::req("Boolean"),
             Entry::Authenticated,
-            credential_mutation(|ctx, _, a| async move {
-                login::change_password(&ctx, &a.secret("currentPassword")?, &a.secret("newPassword")?).await?;
+            credential_mutation(|ctx, _, guard, a| async move {
+                login::change_password(&ctx, &guard, &a.secret("currentPassword")?, &a.secret("newPassword")?).await?;
                 Ok(done())
             }),
         )

@@ -1,39 +1,19 @@
 //! `deleteMyAccount` and `deleteCoachee` ([`crate::domain::rights`]).
 
-use crate::graphql::decl::ty;
-use std::sync::Arc;
-
-use async_graphql::Value;
-use async_graphql::dynamic::FieldFuture;
-
 use crate::authz::{Action, Resource};
-use crate::ctx::Ctx;
 use crate::domain::rights;
-use crate::error::AppError;
+use crate::graphql::decl::ty;
 use crate::graphql::decl::{Entry, FieldDecl, Resolver};
-use crate::graphql::mutation::{done, mutation};
-use crate::graphql::schema::{Catalog, resolver};
+use crate::graphql::mutation::{credential_mutation, done, mutation};
+use crate::graphql::schema::Catalog;
 use crate::kinds::Role;
 
 /// Like [`mutation`], but the password is taken exactly as typed (`Args::text` would trim
 /// it); a wrong or oversized one is INVALID_CREDENTIALS like any other wrong password.
 fn delete_my_account() -> Resolver {
-    resolver(|rc| {
-        FieldFuture::new(async move {
-            let ctx =
-                rc.data::<Arc<Ctx>>().cloned().map_err(|_| AppError::internal("request without Ctx").into_graphql())?;
-            let password = match rc.args.as_index_map().get("password") {
-                Some(Value::String(s)) => s.clone(),
-                _ => return Err(AppError::bad_input("password is required").into_graphql()),
-            };
-            let tx_ctx = ctx.clone();
-            tx_ctx
-                .db()
-                .atomic(async move { rights::delete_my_account(&ctx, &password).await })
-                .await
-                .map_err(AppError::into_graphql)?;
-            Ok(Some(Value::Boolean(true)))
-        })
+    credential_mutation(|ctx, _, guard, a| async move {
+        rights::delete_my_account(&ctx, &guard, &a.as_typed("password")?).await?;
+        Ok(done())
     })
 }
 
