@@ -37,6 +37,8 @@ pub struct RequestMeta {
     /// AI_AGENT requests name the model and purpose of each access (`X-AI-Model`, `X-AI-Purpose`).
     pub ai_model: Option<String>,
     pub ai_purpose: Option<String>,
+    /// The request carries a mutation (its transaction will write).
+    pub writes: bool,
 }
 
 /// An event before it is written. Never holds the data that was denied: only who, what

@@ -49,8 +49,10 @@ pub struct Db {
 }
 
 impl Db {
-    /// Connects the server's pool. SQLite gets one connection: it serialises writers anyway,
-    /// and one connection keeps request transactions from tripping over each other's locks.
+    /// Connects the server's pool. A SQLite file gets a few connections: in WAL mode readers
+    /// run beside the one writer, so one slow request does not hold up the others (writers
+    /// queue on SQLite's lock, waiting up to its busy timeout). In-memory SQLite is one
+    /// connection (each connection would be its own database).
     pub async fn connect(url: &str) -> AppResult<Db> {
         if let Some(path) = sqlite_file(url) {
             private_file(&path)?;
@@ -58,7 +60,8 @@ impl Db {
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
         if url.starts_with("sqlite:") {
-            opts.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+            let connections = if sqlite_file(url).is_some() { SQLITE_CONNECTIONS } else { 1 };
+            opts.max_connections(connections).min_connections(1).idle_timeout(None).max_lifetime(None);
         } else {
             opts.max_connections(16).min_connections(1);
         }
@@ -87,7 +90,13 @@ impl Db {
     /// The request's transaction, with its tenant context; it begins with its first
     /// statement (see [`TenantTx`]).
     pub fn begin(&self, scope: DbScope) -> TenantTx {
-        TenantTx::new(&self.conn, scope)
+        TenantTx::new(&self.conn, scope, false)
+    }
+
+    /// Like [`begin`](Db::begin), for a request that writes (a mutation): on SQLite its
+    /// transactions take the write lock as they begin.
+    pub fn begin_writing(&self, scope: DbScope) -> TenantTx {
+        TenantTx::new(&self.conn, scope, true)
     }
 
     /// `/readyz`: the database answers.
@@ -130,6 +139,9 @@ impl Db {
         &self.conn
     }
 }
+
+/// Connections to a SQLite file: readers beside the one writer.
+const SQLITE_CONNECTIONS: u32 = 4;
 
 /// The file behind a file-backed SQLite URL.
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {

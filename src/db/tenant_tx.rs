@@ -2,7 +2,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait, Value,
 };
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
@@ -35,6 +36,9 @@ pub struct TenantTx {
     savepoints: AtomicU32,
     /// Savepoints open right now: a transaction inside one cannot be paused.
     open_savepoints: AtomicU32,
+    /// SQLite: the request writes, so its transactions begin IMMEDIATE (taking the one write
+    /// lock up front); otherwise DEFERRED, reading a WAL snapshot beside any writer.
+    writes: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -47,8 +51,9 @@ enum Slot {
 }
 
 impl TenantTx {
-    pub(super) fn new(pool: &DatabaseConnection, scope: DbScope) -> TenantTx {
+    pub(super) fn new(pool: &DatabaseConnection, scope: DbScope, writes: bool) -> TenantTx {
         TenantTx {
+            writes: std::sync::atomic::AtomicBool::new(writes),
             backend: pool.get_database_backend(),
             pool: pool.clone(),
             tx: Mutex::new(Slot::Idle),
@@ -98,7 +103,15 @@ impl TenantTx {
             Slot::Open(_) => {}
             Slot::Finished => return Err(AppError::internal("transaction already finished")),
             Slot::Idle => {
-                let tx = self.pool.begin().await?;
+                let tx = if self.backend == DbBackend::Sqlite && self.writes.load(Ordering::SeqCst) {
+                    let options = TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..TransactionOptions::default()
+                    };
+                    self.pool.begin_with_options(options).await?
+                } else {
+                    self.pool.begin().await?
+                };
                 apply_scope(&tx, self.scope()).await?;
                 let clock = *self.clock.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(now) = clock {
@@ -130,6 +143,26 @@ impl TenantTx {
                 *slot = Slot::Finished;
                 return Err(AppError::internal("transaction already finished"));
             }
+        }
+        Ok(())
+    }
+
+    /// Call before the first write of a request that began as a reader. SQLite: a reading
+    /// transaction cannot safely turn into a writing one (another connection may have
+    /// written since its snapshot), so it commits here and the next statement begins a
+    /// writing (IMMEDIATE) transaction. PostgreSQL: nothing to do.
+    pub async fn prepare_write(&self) -> AppResult<()> {
+        if self.backend != DbBackend::Sqlite || self.writes.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        if self.open_savepoints.load(Ordering::SeqCst) > 0 {
+            return Ok(());
+        }
+        let mut slot = self.tx.lock().await;
+        if matches!(*slot, Slot::Open(_))
+            && let Slot::Open(tx) = std::mem::replace(&mut *slot, Slot::Idle)
+        {
+            tx.commit().await?;
         }
         Ok(())
     }

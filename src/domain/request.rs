@@ -13,8 +13,12 @@ use crate::error::AppResult;
 /// all the same.
 pub async fn finish(ctx: &Ctx) -> AppResult<()> {
     let records = ctx.take_audit();
+    let accesses = ctx.take_ai_accesses();
     let done = async {
-        super::ai_log::write(ctx, ctx.take_ai_accesses()).await?;
+        if !records.is_empty() || !accesses.is_empty() {
+            ctx.db().prepare_write().await?;
+        }
+        super::ai_log::write(ctx, accesses).await?;
         super::audit::write(ctx.db(), records.clone(), ctx.now()).await?;
         ctx.db().commit().await
     }
@@ -24,6 +28,7 @@ pub async fn finish(ctx: &Ctx) -> AppResult<()> {
     if !records.is_empty() {
         ctx.db().reopen().await;
         let kept = async {
+            ctx.db().prepare_write().await?;
             super::audit::write(ctx.db(), records, ctx.now()).await?;
             ctx.db().commit().await
         }

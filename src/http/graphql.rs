@@ -67,6 +67,7 @@ pub async fn handle(
         user_agent: header_string(&headers, "user-agent"),
         ai_model: header_string(&headers, "x-ai-model"),
         ai_purpose: header_string(&headers, "x-ai-purpose"),
+        writes: is_mutation(&request),
     };
 
     let ctx = match identity::resolve_ctx(state.server(), credentials, meta).await {

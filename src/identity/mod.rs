@@ -34,6 +34,10 @@ pub struct Server<'a> {
     pub clock: &'a SharedClock,
 }
 
+fn begin(db: &Db, scope: DbScope, meta: &RequestMeta) -> crate::db::TenantTx {
+    if meta.writes { db.begin_writing(scope) } else { db.begin(scope) }
+}
+
 /// Longest `X-AI-Model` / `X-AI-Purpose` label.
 pub const MAX_LABEL: usize = 64;
 
@@ -54,7 +58,7 @@ pub async fn resolve_ctx(state: Server<'_>, credentials: Credentials, meta: Requ
     let now = state.clock.now();
     let (token, csrf) = match credentials {
         Credentials::None => {
-            let tx = state.db.begin(DbScope::ANONYMOUS);
+            let tx = begin(state.db, DbScope::ANONYMOUS, &meta);
             return Ok(Ctx::new(None, tx, state.clock.clone(), meta));
         }
         Credentials::Bearer(token) => (token, CsrfCheck::NotRequired),
@@ -62,7 +66,7 @@ pub async fn resolve_ctx(state: Server<'_>, credentials: Credentials, meta: Requ
     };
     let claims = state.keys.verify(&token, now)?;
     let scope = DbScope { tenant_id: claims.tid, principal_id: Some(claims.sub), role: Some(claims.role) };
-    let tx = state.db.begin(scope);
+    let tx = begin(state.db, scope, &meta);
     let checked = session::check(&tx, &claims, &csrf, now).await.and_then(|(principal, user)| {
         // Every AI access is logged with the model and purpose its client declares.
         let declared = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());

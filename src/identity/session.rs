@@ -112,6 +112,7 @@ pub async fn check(
         .filter(|u| u.status == UserStatus::Active && u.tenant_id == claims.tid && u.role == claims.role)
         .ok_or(AppError::Unauthenticated)?;
     if now - session.last_seen_at >= TOUCH_EVERY {
+        tx.prepare_write().await?;
         auth_sessions::Entity::update_many()
             .col_expr(auth_sessions::Column::LastSeenAt, Expr::value(now))
             .filter(auth_sessions::Column::Id.eq(session.id))

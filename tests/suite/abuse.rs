@@ -457,3 +457,41 @@ async fn the_sqlite_database_and_its_wal_and_shm_files_are_private() {
     drop(db);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// --- item 1 (SQLite): readers are not serialised behind one slow request ----------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_sqlite_file_an_open_reader_and_the_writer_do_not_hold_up_other_readers() {
+    use coachgraph::db::{Db, DbScope};
+    use sea_orm::ConnectionTrait;
+    let dir = std::env::temp_dir().join(format!("coachgraph-readers-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = Db::connect(&format!("sqlite://{}?mode=rwc", dir.join("readers.db").display())).await.expect("connect");
+    migrate(coachgraph::db::testing::connection(&db)).await;
+    coachgraph::seed::seed_demo(&db, t0()).await.expect("seed");
+    let clock = coachgraph::clock::ManualClock::new(t0());
+    let state = AppState::new(db.clone(), SECRET, ISSUER, AUDIENCE, Arc::new(clock)).expect("state");
+    let login =
+        send_to(&state, from_ip("127.0.0.1", None, LOGIN, json!({ "e": "coach1@acme.test", "p": DEMO_PASSWORD })))
+            .await;
+    let token = login.body["data"]["login"]["token"].as_str().expect("token").to_owned();
+
+    // A slow request reading, and another holding the write lock, both still open.
+    let reader = db.begin(DbScope::ANONYMOUS);
+    reader.conn().await.expect("reader").execute_unprepared("SELECT count(*) FROM tenants").await.expect("read");
+    let writer = db.begin_writing(DbScope::ANONYMOUS);
+    writer.conn().await.expect("writer").execute_unprepared("SELECT count(*) FROM tenants").await.expect("lock");
+
+    let answer = tokio::time::timeout(
+        StdDuration::from_secs(5),
+        send_to(&state, gql_request(&token, "{ viewer { role } sessions(first: 2) { nodes { id } } }", json!({}))),
+    )
+    .await
+    .expect("a reader runs beside an open reader and the writer");
+    assert_eq!(answer.body["data"]["viewer"]["role"], "COACH", "{}", answer.body);
+    reader.rollback().await.expect("rollback");
+    writer.rollback().await.expect("rollback");
+    drop(state);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
