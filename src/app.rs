@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rand::RngCore;
 
@@ -10,7 +11,9 @@ use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
-use crate::graphql::{self, Schemas};
+use crate::graphql::perimeter::Limits;
+use crate::graphql::persisted::PersistedOperations;
+use crate::graphql::{self, SchemaOptions, Schemas};
 use crate::identity::token::TokenKeys;
 
 #[derive(Clone, Debug)]
@@ -24,6 +27,8 @@ pub struct AppState {
     pub ai_limiter: Arc<crate::domain::rate_limit::RateLimiter>,
     /// Credential work: the bounded hashing pool and the per-source limits.
     pub credentials: Arc<crate::identity::credential::CredentialGuard>,
+    /// Automatic persisted queries' cache, or the safelist.
+    pub persisted: Arc<PersistedOperations>,
 }
 
 /// HTTP behaviour that differs by deployment.
@@ -33,11 +38,57 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Rows of coaching data one AI_AGENT request may read in all (POLICY.md section 5).
     pub ai_rows_per_request: u64,
+    /// What a GraphQL document may ask for (checked before any SQL).
+    pub limits: Limits,
+    /// Largest response body, in bytes.
+    pub max_response_bytes: usize,
+    /// Longest a GraphQL request may run.
+    pub request_timeout: Duration,
+    /// Serve the playground page.
+    pub playground: bool,
+    /// Documents kept for automatic persisted queries (0: off).
+    pub apq_capacity: usize,
+    /// Safelist mode: only the operations of this folder's `.graphql` files run.
+    pub safelist_dir: Option<PathBuf>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { max_body_bytes: 256 * 1024, ai_rows_per_request: crate::domain::rate_limit::AI_ROWS_PER_REQUEST }
+        Self {
+            max_body_bytes: 256 * 1024,
+            ai_rows_per_request: crate::domain::rate_limit::AI_ROWS_PER_REQUEST,
+            limits: Limits::default(),
+            max_response_bytes: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(10),
+            playground: true,
+            apq_capacity: 1_000,
+            safelist_dir: None,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The settings the configuration asks for (production mode: introspection and the
+    /// playground off unless turned on).
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            limits: Limits {
+                max_document_bytes: config.max_document_bytes,
+                max_tokens: config.max_tokens,
+                max_depth: config.max_depth,
+                max_aliases: config.max_aliases,
+                max_directives: config.max_directives,
+                max_first: config.max_first.min(crate::graphql::paging::MAX_PAGE),
+                max_cost: config.max_cost,
+                introspection: config.introspection_enabled(),
+            },
+            max_response_bytes: config.max_response_bytes,
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            playground: config.playground_enabled(),
+            apq_capacity: config.apq_capacity,
+            safelist_dir: config.safelist_dir.clone(),
+            ..Self::default()
+        }
     }
 }
 
@@ -57,7 +108,27 @@ impl AppState {
             settings: Arc::new(HttpSettings::default()),
             ai_limiter: Arc::new(crate::domain::rate_limit::RateLimiter::new()),
             credentials: Arc::new(crate::identity::credential::CredentialGuard::default()),
+            persisted: Arc::new(PersistedOperations::default()),
         })
+    }
+
+    /// The same server with other settings: the schemas are rebuilt (introspection and
+    /// depth are theirs to enforce) and the persisted operations start afresh.
+    pub fn with_settings(mut self, settings: HttpSettings) -> AppResult<Self> {
+        let options =
+            SchemaOptions { introspection: settings.limits.introspection, max_depth: settings.limits.max_depth };
+        self.schemas = Arc::new(Schemas::build_with(&graphql::catalog(), options).map_err(AppError::internal)?);
+        self.persisted = Arc::new(match &settings.safelist_dir {
+            Some(dir) => {
+                let list = PersistedOperations::safelist(dir)
+                    .map_err(|e| AppError::Internal(format!("safelist {}: {e}", dir.display())))?;
+                tracing::info!(dir = %dir.display(), operations = list.safelisted(), "safelist mode");
+                list
+            }
+            None => PersistedOperations::apq(settings.apq_capacity),
+        });
+        self.settings = Arc::new(settings);
+        Ok(self)
     }
 }
 

@@ -54,7 +54,8 @@ async fn serve(config: Config) -> AppResult<()> {
     if !config.is_postgres() || config.migration_database_url.is_some() {
         migrate(&config).await?;
     }
-    let db = Db::connect(&config.database_url).await?;
+    let statement_timeout = std::time::Duration::from_millis(config.statement_timeout_ms);
+    let db = Db::connect_with_statement_timeout(&config.database_url, Some(statement_timeout)).await?;
     db.check_runtime_role().await?;
     if fresh_default_sqlite && config.auto_seed && config.mode == Mode::Development {
         tracing::info!("new database: loading demo data (password {:?})", seed::DEMO_PASSWORD);
@@ -66,7 +67,8 @@ async fn serve(config: Config) -> AppResult<()> {
         ));
     }
     let key = app::signing_key(&config)?;
-    let state = AppState::new(db, &key, &config.issuer, &config.audience, Arc::new(SystemClock))?;
+    let state = AppState::new(db, &key, &config.issuer, &config.audience, Arc::new(SystemClock))?
+        .with_settings(app::HttpSettings::from_config(&config))?;
     crate::identity::password::warm_up();
     let router = crate::http::router(state);
     let listener = tokio::net::TcpListener::bind(config.bind)

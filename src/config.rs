@@ -113,12 +113,83 @@ pub struct Config {
     #[arg(long, env = "COACHGRAPH_AUTO_SEED", default_value_t = true, global = true, action = clap::ArgAction::Set)]
     pub auto_seed: bool,
 
+    /// Longest GraphQL document accepted, in bytes (refused: DOCUMENT_TOO_LARGE).
+    #[arg(long, env = "COACHGRAPH_MAX_DOCUMENT_BYTES", default_value_t = 32 * 1024, global = true)]
+    pub max_document_bytes: usize,
+
+    /// Most lexical tokens in a GraphQL document (refused: TOO_MANY_TOKENS).
+    #[arg(long, env = "COACHGRAPH_MAX_TOKENS", default_value_t = 5_000, global = true)]
+    pub max_tokens: usize,
+
+    /// Deepest field nesting of an operation (refused: QUERY_TOO_DEEP).
+    #[arg(long, env = "COACHGRAPH_MAX_DEPTH", default_value_t = 16, global = true)]
+    pub max_depth: usize,
+
+    /// Most aliased fields in an operation (refused: TOO_MANY_ALIASES).
+    #[arg(long, env = "COACHGRAPH_MAX_ALIASES", default_value_t = 15, global = true)]
+    pub max_aliases: u64,
+
+    /// Most directives in an operation (refused: TOO_MANY_DIRECTIVES).
+    #[arg(long, env = "COACHGRAPH_MAX_DIRECTIVES", default_value_t = 50, global = true)]
+    pub max_directives: u64,
+
+    /// Largest `first` of a connection (refused: PAGE_TOO_LARGE). It can lower the
+    /// built-in maximum of 100, not raise it.
+    #[arg(long, env = "COACHGRAPH_MAX_FIRST", default_value_t = 100, global = true)]
+    pub max_first: u64,
+
+    /// Highest cost of an operation: each field counts 1, times the `first` of every
+    /// connection and the declared maximum of every unpaged list above it (refused:
+    /// QUERY_TOO_COMPLEX).
+    #[arg(long, env = "COACHGRAPH_MAX_COST", default_value_t = 100_000, global = true)]
+    pub max_cost: u64,
+
+    /// Largest response body, in bytes; a larger one is replaced by a RESPONSE_TOO_LARGE error.
+    #[arg(long, env = "COACHGRAPH_MAX_RESPONSE_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]
+    pub max_response_bytes: usize,
+
+    /// Longest a GraphQL request may run, in milliseconds, before it is rolled back and
+    /// answered REQUEST_TIMEOUT (HTTP 503).
+    #[arg(long, env = "COACHGRAPH_REQUEST_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    pub request_timeout_ms: u64,
+
+    /// PostgreSQL `statement_timeout` of the server's connections, in milliseconds (0: none).
+    #[arg(long, env = "COACHGRAPH_STATEMENT_TIMEOUT_MS", default_value_t = 5_000, global = true)]
+    pub statement_timeout_ms: u64,
+
+    /// Answer introspection (`__schema`, `__type`). Default: on in development, off in production.
+    #[arg(long, env = "COACHGRAPH_INTROSPECTION", global = true, action = clap::ArgAction::Set)]
+    pub introspection: Option<bool>,
+
+    /// Serve the playground page at `/`. Default: on in development, off in production.
+    #[arg(long, env = "COACHGRAPH_PLAYGROUND", global = true, action = clap::ArgAction::Set)]
+    pub playground: Option<bool>,
+
+    /// Documents kept for automatic persisted queries (0: APQ off).
+    #[arg(long, env = "COACHGRAPH_APQ_CAPACITY", default_value_t = 1_000, global = true)]
+    pub apq_capacity: usize,
+
+    /// Safelist mode: a folder of `.graphql` files; only operations whose SHA-256 is that of
+    /// one of them run (refused: OPERATION_NOT_SAFELISTED). APQ registration is then off.
+    #[arg(long, env = "COACHGRAPH_SAFELIST_DIR", global = true)]
+    pub safelist_dir: Option<PathBuf>,
+
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn,sea_orm=warn", global = true)]
     pub log: String,
 }
 
 impl Config {
+    /// Introspection, as configured or by mode.
+    pub fn introspection_enabled(&self) -> bool {
+        self.introspection.unwrap_or(self.mode == Mode::Development)
+    }
+
+    /// The playground, as configured or by mode.
+    pub fn playground_enabled(&self) -> bool {
+        self.playground.unwrap_or(self.mode == Mode::Development)
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
     }

@@ -54,11 +54,22 @@ impl Db {
     /// queue on SQLite's lock, waiting up to its busy timeout). In-memory SQLite is one
     /// connection (each connection would be its own database).
     pub async fn connect(url: &str) -> AppResult<Db> {
+        Self::connect_with_statement_timeout(url, None).await
+    }
+
+    /// As [`Db::connect`], with PostgreSQL's `statement_timeout` on every connection of the
+    /// pool (a startup parameter: no statement of its own, and a request's `SET LOCAL` could
+    /// still lower it). SQLite has no such setting and ignores it.
+    pub async fn connect_with_statement_timeout(url: &str, statement_timeout: Option<Duration>) -> AppResult<Db> {
         if let Some(path) = sqlite_file(url) {
             private_file(&path)?;
         }
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
+        if let Some(timeout) = statement_timeout.filter(|t| !t.is_zero()) {
+            let millis = timeout.as_millis().to_string();
+            opts.map_sqlx_postgres_opts(move |pg| pg.options([("statement_timeout", millis.as_str())]));
+        }
         if url.starts_with("sqlite:") {
             let connections = if sqlite_file(url).is_some() { SQLITE_CONNECTIONS } else { 1 };
             opts.max_connections(connections).min_connections(1).idle_timeout(None).max_lifetime(None);

@@ -162,6 +162,11 @@ impl Ty {
         self.shape == Shape::Nullable
     }
 
+    /// `[T!]!`: the query cost pass multiplies what is selected under it.
+    pub fn is_list(self) -> bool {
+        self.shape == Shape::ListOfNonNull
+    }
+
     pub fn type_ref(self) -> TypeRef {
         match self.shape {
             Shape::Nullable => TypeRef::named(self.name),

@@ -10,12 +10,14 @@ pub mod identity;
 pub mod mutation;
 pub mod operations;
 pub mod paging;
+pub mod perimeter;
+pub mod persisted;
 pub mod schema;
 pub mod users;
 
 use crate::authz::VisibilityTag;
 use crate::kinds::{AiLevel, ConsentKind, EvidenceLevel, InsightStatus, Role, SessionStatus};
-pub use schema::{Audience, Catalog, Schemas};
+pub use schema::{Audience, Catalog, SchemaOptions, Schemas};
 
 /// Every declaration of the API.
 pub fn catalog() -> Catalog {

@@ -253,15 +253,38 @@ fn dynamic_field(decl: &FieldDecl, with_directive: bool, audience: Audience) -> 
     field
 }
 
+/// What a served schema allows beyond its fields (from the server's configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaOptions {
+    /// `__schema` and `__type` answer; off, the schema itself refuses them.
+    pub introspection: bool,
+    /// Deepest field nesting, enforced again by the executor after the perimeter's check.
+    pub max_depth: usize,
+}
+
+impl Default for SchemaOptions {
+    fn default() -> Self {
+        Self { introspection: true, max_depth: MAX_DEPTH }
+    }
+}
+
 pub fn build(catalog: &Catalog, audience: Audience) -> Result<Schema, SchemaError> {
+    build_with(catalog, audience, SchemaOptions::default())
+}
+
+pub fn build_with(catalog: &Catalog, audience: Audience, options: SchemaOptions) -> Result<Schema, SchemaError> {
     let plan = plan(catalog, audience);
     let mutation_name = (!plan.mutation.is_empty()).then_some("Mutation");
     // Depth and complexity bounds keep a nested query (user -> sessions -> coach -> ...) from
-    // becoming a denial of service; the standard introspection query fits within them.
+    // becoming a denial of service; the standard introspection query fits within them. They
+    // back up the list-aware perimeter (`super::perimeter`), which refuses before any SQL.
     let mut builder = Schema::build("Query", mutation_name, None)
         .disable_suggestions()
-        .limit_depth(MAX_DEPTH)
+        .limit_depth(options.max_depth)
         .limit_complexity(MAX_COMPLEXITY);
+    if !options.introspection {
+        builder = builder.disable_introspection();
+    }
     let mut used: BTreeSet<&str> = BTreeSet::new();
     let mut note = |f: &FieldDecl| {
         used.insert(f.ty.name());
@@ -333,6 +356,8 @@ pub struct Schemas {
     /// Every field of the contract: (type, field) -> the resource it belongs to, to tell a
     /// probe for a hidden field (audited) from a typo (not a denial).
     contract_fields: HashMap<(String, String), &'static str>,
+    /// Every type's fields and list shapes, for the perimeter's cost pass.
+    index: super::perimeter::TypeIndex,
 }
 
 impl std::fmt::Debug for Schemas {
@@ -343,9 +368,13 @@ impl std::fmt::Debug for Schemas {
 
 impl Schemas {
     pub fn build(catalog: &Catalog) -> Result<Self, SchemaError> {
+        Self::build_with(catalog, SchemaOptions::default())
+    }
+
+    pub fn build_with(catalog: &Catalog, options: SchemaOptions) -> Result<Self, SchemaError> {
         let mut by_role = HashMap::new();
         for role in Role::ALL {
-            by_role.insert(role, build(catalog, Audience::Role(role))?);
+            by_role.insert(role, build_with(catalog, Audience::Role(role), options)?);
         }
         let mut contract_fields = HashMap::new();
         let resource_of = |f: &FieldDecl| match (f.access, f.entry) {
@@ -366,9 +395,10 @@ impl Schemas {
         }
         Ok(Self {
             by_role,
-            anonymous: build(catalog, Audience::Anonymous)?,
-            break_glass: build(catalog, Audience::BreakGlass)?,
+            anonymous: build_with(catalog, Audience::Anonymous, options)?,
+            break_glass: build_with(catalog, Audience::BreakGlass, options)?,
             contract_fields,
+            index: super::perimeter::TypeIndex::of(catalog),
         })
     }
 
@@ -380,6 +410,11 @@ impl Schemas {
         let ty = rest.strip_suffix("\".")?;
         let resource = self.contract_fields.get(&(ty.to_owned(), field.to_owned()))?;
         Some((format!("{ty}.{field}"), resource))
+    }
+
+    /// The types and list shapes the perimeter measures documents with.
+    pub fn index(&self) -> &super::perimeter::TypeIndex {
+        &self.index
     }
 
     pub fn for_role(&self, role: Option<Role>) -> &Schema {

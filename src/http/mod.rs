@@ -3,11 +3,16 @@
 mod credentials;
 mod graphql;
 
+use std::sync::LazyLock;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -19,12 +24,15 @@ pub use credentials::{CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE};
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_body_bytes;
-    Router::new()
+    let mut router = Router::new()
         .route("/graphql", get(graphql::handle).post(graphql::handle))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/", get(playground))
-        .route("/playground", get(playground))
+        .route("/readyz", get(readyz));
+    // Off by default in production mode (COACHGRAPH_PLAYGROUND): then `/` is a 404.
+    if state.settings.playground {
+        router = router.route("/", get(playground)).route("/playground", get(playground));
+    }
+    router
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(SetResponseHeaderLayer::overriding(
@@ -65,6 +73,30 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+const PLAYGROUND: &str = include_str!("../../playground/index.html");
+
+/// The playground's Content-Security-Policy: nothing but its own inline script and style
+/// (allowed by hash, computed from the page itself so an edit cannot leave them stale)
+/// and requests to this origin.
+static PLAYGROUND_CSP: LazyLock<String> = LazyLock::new(|| {
+    let hash_of = |tag: &str| {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        let start = PLAYGROUND.find(&open).map(|i| i + open.len()).unwrap_or(0);
+        let end = PLAYGROUND[start..].find(&close).map(|i| start + i).unwrap_or(start);
+        format!("'sha256-{}'", STANDARD.encode(Sha256::digest(&PLAYGROUND.as_bytes()[start..end])))
+    };
+    format!(
+        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self'; \
+         base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        hash_of("script"),
+        hash_of("style")
+    )
+});
+
 async fn playground() -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-cache")], Html(include_str!("../../playground/index.html")))
+    let csp = HeaderValue::from_str(&PLAYGROUND_CSP).unwrap_or(HeaderValue::from_static("default-src 'none'"));
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")), (header::CONTENT_SECURITY_POLICY, csp)],
+        Html(PLAYGROUND),
+    )
 }
