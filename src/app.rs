@@ -50,6 +50,8 @@ pub struct HttpSettings {
     pub apq_capacity: usize,
     /// Safelist mode: only the operations of this folder's `.graphql` files run.
     pub safelist_dir: Option<PathBuf>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpSettings {
@@ -63,6 +65,7 @@ impl Default for HttpSettings {
             playground: true,
             apq_capacity: 1_000,
             safelist_dir: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -87,6 +90,7 @@ impl HttpSettings {
             playground: config.playground_enabled(),
             apq_capacity: config.apq_capacity,
             safelist_dir: config.safelist_dir.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
             ..Self::default()
         }
     }

@@ -174,9 +174,23 @@ pub struct Config {
     #[arg(long, env = "COACHGRAPH_SAFELIST_DIR", global = true)]
     pub safelist_dir: Option<PathBuf>,
 
+    /// Reverse proxies whose `X-Forwarded-For` names the client (comma-separated addresses
+    /// or networks, e.g. `127.0.0.1,10.0.0.0/8`). From any other peer the header is
+    /// ignored: the audit trail and the per-source limits use the peer's address.
+    #[arg(long, env = "COACHGRAPH_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy, global = true)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn,sea_orm=warn", global = true)]
     pub log: String,
+}
+
+/// Parses one trusted proxy: an address or a network (`10.0.0.0/8`).
+pub fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an IP address nor a network (e.g. 10.0.0.0/8)"))
 }
 
 impl Config {

@@ -151,12 +151,13 @@ impl TenantTx {
     /// transaction cannot safely turn into a writing one (another connection may have
     /// written since its snapshot), so it commits here and the next statement begins a
     /// writing (IMMEDIATE) transaction. PostgreSQL: nothing to do.
-    pub async fn prepare_write(&self) -> AppResult<()> {
+    /// Returns whether it switched (the caller may then [`end_write`](TenantTx::end_write)).
+    pub async fn prepare_write(&self) -> AppResult<bool> {
         if self.backend != DbBackend::Sqlite || self.writes.swap(true, Ordering::SeqCst) {
-            return Ok(());
+            return Ok(false);
         }
         if self.open_savepoints.load(Ordering::SeqCst) > 0 {
-            return Ok(());
+            return Ok(true);
         }
         let mut slot = self.tx.lock().await;
         if matches!(*slot, Slot::Open(_))
@@ -164,6 +165,17 @@ impl TenantTx {
         {
             tx.commit().await?;
         }
+        Ok(true)
+    }
+
+    /// SQLite: the write that [`prepare_write`](TenantTx::prepare_write) switched for is done;
+    /// it commits, and the request reads on without holding the write lock.
+    pub async fn end_write(&self) -> AppResult<()> {
+        if self.backend != DbBackend::Sqlite || self.open_savepoints.load(Ordering::SeqCst) > 0 {
+            return Ok(());
+        }
+        self.pause().await?;
+        self.writes.store(false, Ordering::SeqCst);
         Ok(())
     }
 

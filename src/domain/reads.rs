@@ -87,7 +87,10 @@ pub async fn coachees(ctx: &Ctx, window: &Window) -> AppResult<(Listed<Profile>,
         }
         query = query.filter(users::Column::Id.is_in(only));
     }
-    Ok((paging::page(ctx, query, paging::BY_NAME, window).await?, scope))
+    let listed = paging::page(ctx, query, paging::BY_NAME, window).await?;
+    // The AI's per-request row cap counts the profiles it lists too.
+    ctx.note_ai_listed(listed.rows.iter().map(|p: &Profile| p.id));
+    Ok((listed, scope))
 }
 
 /// `users`: the tenant's directory, optionally of one role.
@@ -100,7 +103,10 @@ pub async fn users(ctx: &Ctx, role: Option<Role>, window: &Window) -> AppResult<
     if let Some(role) = role {
         query = query.filter(users::Column::Role.eq(role));
     }
-    Ok((paging::page(ctx, query, paging::BY_NAME, window).await?, scope))
+    let listed = paging::page(ctx, query, paging::BY_NAME, window).await?;
+    // The AI's per-request row cap counts the profiles it lists too.
+    ctx.note_ai_listed(listed.rows.iter().map(|p: &Profile| p.id));
+    Ok((listed, scope))
 }
 
 /// `user(id)`: the profile, with the scope the caller's relationship to it allows.

@@ -87,7 +87,14 @@ pub enum Refusal {
     IntrospectionDisabled,
     /// `GRAPHQL_PARSE_FAILED`: the text is not a GraphQL document.
     ParseFailed(String),
+    /// `BAD_USER_INPUT`: a credential operation shares its operation with other fields.
+    CredentialNotAlone,
 }
+
+/// The mutations that check a password: each must be its operation's only root field, so
+/// that a request checks one password at most, and pausing the transaction for the hash
+/// commits nothing of another field (that field's audit events would still be pending).
+pub const CREDENTIAL_FIELDS: &[&str] = &["login", "changePassword", "deleteMyAccount"];
 
 impl Refusal {
     pub fn code(&self) -> &'static str {
@@ -101,6 +108,7 @@ impl Refusal {
             Refusal::TooComplex { .. } => "QUERY_TOO_COMPLEX",
             Refusal::IntrospectionDisabled => "INTROSPECTION_DISABLED",
             Refusal::ParseFailed(_) => "GRAPHQL_PARSE_FAILED",
+            Refusal::CredentialNotAlone => "BAD_USER_INPUT",
         }
     }
 
@@ -118,6 +126,10 @@ impl Refusal {
             }
             Refusal::IntrospectionDisabled => "introspection is disabled on this server".to_owned(),
             Refusal::ParseFailed(why) => why.clone(),
+            Refusal::CredentialNotAlone => format!(
+                "{} must each be the only field of their operation (no aliases, no other fields)",
+                CREDENTIAL_FIELDS.join(", ")
+            ),
         }
     }
 }
@@ -395,6 +407,7 @@ pub fn check_document(
     limits: &Limits,
 ) -> Result<(), Refusal> {
     for (_, operation) in doc.operations.iter() {
+        credential_alone(doc, &operation.node)?;
         let measure = measure(doc, &operation.node, variables, index, limits)?;
         if measure.depth > limits.max_depth {
             return Err(Refusal::TooDeep { limit: limits.max_depth });
@@ -413,6 +426,33 @@ pub fn check_document(
         }
     }
     Ok(())
+}
+
+/// A mutation naming a credential field (directly or through a fragment) has exactly one
+/// root selection: that field.
+fn credential_alone(doc: &ExecutableDocument, operation: &OperationDefinition) -> Result<(), Refusal> {
+    if operation.ty != OperationType::Mutation {
+        return Ok(());
+    }
+    fn names_credential(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
+        depth < 8
+            && set.items.iter().any(|item| match &item.node {
+                Selection::Field(f) => CREDENTIAL_FIELDS.contains(&f.node.name.node.as_str()),
+                Selection::InlineFragment(i) => names_credential(doc, &i.node.selection_set.node, depth + 1),
+                Selection::FragmentSpread(s) => doc
+                    .fragments
+                    .get(&s.node.fragment_name.node)
+                    .is_some_and(|f| names_credential(doc, &f.node.selection_set.node, depth + 1)),
+            })
+    }
+    let root = &operation.selection_set.node;
+    if !names_credential(doc, root, 0) {
+        return Ok(());
+    }
+    match root.items.as_slice() {
+        [only] if matches!(only.node, Selection::Field(_)) => Ok(()),
+        _ => Err(Refusal::CredentialNotAlone),
+    }
 }
 
 /// The cost of a document (its most expensive operation), without the other limits: for

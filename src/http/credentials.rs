@@ -38,7 +38,7 @@ pub fn extract(method: &Method, headers: &HeaderMap, jar: &CookieJar) -> Credent
 /// or set a custom header without a CORS preflight, which this server does not grant. So
 /// such a POST must be JSON, and an `Origin`, when the browser sends one, must be this
 /// server's own.
-pub fn check_browser_post(method: &Method, headers: &HeaderMap) -> Result<(), AppError> {
+pub fn check_browser_post(method: &Method, uri: &axum::http::Uri, headers: &HeaderMap) -> Result<(), AppError> {
     if method != Method::POST || headers.contains_key(header::AUTHORIZATION) {
         return Ok(());
     }
@@ -51,7 +51,12 @@ pub fn check_browser_post(method: &Method, headers: &HeaderMap) -> Result<(), Ap
         return Err(AppError::bad_input("POST /graphql takes Content-Type: application/json"));
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        // HTTP/1.1 names the host in `Host`; HTTP/2 in the request's authority.
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| uri.authority().map(|a| a.as_str()))
+            .unwrap_or("");
         let origin = origin.to_str().unwrap_or("");
         let origin_host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
         if host.is_empty() || origin_host != Some(host) {

@@ -123,12 +123,13 @@ fn admit(state: &AppState, method: &Method, request: &mut async_graphql::Request
 pub async fn handle(
     State(state): State<AppState>,
     method: Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     jar: CookieJar,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     request: GraphQLBatchRequest<BodyRejection>,
 ) -> Response {
-    if let Err(e) = credentials::check_browser_post(&method, &headers) {
+    if let Err(e) = credentials::check_browser_post(&method, &uri, &headers) {
         let status = match e {
             AppError::CsrfRejected => StatusCode::FORBIDDEN,
             _ => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -153,7 +154,11 @@ pub async fn handle(
     let credentials = credentials::extract(&method, &headers, &jar);
     let used_cookie = matches!(credentials, Credentials::Cookie { .. });
     let meta = RequestMeta {
-        ip: connect.map(|Extension(ConnectInfo(addr))| addr.ip().to_string()),
+        ip: super::client::source(
+            connect.map(|Extension(ConnectInfo(addr))| addr),
+            &headers,
+            &state.settings.trusted_proxies,
+        ),
         user_agent: header_string(&headers, "user-agent"),
         ai_model: header_string(&headers, "x-ai-model"),
         ai_purpose: header_string(&headers, "x-ai-purpose"),
@@ -228,8 +233,9 @@ pub async fn handle(
             tracing::warn!("a GraphQL request exceeded the request timeout");
             let ctx = ctx.clone();
             tokio::spawn(async move {
-                if let Err(e) = ctx.db().rollback().await {
-                    tracing::error!(error = ?e, "could not roll back a timed-out request");
+                // Rolled back; its audit events (denials included) are still written.
+                if let Err(e) = crate::domain::request::abandon(&ctx).await {
+                    tracing::error!(error = ?e, "could not record a timed-out request");
                 }
             });
             return timed_out();

@@ -1,5 +1,6 @@
 //! HTTP: the router, security headers, health checks and the GraphQL endpoint.
 
+mod client;
 mod credentials;
 mod graphql;
 

@@ -59,8 +59,8 @@ impl CredentialGuard {
     /// Takes the request's one credential turn and a token of its source's bucket.
     pub fn admit(&self, ctx: &Ctx) -> AppResult<()> {
         ctx.take_credential_turn()?;
-        let Some(ip) = ctx.meta().ip.clone() else { return Ok(()) };
-        match self.per_source.admit(ip, self.per_source_per_minute, ctx.now()) {
+        let Some(ip) = ctx.meta().ip.as_deref() else { return Ok(()) };
+        match self.per_source.admit(source_key(ip), self.per_source_per_minute, ctx.now()) {
             Admission::Admitted => Ok(()),
             Admission::Refused { retry_after_secs, first } => {
                 if first {
@@ -103,11 +103,24 @@ pub enum Proof {
 }
 
 fn source(ctx: &Ctx) -> String {
-    ctx.meta().ip.clone().unwrap_or_else(|| UNKNOWN_SOURCE.to_owned())
+    ctx.meta().ip.as_deref().map_or_else(|| UNKNOWN_SOURCE.to_owned(), source_key)
+}
+
+/// What the limits count a client address as: IPv4 as is, IPv6 by its /64 (the block one
+/// subscriber gets: rotating addresses within it buys no fresh limits).
+pub fn source_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => ip.to_owned(),
+    }
 }
 
 /// Checks `password` for `account`; the request's transaction must be scoped to the account.
-/// A wrong password is counted and `failure` (its audit event) committed before this returns.
+/// A wrong password is counted, and `failure` (its audit event, in the account's chain) is
+/// committed before this returns, as is a blocked attempt's.
 pub async fn prove(
     ctx: &Ctx,
     guard: &CredentialGuard,
@@ -125,7 +138,9 @@ pub async fn prove(
     let hash = if blocked { None } else { account.password_hash.clone() };
     let valid = guard.hashing.verify(hash, password.to_owned()).await?;
     if blocked {
-        ctx.audit(failure.reason("this address is blocked for this account after repeated failures"));
+        let record = failure.reason("this address is blocked for this account after repeated failures");
+        crate::domain::audit::write(tx, vec![record], now).await?;
+        tx.pause().await?;
         return Ok(Proof::Blocked);
     }
     if valid {
@@ -216,6 +231,13 @@ async fn block(ctx: &Ctx, account: &Account, source: &str, until: DateTime<Utc>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_sources_count_by_their_64() {
+        assert_eq!(source_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(source_key("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+        assert_eq!(source_key("203.0.113.7"), "203.0.113.7");
+    }
 
     #[test]
     fn blocks_start_at_fifteen_minutes_and_double_up_to_a_day() {

@@ -126,17 +126,28 @@ pub async fn login(
     };
     let mut account = credential::Account::from(&user);
     if user.status != UserStatus::Active {
-        // Checked against a dummy hash (same time), and not counted: nothing to guess.
+        // Checked against a dummy hash (same time), and not counted: nothing to guess. The
+        // event goes to the account's chain now, while the transaction is scoped to it.
         account.password_hash = None;
+        crate::domain::audit::write(
+            tx,
+            vec![record("LOGIN_FAILED", AuditOutcome::Denied).reason("account not active")],
+            now,
+        )
+        .await?;
         tx.pause().await?;
         guard.hashing.verify(None, password.to_owned()).await?;
-        ctx.audit(record("LOGIN_FAILED", AuditOutcome::Denied).reason("account not active"));
+        tx.set_scope(DbScope::ANONYMOUS).await?;
         return Err(AppError::InvalidCredentials);
     }
     let failure = record("LOGIN_FAILED", AuditOutcome::Denied).reason("wrong password");
     match credential::prove(ctx, guard, &account, password, failure).await? {
         Proof::Valid => {}
-        Proof::Wrong | Proof::Blocked => return Err(AppError::InvalidCredentials),
+        Proof::Wrong | Proof::Blocked => {
+            // The rest of the request is an anonymous caller's again.
+            tx.set_scope(DbScope::ANONYMOUS).await?;
+            return Err(AppError::InvalidCredentials);
+        }
     }
 
     let mut row = user.clone().into_active_model();

@@ -47,7 +47,7 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 /// piling up. Callers hold no database connection while they wait or hash.
 #[derive(Debug)]
 pub struct Hashing {
-    turns: tokio::sync::Semaphore,
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
     waiting: std::sync::atomic::AtomicUsize,
     queue: usize,
 }
@@ -61,39 +61,72 @@ impl Default for Hashing {
 
 impl Hashing {
     pub fn new(workers: usize, queue: usize) -> Self {
-        Self { turns: tokio::sync::Semaphore::new(workers.max(1)), waiting: Default::default(), queue }
+        Self {
+            turns: std::sync::Arc::new(tokio::sync::Semaphore::new(workers.max(1))),
+            waiting: Default::default(),
+            queue,
+        }
     }
 
-    async fn turn(&self) -> AppResult<tokio::sync::SemaphorePermit<'_>> {
+    /// A worker's turn. The permit is owned, so the hash that runs on the blocking pool keeps
+    /// it until the hash ends, even when the request that asked for it is gone (a client
+    /// that disconnects cannot start hashes beyond the pool's size).
+    async fn turn(&self) -> AppResult<tokio::sync::OwnedSemaphorePermit> {
         use std::sync::atomic::Ordering;
-        if let Ok(permit) = self.turns.try_acquire() {
+        if let Ok(permit) = self.turns.clone().try_acquire_owned() {
             return Ok(permit);
         }
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(AppError::Busy { retry_after_secs: 1 });
         }
-        let permit = self.turns.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        permit.map_err(AppError::internal)
+        // Leaves the queue however the wait ends (a request dropped while waiting included).
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _waiting = Waiting(&self.waiting);
+        self.turns.clone().acquire_owned().await.map_err(AppError::internal)
     }
 
     /// Test seam: takes one worker's turn until the permit is dropped (the tests fill the
     /// pool with it to see what waiting requests do).
     #[doc(hidden)]
-    pub async fn occupy(&self) -> tokio::sync::SemaphorePermit<'_> {
-        self.turns.acquire().await.expect("the hashing pool is never closed")
+    pub async fn occupy(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.turns.clone().acquire_owned().await.expect("the hashing pool is never closed")
     }
 
     pub async fn hash(&self, password: String) -> AppResult<String> {
-        let _turn = self.turn().await?;
-        hash(password).await
+        let turn = self.turn().await?;
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            hash_sync(&password)
+        })
+        .await
+        .map_err(AppError::internal)?
     }
 
     /// Verifies `password` against `phc`; with `None` verifies against a dummy hash and fails.
     pub async fn verify(&self, phc: Option<String>, password: String) -> AppResult<bool> {
-        let _turn = self.turn().await?;
-        verify(phc, password).await
+        let turn = self.turn().await?;
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            verify_blocking(phc, &password)
+        })
+        .await
+        .map_err(AppError::internal)
+    }
+}
+
+fn verify_blocking(phc: Option<String>, password: &str) -> bool {
+    match phc {
+        Some(phc) => verify_sync(&phc, password),
+        None => {
+            let _ = verify_sync(&DUMMY_HASH, password);
+            false
+        }
     }
 }
 
@@ -104,15 +137,7 @@ pub async fn hash(password: String) -> AppResult<String> {
 
 /// Verifies on the blocking pool; with `None` verifies against a dummy hash and fails.
 pub async fn verify(phc: Option<String>, password: String) -> AppResult<bool> {
-    tokio::task::spawn_blocking(move || match phc {
-        Some(phc) => verify_sync(&phc, &password),
-        None => {
-            let _ = verify_sync(&DUMMY_HASH, &password);
-            false
-        }
-    })
-    .await
-    .map_err(AppError::internal)
+    tokio::task::spawn_blocking(move || verify_blocking(phc, &password)).await.map_err(AppError::internal)
 }
 
 /// Computes the dummy hash ahead of the first login (at start-up).

@@ -112,12 +112,16 @@ pub async fn check(
         .filter(|u| u.status == UserStatus::Active && u.tenant_id == claims.tid && u.role == claims.role)
         .ok_or(AppError::Unauthenticated)?;
     if now - session.last_seen_at >= TOUCH_EVERY {
-        tx.prepare_write().await?;
+        let switched = tx.prepare_write().await?;
         auth_sessions::Entity::update_many()
             .col_expr(auth_sessions::Column::LastSeenAt, Expr::value(now))
             .filter(auth_sessions::Column::Id.eq(session.id))
             .exec(&*tx.conn().await?)
             .await?;
+        if switched {
+            // A reading request does not keep SQLite's one write lock for the rest of its run.
+            tx.end_write().await?;
+        }
     }
     let principal = Principal { user_id: claims.sub, tenant_id: claims.tid, role: claims.role, session_id: session.id };
     Ok((principal, user))
