@@ -150,6 +150,13 @@ pub async fn login(
         }
     }
 
+    // The account as it is now: the hash took a while, without a transaction, and the
+    // password may have changed or the account been deactivated meanwhile.
+    let current = users::Entity::find_by_id(user.id).one(&*tx.conn().await?).await?;
+    if current.is_none_or(|c| c.password_hash != user.password_hash || c.status != UserStatus::Active) {
+        tx.set_scope(DbScope::ANONYMOUS).await?;
+        return Err(AppError::InvalidCredentials);
+    }
     let mut row = user.clone().into_active_model();
     row.failed_login_count = Set(0);
     row.locked_until = Set(None);

@@ -580,3 +580,27 @@ both_backends!(
     forwarded_for_names_the_source_only_behind_a_trusted_proxy,
     forwarded_for_names_the_source_only_behind_a_trusted_proxy
 );
+
+async fn a_password_changed_while_a_login_hashes_is_not_let_in(app: &TestApp) {
+    // The login reads the account, then waits for a hashing turn (held by the test) with no
+    // transaction open; meanwhile the password changes. The old password opens nothing.
+    let state = with_guard(app, CredentialGuard::new(Hashing::new(1, 4), 100));
+    let held = state.credentials.hashing.occupy().await;
+    let login_state = state.clone();
+    let login =
+        tokio::spawn(async move { login_from(&login_state, "198.51.100.4", "coach2@acme.test", DEMO_PASSWORD).await });
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    use sea_orm::ConnectionTrait;
+    let fresh = coachgraph::identity::password::hash("a-brand-new-password".to_owned()).await.expect("hash");
+    app.owner
+        .execute_unprepared(&format!("UPDATE users SET password_hash = '{fresh}' WHERE email = 'coach2@acme.test'"))
+        .await
+        .expect("change");
+    drop(held);
+    let res = login.await.expect("login task");
+    assert_eq!(res.error_code(), Some("INVALID_CREDENTIALS"), "{}", res.body);
+}
+both_backends!(
+    a_password_changed_while_a_login_hashes_is_not_let_in,
+    a_password_changed_while_a_login_hashes_is_not_let_in
+);
