@@ -3,6 +3,8 @@
 //! test moves, and helpers that send real HTTP requests through the router.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::sync::Arc;
 
 use axum::body::Body;
