@@ -29,6 +29,8 @@ pub struct AppState {
     pub credentials: Arc<crate::identity::credential::CredentialGuard>,
     /// Automatic persisted queries' cache, or the safelist.
     pub persisted: Arc<PersistedOperations>,
+    /// This server's Prometheus metrics.
+    pub metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
 /// HTTP behaviour that differs by deployment.
@@ -52,6 +54,10 @@ pub struct HttpSettings {
     pub safelist_dir: Option<PathBuf>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Other origins whose browser applications may call the API with credentials.
+    pub cors_origins: Vec<String>,
+    /// Serve `/metrics` on the API's router (unless it has a listener of its own).
+    pub metrics_on_api: bool,
 }
 
 impl Default for HttpSettings {
@@ -66,6 +72,8 @@ impl Default for HttpSettings {
             apq_capacity: 1_000,
             safelist_dir: None,
             trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
+            metrics_on_api: true,
         }
     }
 }
@@ -75,6 +83,9 @@ impl HttpSettings {
     /// playground off unless turned on).
     pub fn from_config(config: &Config) -> Self {
         Self {
+            max_body_bytes: config.max_body_bytes,
+            cors_origins: config.cors_origins.clone(),
+            metrics_on_api: config.metrics_bind.is_none(),
             limits: Limits {
                 max_document_bytes: config.max_document_bytes,
                 max_tokens: config.max_tokens,
@@ -113,6 +124,7 @@ impl AppState {
             ai_limiter: Arc::new(crate::domain::rate_limit::RateLimiter::new()),
             credentials: Arc::new(crate::identity::credential::CredentialGuard::default()),
             persisted: Arc::new(PersistedOperations::default()),
+            metrics: Arc::new(crate::telemetry::metrics::Metrics::new()),
         })
     }
 
@@ -141,14 +153,24 @@ impl AppState {
 pub fn signing_key(config: &Config) -> AppResult<Vec<u8>> {
     if let Some(secret) = &config.jwt_secret {
         if secret.len() < crate::identity::token::MIN_SECRET_LEN {
-            return Err(AppError::Internal("COACHGRAPH_JWT_SECRET must be at least 32 bytes".into()));
+            return Err(AppError::Internal(format!(
+                "COACHGRAPH_JWT_SECRET is {} bytes; it must be at least {} bytes of random data \
+                 (e.g. the output of `openssl rand -hex 32`)",
+                secret.len(),
+                crate::identity::token::MIN_SECRET_LEN
+            )));
         }
         return Ok(secret.as_bytes().to_vec());
     }
     if config.mode == Mode::Production {
-        return Err(AppError::Internal("production mode requires COACHGRAPH_JWT_SECRET".into()));
+        return Err(AppError::Internal(
+            "production mode requires COACHGRAPH_JWT_SECRET: set it to at least 32 bytes of random data \
+             (e.g. `openssl rand -hex 32`), the same on every replica"
+                .into(),
+        ));
     }
-    let path = config.sqlite_path().map(|p| p.with_extension("key")).unwrap_or_else(|| PathBuf::from("coachgraph.key"));
+    let path =
+        config.db.sqlite_path().map(|p| p.with_extension("key")).unwrap_or_else(|| PathBuf::from("coachgraph.key"));
     load_or_create_key(&path)
 }
 

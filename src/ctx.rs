@@ -54,6 +54,9 @@ pub struct AuditRecord {
     pub reason: Option<String>,
     pub ip_address: Option<String>,
     pub grant_id: Option<Uuid>,
+    /// A denial's error code (`FORBIDDEN`, `CONSENT_REQUIRED`, ...), for the metrics and the
+    /// log; not stored.
+    pub code: Option<&'static str>,
 }
 
 impl AuditRecord {
@@ -70,7 +73,13 @@ impl AuditRecord {
             reason: None,
             ip_address: ctx.meta().ip.clone(),
             grant_id: None,
+            code: None,
         }
+    }
+
+    pub fn code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
     }
 
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
@@ -204,6 +213,9 @@ impl Ctx {
     /// Queues an audit event; written in the request's transaction when it finishes, so a
     /// rolled-back mutation still leaves its denial on record.
     pub fn audit(&self, record: AuditRecord) {
+        if record.outcome == AuditOutcome::Denied {
+            crate::telemetry::note_denial(record.code.unwrap_or(&record.action), &record.resource);
+        }
         self.audit.lock().unwrap_or_else(|p| p.into_inner()).push(record);
     }
 

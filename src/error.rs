@@ -86,10 +86,14 @@ impl AppError {
     /// The boundary: the client sees a safe message and a code; internals go to the log only.
     pub fn into_graphql(self) -> async_graphql::Error {
         let code = self.code();
+        let mut request_id = None;
         let message = match &self {
             AppError::Internal(detail) => {
                 let incident = Uuid::new_v4();
                 tracing::error!(%incident, detail = %detail, "internal error");
+                // The request id lets an operator find the request's log lines from a
+                // client's report.
+                request_id = crate::telemetry::request_id();
                 format!("internal error (incident {incident})")
             }
             other => other.to_string(),
@@ -99,6 +103,9 @@ impl AppError {
             ext.set("code", code);
             if let Some(secs) = retry_after {
                 ext.set("retryAfter", secs);
+            }
+            if let Some(id) = &request_id {
+                ext.set("requestId", id.as_str());
             }
         })
     }

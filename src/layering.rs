@@ -9,19 +9,20 @@ use std::path::{Path, PathBuf};
 /// anything.
 const MAY_USE: &[(&str, &[&str])] = &[
     ("kinds", &[]),
+    ("telemetry", &[]),
     ("clock", &[]),
-    ("error", &["kinds"]),
+    ("error", &["kinds", "telemetry"]),
     ("config", &["error", "kinds"]),
     ("authz", &["kinds"]),
-    ("db", &["error", "kinds"]),
-    ("ctx", &["authz", "clock", "db", "error", "kinds"]),
-    ("domain", &["authz", "clock", "config", "ctx", "db", "error", "identity", "kinds"]),
-    ("identity", &["authz", "clock", "config", "ctx", "db", "domain", "error", "kinds"]),
+    ("db", &["error", "kinds", "telemetry"]),
+    ("ctx", &["authz", "clock", "db", "error", "kinds", "telemetry"]),
+    ("domain", &["authz", "clock", "config", "ctx", "db", "error", "identity", "kinds", "telemetry"]),
+    ("identity", &["authz", "clock", "config", "ctx", "db", "domain", "error", "kinds", "telemetry"]),
     ("ops", &["authz", "clock", "config", "ctx", "db", "domain", "error", "identity", "kinds"]),
     ("seed", &["clock", "config", "db", "domain", "error", "identity", "kinds"]),
-    ("graphql", &["authz", "clock", "ctx", "db", "domain", "error", "identity", "kinds"]),
-    ("app", &["clock", "config", "db", "domain", "error", "graphql", "identity", "kinds"]),
-    ("http", &["app", "clock", "config", "ctx", "domain", "error", "graphql", "identity", "kinds"]),
+    ("graphql", &["authz", "clock", "ctx", "db", "domain", "error", "identity", "kinds", "telemetry"]),
+    ("app", &["clock", "config", "db", "domain", "error", "graphql", "identity", "kinds", "telemetry"]),
+    ("http", &["app", "clock", "config", "ctx", "domain", "error", "graphql", "identity", "kinds", "telemetry"]),
 ];
 
 /// Modules that run no SQL and build no query: they reach data through `domain`.

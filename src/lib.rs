@@ -27,6 +27,7 @@ pub mod identity;
 pub mod kinds;
 pub mod ops;
 pub mod seed;
+pub mod telemetry;
 
 #[cfg(test)]
 mod layering;

@@ -46,6 +46,17 @@ where
 #[derive(Debug, Clone)]
 pub struct Db {
     conn: DatabaseConnection,
+    /// Requests waiting for a connection (and its BEGIN) right now.
+    waiting: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The pool right now, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub in_use: u64,
+    pub idle: u64,
+    pub waiting: u64,
+    pub max: u64,
 }
 
 impl Db {
@@ -61,6 +72,12 @@ impl Db {
     /// pool (a startup parameter: no statement of its own, and a request's `SET LOCAL` could
     /// still lower it). SQLite has no such setting and ignores it.
     pub async fn connect_with_statement_timeout(url: &str, statement_timeout: Option<Duration>) -> AppResult<Db> {
+        Self::connect_with(url, statement_timeout, None).await
+    }
+
+    /// As [`Db::connect_with_statement_timeout`], with `pool_size` connections at most on
+    /// PostgreSQL (default 16; SQLite's pool is fixed).
+    pub async fn connect_with(url: &str, statement_timeout: Option<Duration>, pool_size: Option<u32>) -> AppResult<Db> {
         if let Some(path) = sqlite_file(url) {
             private_file(&path)?;
         }
@@ -74,7 +91,7 @@ impl Db {
             let connections = if sqlite_file(url).is_some() { SQLITE_CONNECTIONS } else { 1 };
             opts.max_connections(connections).min_connections(1).idle_timeout(None).max_lifetime(None);
         } else {
-            opts.max_connections(16).min_connections(1);
+            opts.max_connections(pool_size.unwrap_or(16)).min_connections(1);
         }
         let conn = sea_orm::Database::connect(opts).await?;
         if conn.get_database_backend() == DbBackend::Sqlite {
@@ -85,13 +102,34 @@ impl Db {
                 conn.execute_unprepared("PRAGMA journal_mode = WAL").await?;
             }
         }
-        Ok(Db { conn })
+        let mut db = Db { conn, waiting: Default::default() };
+        db.on_statement(|_| {});
+        Ok(db)
     }
 
-    /// Calls `observe` for every statement the pool runs (metrics; the batching tests count
-    /// statements per request with it).
+    /// Calls `observe` for every statement the pool runs (the batching tests count
+    /// statements with it); each is also counted against its request ([`crate::telemetry`]).
     pub fn on_statement(&mut self, observe: impl Fn(&sea_orm::Statement) + Send + Sync + 'static) {
-        self.conn.set_metric_callback(move |info| observe(info.statement));
+        self.conn.set_metric_callback(move |info| {
+            crate::telemetry::count_statement();
+            observe(info.statement)
+        });
+    }
+
+    /// Connections in use and idle, and requests waiting for one.
+    pub fn pool_stats(&self) -> PoolStats {
+        let waiting = self.waiting.load(std::sync::atomic::Ordering::Relaxed);
+        let (size, idle, max) = match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle() as u32, pool.options().get_max_connections())
+            }
+            _ => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle() as u32, pool.options().get_max_connections())
+            }
+        };
+        PoolStats { in_use: u64::from(size.saturating_sub(idle)), idle: u64::from(idle), waiting, max: u64::from(max) }
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -101,13 +139,13 @@ impl Db {
     /// The request's transaction, with its tenant context; it begins with its first
     /// statement (see [`TenantTx`]).
     pub fn begin(&self, scope: DbScope) -> TenantTx {
-        TenantTx::new(&self.conn, scope, false)
+        TenantTx::new(&self.conn, &self.waiting, scope, false)
     }
 
     /// Like [`begin`](Db::begin), for a request that writes (a mutation): on SQLite its
     /// transactions take the write lock as they begin.
     pub fn begin_writing(&self, scope: DbScope) -> TenantTx {
-        TenantTx::new(&self.conn, scope, true)
+        TenantTx::new(&self.conn, &self.waiting, scope, true)
     }
 
     /// `/readyz`: the database answers.

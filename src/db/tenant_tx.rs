@@ -28,6 +28,7 @@ use crate::error::{AppError, AppResult};
 #[derive(Debug)]
 pub struct TenantTx {
     pool: DatabaseConnection,
+    waiting: std::sync::Arc<std::sync::atomic::AtomicU64>,
     tx: Mutex<Slot>,
     scope: std::sync::Mutex<DbScope>,
     /// The request's clock, once set: applied to every transaction this one opens.
@@ -41,6 +42,22 @@ pub struct TenantTx {
     writes: std::sync::atomic::AtomicBool,
 }
 
+/// Counts a request among those waiting for a connection while it lives.
+struct Waiting<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a std::sync::atomic::AtomicU64) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug)]
 enum Slot {
     /// No statement yet (or paused): the next one begins a transaction.
@@ -51,8 +68,14 @@ enum Slot {
 }
 
 impl TenantTx {
-    pub(super) fn new(pool: &DatabaseConnection, scope: DbScope, writes: bool) -> TenantTx {
+    pub(super) fn new(
+        pool: &DatabaseConnection,
+        waiting: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+        scope: DbScope,
+        writes: bool,
+    ) -> TenantTx {
         TenantTx {
+            waiting: waiting.clone(),
             writes: std::sync::atomic::AtomicBool::new(writes),
             backend: pool.get_database_backend(),
             pool: pool.clone(),
@@ -103,6 +126,7 @@ impl TenantTx {
             Slot::Open(_) => {}
             Slot::Finished => return Err(AppError::internal("transaction already finished")),
             Slot::Idle => {
+                let waiting = Waiting::enter(&self.waiting);
                 let tx = if self.backend == DbBackend::Sqlite && self.writes.load(Ordering::SeqCst) {
                     let options = TransactionOptions {
                         sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
@@ -112,6 +136,7 @@ impl TenantTx {
                 } else {
                     self.pool.begin().await?
                 };
+                drop(waiting);
                 apply_scope(&tx, self.scope()).await?;
                 let clock = *self.clock.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(now) = clock {

@@ -19,7 +19,7 @@ use crate::kinds::Role;
 
 /// Records the denial of `action` on `resource` and hands back `error` for the caller to return.
 pub fn deny(ctx: &Ctx, action: &str, resource: Resource, reason: &str, error: AppError) -> AppError {
-    ctx.audit(AuditRecord::by(ctx, action, resource.as_str(), AuditOutcome::Denied).reason(reason));
+    ctx.audit(AuditRecord::by(ctx, action, resource.as_str(), AuditOutcome::Denied).reason(reason).code(error.code()));
     error
 }
 

@@ -230,6 +230,7 @@ async fn source_alert(tx: &TenantTx, denied: &AuditRecord, now: DateTime<Utc>) -
         )),
         ip_address: Some(ip),
         grant_id: None,
+        code: None,
     }))
 }
 
@@ -276,6 +277,7 @@ async fn denial_alert(tx: &TenantTx, denied: &AuditRecord, now: DateTime<Utc>) -
         )),
         ip_address: denied.ip_address.clone(),
         grant_id: None,
+        code: None,
     }))
 }
 

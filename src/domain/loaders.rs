@@ -79,7 +79,7 @@ where
     E::Model: Clone + Send + Sync + 'static,
     E::Column: Send + Sync,
 {
-    DataLoader::new(RowsBy { ctx: ctx.clone(), table, column, key_of, order }, tokio::spawn)
+    DataLoader::new(RowsBy { ctx: ctx.clone(), table, column, key_of, order }, crate::telemetry::spawn_in_request)
 }
 
 /// Profiles by id (the people of a page of sessions), profile columns only.
@@ -160,7 +160,10 @@ where
     E::Model: Clone + Send + Sync + 'static,
     E::Column: Send + Sync,
 {
-    DataLoader::new(PagesBy { ctx: ctx.clone(), table, parent_column, parent_of, order }, tokio::spawn)
+    DataLoader::new(
+        PagesBy { ctx: ctx.clone(), table, parent_column, parent_of, order },
+        crate::telemetry::spawn_in_request,
+    )
 }
 
 /// The request's loaders.
@@ -182,7 +185,7 @@ impl Loaders {
     pub fn new(ctx: &Arc<Ctx>) -> Self {
         use sea_orm::Order::{Asc, Desc};
         Self {
-            profiles_by_id: DataLoader::new(ProfilesById { ctx: ctx.clone() }, tokio::spawn),
+            profiles_by_id: DataLoader::new(ProfilesById { ctx: ctx.clone() }, crate::telemetry::spawn_in_request),
             sessions_by_coachee: pages(
                 ctx,
                 ContentTable::CoachingSessions,

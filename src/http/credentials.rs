@@ -37,8 +37,13 @@ pub fn extract(method: &Method, headers: &HeaderMap, jar: &CookieJar) -> Credent
 /// request (`text/plain`, a form) without asking first; it cannot send `application/json`
 /// or set a custom header without a CORS preflight, which this server does not grant. So
 /// such a POST must be JSON, and an `Origin`, when the browser sends one, must be this
-/// server's own.
-pub fn check_browser_post(method: &Method, uri: &axum::http::Uri, headers: &HeaderMap) -> Result<(), AppError> {
+/// server's own or one of the origins allowed by the CORS configuration.
+pub fn check_browser_post(
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    allowed_origins: &[String],
+) -> Result<(), AppError> {
     if method != Method::POST || headers.contains_key(header::AUTHORIZATION) {
         return Ok(());
     }
@@ -58,6 +63,9 @@ pub fn check_browser_post(method: &Method, uri: &axum::http::Uri, headers: &Head
             .or_else(|| uri.authority().map(|a| a.as_str()))
             .unwrap_or("");
         let origin = origin.to_str().unwrap_or("");
+        if allowed_origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)) {
+            return Ok(());
+        }
         let origin_host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
         if host.is_empty() || origin_host != Some(host) {
             return Err(AppError::CsrfRejected);

@@ -49,9 +49,17 @@ fn refusal(status: StatusCode, error: AppError) -> Response {
 
 /// A GraphQL-shaped error response with a code and a plain message.
 pub(super) fn coded(status: StatusCode, code: &str, message: &str) -> Response {
+    crate::telemetry::note_error_code(code);
+    let mut extensions = serde_json::json!({ "code": code });
+    // An operator finds an internal error's log lines by its request id.
+    if code == "INTERNAL"
+        && let Some(id) = crate::telemetry::request_id()
+    {
+        extensions["requestId"] = serde_json::Value::String(id);
+    }
     let body = serde_json::json!({
         "data": null,
-        "errors": [{ "message": message, "extensions": { "code": code } }]
+        "errors": [{ "message": message, "extensions": extensions }]
     });
     (status, axum::Json(body)).into_response()
 }
@@ -116,6 +124,14 @@ fn admit(state: &AppState, method: &Method, request: &mut async_graphql::Request
     if let Some(hash) = register {
         state.persisted.register(hash, &request.query);
     }
+    let operation_name = request.operation_name.clone().or_else(|| match &doc.operations {
+        async_graphql::parser::types::DocumentOperations::Single(_) => None,
+        async_graphql::parser::types::DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+            ops.keys().next().map(|name| name.to_string())
+        }
+        _ => None,
+    });
+    crate::telemetry::note_operation(operation_name.as_deref(), if mutation { "mutation" } else { "query" });
     request.set_parsed_query(doc);
     Ok(mutation)
 }
@@ -129,7 +145,7 @@ pub async fn handle(
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     request: GraphQLBatchRequest<BodyRejection>,
 ) -> Response {
-    if let Err(e) = credentials::check_browser_post(&method, &uri, &headers) {
+    if let Err(e) = credentials::check_browser_post(&method, &uri, &headers, &state.settings.cors_origins) {
         let status = match e {
             AppError::CsrfRejected => StatusCode::FORBIDDEN,
             _ => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -172,7 +188,15 @@ pub async fn handle(
             Err(_) => return timed_out(),
         };
     let ctx = match resolved {
-        Ok(ctx) => Arc::new(ctx),
+        Ok(ctx) => {
+            let p = ctx.principal();
+            crate::telemetry::note_principal(
+                p.map(|p| p.role.as_str()),
+                p.and_then(|p| p.tenant_id).map(|t| t.to_string()),
+                p.map(|p| p.user_id.to_string()),
+            );
+            Arc::new(ctx)
+        }
         Err(e) => {
             let status = match e {
                 AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -268,7 +292,8 @@ pub async fn handle(
         if let Some((field, resource)) = state.schemas.hidden_field(&error.message) {
             ctx.audit(
                 AuditRecord::by(&ctx, "READ", resource, AuditOutcome::Denied)
-                    .reason(format!("field {field} is outside the role's schema")),
+                    .reason(format!("field {field} is outside the role's schema"))
+                    .code("FIELD_NOT_IN_SCHEMA"),
             );
         }
     }
@@ -344,6 +369,12 @@ impl std::io::Write for Capped {
 /// or, when its JSON would exceed `max_bytes`, a RESPONSE_TOO_LARGE error instead. The
 /// request's transaction is not affected: it has finished by now.
 fn graphql_response(response: &async_graphql::Response, max_bytes: usize) -> Response {
+    for error in &response.errors {
+        match error.extensions.as_ref().and_then(|ext| ext.get("code")) {
+            Some(async_graphql::Value::String(code)) => crate::telemetry::note_error_code(code),
+            _ => crate::telemetry::note_error_code("UNCODED"),
+        }
+    }
     let mut body = Capped { bytes: Vec::new(), limit: max_bytes };
     if serde_json::to_writer(&mut body, response).is_err() {
         tracing::warn!(max_bytes, "a GraphQL response exceeded the response cap");

@@ -3,6 +3,7 @@
 mod client;
 mod credentials;
 mod graphql;
+mod observe;
 
 use std::sync::LazyLock;
 
@@ -15,9 +16,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 
@@ -33,6 +34,12 @@ pub fn router(state: AppState) -> Router {
     if state.settings.playground {
         router = router.route("/", get(playground)).route("/playground", get(playground));
     }
+    // Unless it has a listener of its own (COACHGRAPH_METRICS_BIND).
+    if state.settings.metrics_on_api {
+        router = router.route("/metrics", get(metrics));
+    }
+    let cors = cors(&state.settings.cors_origins);
+    let observed = state.clone();
     router
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(body_limit))
@@ -47,17 +54,61 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("cache-control"),
             HeaderValue::from_static("no-store"),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(cors)
         .layer(CatchPanicLayer::custom(|_| {
             // A panic never reaches the client as text.
+            tracing::error!("a request handler panicked");
+            let request_id = crate::telemetry::request_id().unwrap_or_default();
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 axum::Json(serde_json::json!({
-                    "errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]
+                    "errors": [{"message": "internal error", "extensions": {"code": "INTERNAL", "requestId": request_id}}]
                 })),
             )
                 .into_response()
         }))
+        .layer(axum::middleware::from_fn_with_state(observed, observe::observe))
+}
+
+/// `/metrics` alone, for its own listener (COACHGRAPH_METRICS_BIND).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(state)
+}
+
+/// Cross-origin access for the configured origins only, with credentials (cookies), so never
+/// a wildcard. With none configured, no CORS headers at all: same origin only.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    if allowed.is_empty() {
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_credentials(true)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static(credentials::CSRF_HEADER),
+            observe::X_REQUEST_ID.clone(),
+            HeaderName::from_static("x-ai-model"),
+            HeaderName::from_static("x-ai-purpose"),
+        ])
+        .expose_headers([observe::X_REQUEST_ID.clone(), header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let pool = state.db.pool_stats();
+    let pool =
+        crate::telemetry::metrics::Pool { in_use: pool.in_use, idle: pool.idle, waiting: pool.waiting, max: pool.max };
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        state.metrics.render(pool),
+    )
 }
 
 async fn healthz() -> &'static str {

@@ -135,6 +135,7 @@ pub async fn prove(
         login_throttles::Entity::find_by_id((account.user_id, source.clone())).one(&*tx.conn().await?).await?;
     let blocked = throttle.and_then(|t| t.blocked_until).is_some_and(|until| until > now);
     tx.pause().await?;
+    tracing::debug!("credential check started");
     let hash = if blocked { None } else { account.password_hash.clone() };
     let valid = guard.hashing.verify(hash, password.to_owned()).await?;
     if blocked {

@@ -353,7 +353,7 @@ async fn purge_chain(
 
 /// The owner connection the tools need: on PostgreSQL `MIGRATION_DATABASE_URL` (the
 /// application role sees no chain without a tenant context and may not delete events).
-pub fn owner_url(config: &crate::config::Config) -> AppResult<&str> {
+pub fn owner_url(config: &crate::config::DbArgs) -> AppResult<&str> {
     match (&config.migration_database_url, config.is_postgres()) {
         (Some(url), _) => Ok(url),
         (None, false) => Ok(&config.database_url),

@@ -411,7 +411,7 @@ async fn postgres_connections_carry_the_configured_statement_timeout() {
     assert_eq!(row.try_get_by_index::<String>(0).expect("setting"), "1500ms");
     // The server's configuration: 5 s unless set.
     let cli = coachgraph::config::Cli::try_parse_from(["coachgraph"]).expect("defaults");
-    assert_eq!(cli.config.statement_timeout_ms, 5_000);
+    assert_eq!(cli.serve_config().statement_timeout_ms, 5_000);
 }
 
 // --- methods -------------------------------------------------------------------------
@@ -448,7 +448,7 @@ both_backends!(
 fn settings_of(args: &[&str]) -> HttpSettings {
     let cli = coachgraph::config::Cli::try_parse_from(std::iter::once("coachgraph").chain(args.iter().copied()))
         .expect("arguments");
-    HttpSettings::from_config(&cli.config)
+    HttpSettings::from_config(&cli.serve_config())
 }
 
 async fn production_mode_turns_introspection_and_the_playground_off(app: &TestApp) {

@@ -17,6 +17,7 @@ mod golden_answers;
 mod limits;
 mod metric_rollups;
 mod migrations_run;
+mod operability;
 mod operations;
 mod paging;
 mod persisted;
