@@ -66,7 +66,7 @@ async fn serve(config: Config) -> AppResult<()> {
             "production mode refuses to start on a database with the demo data (and its public password)".into(),
         ));
     }
-    let key = app::signing_key(&config)?;
+    let key = app::signing_key(&config, &db).await?;
     let state = AppState::new(db, &key, &config.issuer, &config.audience, Arc::new(SystemClock))?
         .with_settings(app::HttpSettings::from_config(&config))?;
     crate::identity::password::warm_up();

@@ -3,6 +3,7 @@
 
 pub mod entities;
 pub mod scoped;
+mod shared;
 mod tenant_tx;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 use crate::kinds::Role;
+pub use shared::TokenTaken;
 pub use tenant_tx::TenantTx;
 
 /// Whose data a transaction may touch: the values `set_tenant_context()` receives.
@@ -46,6 +48,12 @@ where
 #[derive(Debug, Clone)]
 pub struct Db {
     conn: DatabaseConnection,
+    /// PostgreSQL: a few connections of their own for the statements that run outside any
+    /// request's transaction, beside it (the shared rate buckets, [`Db::take_rate_token`]).
+    /// A request holding one of `conn`'s connections never waits for another of `conn`'s:
+    /// sixteen requests doing so at once would each wait for the others until the acquire
+    /// timeout. Connected lazily: a server that takes no token opens none.
+    side: Option<DatabaseConnection>,
 }
 
 impl Db {
@@ -64,12 +72,16 @@ impl Db {
         if let Some(path) = sqlite_file(url) {
             private_file(&path)?;
         }
-        let mut opts = ConnectOptions::new(url.to_owned());
-        opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
-        if let Some(timeout) = statement_timeout.filter(|t| !t.is_zero()) {
-            let millis = timeout.as_millis().to_string();
-            opts.map_sqlx_postgres_opts(move |pg| pg.options([("statement_timeout", millis.as_str())]));
-        }
+        let options = || {
+            let mut opts = ConnectOptions::new(url.to_owned());
+            opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
+            if let Some(timeout) = statement_timeout.filter(|t| !t.is_zero()) {
+                let millis = timeout.as_millis().to_string();
+                opts.map_sqlx_postgres_opts(move |pg| pg.options([("statement_timeout", millis.as_str())]));
+            }
+            opts
+        };
+        let mut opts = options();
         if url.starts_with("sqlite:") {
             let connections = if sqlite_file(url).is_some() { SQLITE_CONNECTIONS } else { 1 };
             opts.max_connections(connections).min_connections(1).idle_timeout(None).max_lifetime(None);
@@ -77,6 +89,13 @@ impl Db {
             opts.max_connections(16).min_connections(1);
         }
         let conn = sea_orm::Database::connect(opts).await?;
+        let side = if conn.get_database_backend() == DbBackend::Postgres {
+            let mut opts = options();
+            opts.max_connections(SIDE_CONNECTIONS).min_connections(0).connect_lazy(true);
+            Some(sea_orm::Database::connect(opts).await?)
+        } else {
+            None
+        };
         if conn.get_database_backend() == DbBackend::Sqlite {
             // WAL lets readers of a file database proceed during a write; foreign keys are on
             // by default in sqlx, set here again so the guarantee is visible.
@@ -85,12 +104,17 @@ impl Db {
                 conn.execute_unprepared("PRAGMA journal_mode = WAL").await?;
             }
         }
-        Ok(Db { conn })
+        Ok(Db { conn, side })
     }
 
-    /// Calls `observe` for every statement the pool runs (metrics; the batching tests count
+    /// Calls `observe` for every statement the pools run (metrics; the batching tests count
     /// statements per request with it).
     pub fn on_statement(&mut self, observe: impl Fn(&sea_orm::Statement) + Send + Sync + 'static) {
+        let observe = std::sync::Arc::new(observe);
+        if let Some(side) = &mut self.side {
+            let observe = observe.clone();
+            side.set_metric_callback(move |info| observe(info.statement));
+        }
         self.conn.set_metric_callback(move |info| observe(info.statement));
     }
 
@@ -153,6 +177,9 @@ impl Db {
 
 /// Connections to a SQLite file: readers beside the one writer.
 const SQLITE_CONNECTIONS: u32 = 4;
+/// PostgreSQL: connections for statements outside any request's transaction (one short
+/// function call each).
+const SIDE_CONNECTIONS: u32 = 4;
 
 /// The file behind a file-backed SQLite URL.
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
