@@ -35,7 +35,7 @@ fn from_ip(ip: &str, token: Option<&str>, query: &str, variables: Value) -> Requ
     req
 }
 
-async fn login_from(state: &AppState, ip: &str, email: &str, password: &str) -> Response {
+pub(crate) async fn login_from(state: &AppState, ip: &str, email: &str, password: &str) -> Response {
     send_to(state, from_ip(ip, None, LOGIN, json!({ "e": email, "p": password }))).await
 }
 
