@@ -23,8 +23,9 @@ pub struct AppState {
     pub clock: SharedClock,
     pub schemas: Arc<Schemas>,
     pub settings: Arc<HttpSettings>,
-    /// The AI principal's rate-limit buckets of this server, one per tenant.
-    pub ai_limiter: Arc<crate::domain::rate_limit::RateLimiter>,
+    /// The AI principal's rate-limit buckets, one per tenant: shared by every server on a
+    /// PostgreSQL database, this server's own on SQLite.
+    pub ai_limiter: Arc<crate::domain::rate_limit::Buckets>,
     /// Credential work: the bounded hashing pool and the per-source limits.
     pub credentials: Arc<crate::identity::credential::CredentialGuard>,
     /// Automatic persisted queries' cache, or the safelist.
@@ -115,14 +116,16 @@ impl AppState {
 
     pub fn new(db: Db, secret: &[u8], issuer: &str, audience: &str, clock: SharedClock) -> AppResult<Self> {
         let schemas = Schemas::build(&graphql::catalog()).map_err(AppError::internal)?;
+        let ai_limiter = crate::domain::rate_limit::Buckets::for_db(&db, crate::domain::rate_limit::AI_SCOPE);
+        let credentials = crate::identity::credential::CredentialGuard::default().on(&db);
         Ok(Self {
             db,
             keys: Arc::new(TokenKeys::new(secret, issuer, audience)?),
             clock,
             schemas: Arc::new(schemas),
             settings: Arc::new(HttpSettings::default()),
-            ai_limiter: Arc::new(crate::domain::rate_limit::RateLimiter::new()),
-            credentials: Arc::new(crate::identity::credential::CredentialGuard::default()),
+            ai_limiter: Arc::new(ai_limiter),
+            credentials: Arc::new(credentials),
             persisted: Arc::new(PersistedOperations::default()),
             metrics: Arc::new(crate::telemetry::metrics::Metrics::new()),
         })
@@ -148,9 +151,15 @@ impl AppState {
     }
 }
 
-/// The signing key: explicit in production; in development generated once and kept beside
-/// the SQLite file (or in the working directory), readable by the owner only.
-pub fn signing_key(config: &Config) -> AppResult<Vec<u8>> {
+/// The signing key, and says at start-up which one it is (never the key itself):
+/// - `COACHGRAPH_JWT_SECRET` when set (required in production);
+/// - else, on PostgreSQL, a development key generated once and kept in the database
+///   (`app_development_key`), so every replica on it signs and verifies alike;
+/// - else (SQLite) a development key generated once and kept beside the database file (or
+///   in the working directory), readable by the owner only: replicas must share that file.
+///
+/// Cursors are sealed with a key derived from this one, so they follow it.
+pub async fn signing_key(config: &Config, db: &Db) -> AppResult<Vec<u8>> {
     if let Some(secret) = &config.jwt_secret {
         if secret.len() < crate::identity::token::MIN_SECRET_LEN {
             return Err(AppError::Internal(format!(
@@ -160,6 +169,7 @@ pub fn signing_key(config: &Config) -> AppResult<Vec<u8>> {
                 crate::identity::token::MIN_SECRET_LEN
             )));
         }
+        tracing::info!("signing key: COACHGRAPH_JWT_SECRET (explicit)");
         return Ok(secret.as_bytes().to_vec());
     }
     if config.mode == Mode::Production {
@@ -169,9 +179,25 @@ pub fn signing_key(config: &Config) -> AppResult<Vec<u8>> {
                 .into(),
         ));
     }
+    if db.shares_state() {
+        let key = db.development_key(&random_key()).await?;
+        tracing::info!("signing key: development key kept in the database (shared by every replica on it)");
+        return Ok(key);
+    }
     let path =
         config.db.sqlite_path().map(|p| p.with_extension("key")).unwrap_or_else(|| PathBuf::from("coachgraph.key"));
-    load_or_create_key(&path)
+    let key = load_or_create_key(&path)?;
+    tracing::info!(
+        "signing key: development key in {} (replicas must run on this file or set COACHGRAPH_JWT_SECRET)",
+        path.display()
+    );
+    Ok(key)
+}
+
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    key
 }
 
 fn load_or_create_key(path: &Path) -> AppResult<Vec<u8>> {
@@ -179,8 +205,7 @@ fn load_or_create_key(path: &Path) -> AppResult<Vec<u8>> {
         return hex::decode(existing.trim())
             .map_err(|_| AppError::Internal(format!("{} is not a hex key", path.display())));
     }
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
+    let key = random_key();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

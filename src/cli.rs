@@ -90,8 +90,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if config.cors_origins.is_empty() {
         tracing::debug!("CORS: same origin only");
     }
-    // Everything that can be checked without the database first: the fastest answer.
-    let key = app::signing_key(&config).map_err(startup)?;
     if !config.db.is_postgres() || config.db.migration_database_url.is_some() {
         migrate(&config.db).await?;
     }
@@ -108,6 +106,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
              password). Use a new database for production, or run with COACHGRAPH_MODE=development to try the demo"
         );
     }
+    let key = app::signing_key(&config, &db).await.map_err(startup)?;
     let state = AppState::new(db, &key, &config.issuer, &config.audience, Arc::new(SystemClock))
         .map_err(startup)?
         .with_settings(app::HttpSettings::from_config(&config))

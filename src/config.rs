@@ -43,11 +43,11 @@ impl Cli {
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
     /// Log filter (tracing `EnvFilter` syntax).
-    #[arg(long = "log", env = "RUST_LOG", default_value = "info,sqlx=warn,sea_orm=warn")]
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info,sqlx=warn,sea_orm=warn", global = true)]
     pub filter: String,
 
     /// `text` (coloured only on a terminal) or `json` (one object per line, for log shippers).
-    #[arg(long, env = "COACHGRAPH_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(long, env = "COACHGRAPH_LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
 }
 

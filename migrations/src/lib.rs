@@ -13,6 +13,7 @@ mod m20261201_000007_row_policy;
 mod m20261202_000008_metric_rollups;
 mod m20261202_000009_paging_indexes;
 mod m20261202_000010_login_throttles;
+mod m20261203_000011_shared_state;
 
 /// Every table of the schema, in creation order (parents first).
 pub fn tables() -> Vec<&'static str> {
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_metric_rollups::Migration),
             Box::new(m20261202_000009_paging_indexes::Migration),
             Box::new(m20261202_000010_login_throttles::Migration),
+            Box::new(m20261203_000011_shared_state::Migration),
         ]
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod entities;
 pub mod scoped;
+mod shared;
 mod tenant_tx;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 use crate::kinds::Role;
+pub use shared::TokenTaken;
 pub use tenant_tx::TenantTx;
 
 /// Whose data a transaction may touch: the values `set_tenant_context()` receives.
@@ -48,6 +50,12 @@ pub struct Db {
     conn: DatabaseConnection,
     /// Requests waiting for a connection (and its BEGIN) right now.
     waiting: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// PostgreSQL: a few connections of their own for the statements that run outside any
+    /// request's transaction, beside it (the shared rate buckets, [`Db::take_rate_token`]).
+    /// A request holding one of `conn`'s connections never waits for another of `conn`'s:
+    /// sixteen requests doing so at once would each wait for the others until the acquire
+    /// timeout. Connected lazily: a server that takes no token opens none.
+    side: Option<DatabaseConnection>,
 }
 
 /// The pool right now, for `/metrics`.
@@ -81,12 +89,16 @@ impl Db {
         if let Some(path) = sqlite_file(url) {
             private_file(&path)?;
         }
-        let mut opts = ConnectOptions::new(url.to_owned());
-        opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
-        if let Some(timeout) = statement_timeout.filter(|t| !t.is_zero()) {
-            let millis = timeout.as_millis().to_string();
-            opts.map_sqlx_postgres_opts(move |pg| pg.options([("statement_timeout", millis.as_str())]));
-        }
+        let options = || {
+            let mut opts = ConnectOptions::new(url.to_owned());
+            opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
+            if let Some(timeout) = statement_timeout.filter(|t| !t.is_zero()) {
+                let millis = timeout.as_millis().to_string();
+                opts.map_sqlx_postgres_opts(move |pg| pg.options([("statement_timeout", millis.as_str())]));
+            }
+            opts
+        };
+        let mut opts = options();
         if url.starts_with("sqlite:") {
             let connections = if sqlite_file(url).is_some() { SQLITE_CONNECTIONS } else { 1 };
             opts.max_connections(connections).min_connections(1).idle_timeout(None).max_lifetime(None);
@@ -94,6 +106,13 @@ impl Db {
             opts.max_connections(pool_size.unwrap_or(16)).min_connections(1);
         }
         let conn = sea_orm::Database::connect(opts).await?;
+        let side = if conn.get_database_backend() == DbBackend::Postgres {
+            let mut opts = options();
+            opts.max_connections(SIDE_CONNECTIONS).min_connections(0).connect_lazy(true);
+            Some(sea_orm::Database::connect(opts).await?)
+        } else {
+            None
+        };
         if conn.get_database_backend() == DbBackend::Sqlite {
             // WAL lets readers of a file database proceed during a write; foreign keys are on
             // by default in sqlx, set here again so the guarantee is visible.
@@ -102,21 +121,29 @@ impl Db {
                 conn.execute_unprepared("PRAGMA journal_mode = WAL").await?;
             }
         }
-        let mut db = Db { conn, waiting: Default::default() };
+        let mut db = Db { conn, side, waiting: Default::default() };
         db.on_statement(|_| {});
         Ok(db)
     }
 
-    /// Calls `observe` for every statement the pool runs (the batching tests count
+    /// Calls `observe` for every statement the pools run (the batching tests count
     /// statements with it); each is also counted against its request ([`crate::telemetry`]).
     pub fn on_statement(&mut self, observe: impl Fn(&sea_orm::Statement) + Send + Sync + 'static) {
+        let observe = std::sync::Arc::new(observe);
+        if let Some(side) = &mut self.side {
+            let observe = observe.clone();
+            side.set_metric_callback(move |info| {
+                crate::telemetry::count_statement();
+                observe(info.statement)
+            });
+        }
         self.conn.set_metric_callback(move |info| {
             crate::telemetry::count_statement();
             observe(info.statement)
         });
     }
 
-    /// Connections in use and idle, and requests waiting for one.
+    /// Connections in use and idle, and requests waiting for one (the main pool).
     pub fn pool_stats(&self) -> PoolStats {
         let waiting = self.waiting.load(std::sync::atomic::Ordering::Relaxed);
         let (size, idle, max) = match self.backend() {
@@ -191,6 +218,9 @@ impl Db {
 
 /// Connections to a SQLite file: readers beside the one writer.
 const SQLITE_CONNECTIONS: u32 = 4;
+/// PostgreSQL: connections for statements outside any request's transaction (one short
+/// function call each).
+const SIDE_CONNECTIONS: u32 = 4;
 
 /// The file behind a file-backed SQLite URL.
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {

@@ -1,4 +1,5 @@
-//! The AI principal's rate limit (POLICY.md section 5: "The AI principal is rate-limited").
+//! The AI principal's rate limit (POLICY.md section 5: "The AI principal is rate-limited"),
+//! and the token buckets behind it and the per-source limit of credential operations.
 //!
 //! A token bucket per tenant: it holds at most `limit` tokens (a minute's worth, the largest
 //! burst) and refills continuously at `limit` per minute of the application's clock. Every
@@ -12,11 +13,16 @@
 //! every AI request (a kill switch). Refusals are audited once per episode: the first refused
 //! request after an admitted one, not each of a flood.
 //!
-//! The buckets live in the process, in the server's state (`AppState::ai_limiter`; not a
-//! static: several servers in one process, as in the tests, each keep their own, since
-//! their tenants may share ids). With several replicas behind a load balancer each keeps
-//! its own, so a tenant's AI may get up to `replicas x limit` requests a minute in total; a
-//! cluster-wide budget would need a shared store.
+//! Where the buckets live ([`Buckets`], chosen by the database when the server's state is
+//! built, `AppState::ai_limiter`):
+//! - **PostgreSQL**: in the database (`rate_buckets`, migration 000011), shared by every
+//!   replica on it, so a tenant's AI gets `limit` requests a minute in all, whichever servers
+//!   answer them. A token is taken by one autocommit call of `app_take_rate_token` (the same
+//!   arithmetic as below, with the application's clock), outside the request's transaction:
+//!   the bucket row is locked for that call only.
+//! - **SQLite** (one process owns the file): in the process ([`RateLimiter`]; not a static:
+//!   several servers in one process, as in the tests, each keep their own, since their
+//!   tenants may share ids).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,6 +32,7 @@ use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
 use uuid::Uuid;
 
 use crate::ctx::Ctx;
+use crate::db::Db;
 use crate::db::entities::system_config;
 use crate::domain::audit::AuditRecord;
 use crate::error::AppResult;
@@ -62,7 +69,53 @@ struct Bucket {
     refusing: bool,
 }
 
-/// Token buckets by key (the tenant for the AI; the source address for credential checks).
+/// The bucket scope of the AI's per-tenant limit.
+pub const AI_SCOPE: &str = "ai";
+
+/// Token buckets by key, where the server keeps them: shared through PostgreSQL, or in this
+/// process (SQLite). The same arithmetic either way.
+#[derive(Debug)]
+pub enum Buckets<K = Uuid> {
+    /// SQLite: this process's.
+    InProcess(RateLimiter<K>),
+    /// PostgreSQL: rows `(scope, key)` of `rate_buckets`, shared by every server on the database.
+    Shared { db: Db, scope: &'static str },
+}
+
+impl<K> Buckets<K> {
+    /// Buckets of this process only.
+    pub fn in_process() -> Self {
+        Buckets::InProcess(RateLimiter::default())
+    }
+
+    /// The buckets of `scope` where `db` keeps them: in the database if it is shared by
+    /// replicas (PostgreSQL), else in this process.
+    pub fn for_db(db: &Db, scope: &'static str) -> Self {
+        if db.shares_state() { Buckets::Shared { db: db.clone(), scope } } else { Self::in_process() }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + std::fmt::Display> Buckets<K> {
+    /// Takes a token from `key`'s bucket at `now`, with `per_minute` as capacity and refill
+    /// rate ([`RateLimiter::admit`]). Shared buckets cost one statement, outside the caller's
+    /// transaction.
+    pub async fn admit(&self, key: K, per_minute: u32, now: DateTime<Utc>) -> AppResult<Admission> {
+        match self {
+            Buckets::InProcess(limiter) => Ok(limiter.admit(key, per_minute, now)),
+            Buckets::Shared { db, scope } => {
+                let taken = db.take_rate_token(scope, &key.to_string(), per_minute, now).await?;
+                Ok(if taken.admitted {
+                    Admission::Admitted
+                } else {
+                    Admission::Refused { retry_after_secs: taken.retry_after_secs, first: taken.first_refusal }
+                })
+            }
+        }
+    }
+}
+
+/// Token buckets by key (the tenant for the AI; the source address for credential checks),
+/// in this process.
 #[derive(Debug)]
 pub struct RateLimiter<K = Uuid> {
     buckets: Mutex<HashMap<K, Bucket>>,
@@ -137,16 +190,17 @@ async fn configured_limit(ctx: &Ctx) -> AppResult<u32> {
 }
 
 /// Admits or refuses the request of `ctx`: every request of an AI_AGENT principal takes a
-/// token of its tenant's bucket in `buckets` (the server's); other principals are not limited here. The first refusal
-/// of an episode is queued as a DENIED audit event (written when the caller finishes `ctx`).
-pub async fn admit_ai(ctx: &Ctx, buckets: &RateLimiter) -> AppResult<Admission> {
+/// token of its tenant's bucket in `buckets` (the server's); other principals are not limited
+/// here. The first refusal of an episode is queued as a DENIED audit event (written when the
+/// caller finishes `ctx`).
+pub async fn admit_ai(ctx: &Ctx, buckets: &Buckets) -> AppResult<Admission> {
     let Some(p) = ctx.principal().copied() else { return Ok(Admission::Admitted) };
     if p.role != Role::AiAgent {
         return Ok(Admission::Admitted);
     }
     let tenant = ctx.tenant_id()?;
     let limit = configured_limit(ctx).await?;
-    let admission = buckets.admit(tenant, limit, ctx.now());
+    let admission = buckets.admit(tenant, limit, ctx.now()).await?;
     if let Admission::Refused { first: true, .. } = admission {
         ctx.audit(
             AuditRecord::by(ctx, "REQUEST", "api", AuditOutcome::Denied)

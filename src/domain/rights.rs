@@ -60,7 +60,7 @@ pub async fn delete_my_account(ctx: &Ctx, guard: &CredentialGuard, password: &st
     if password.len() > password::MAX_PASSWORD_LEN {
         return Err(access::deny(ctx, DELETE_ACCOUNT, R, "wrong password", AppError::InvalidCredentials));
     }
-    guard.admit(ctx)?;
+    guard.admit(ctx).await?;
     // A wrong password counts like a failed login (and is audited as this denial).
     let failure = AuditRecord::by(ctx, DELETE_ACCOUNT, R.as_str(), AuditOutcome::Denied).reason("wrong password");
     if credential::prove(ctx, guard, &credential::Account::from(&me), password, failure).await? != Proof::Valid {

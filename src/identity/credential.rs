@@ -3,7 +3,9 @@
 //! - **One per request.** A request runs at most one credential operation; aliases cannot
 //!   multiply the hashing work or the guesses ([`Ctx::take_credential_turn`]).
 //! - **Per source address** a token bucket limits credential operations
-//!   ([`CredentialGuard::admit`]: HTTP 429 with `Retry-After`).
+//!   ([`CredentialGuard::admit`]: HTTP 429 with `Retry-After`); on PostgreSQL the buckets are
+//!   shared by every server on the database (`rate_buckets`), so replicas do not multiply
+//!   the limit.
 //! - **No connection while hashing.** The request's transaction pauses (commits, gives its
 //!   connection back) before PBKDF2 runs on the bounded [`Hashing`] pool.
 //! - **Per account and source** (`login_throttles`): failures are counted in one atomic
@@ -21,9 +23,10 @@ use uuid::Uuid;
 
 use super::password::Hashing;
 use crate::ctx::Ctx;
+use crate::db::Db;
 use crate::db::entities::{login_throttles, users};
 use crate::domain::audit::AuditRecord;
-use crate::domain::rate_limit::{Admission, RateLimiter};
+use crate::domain::rate_limit::{Admission, Buckets};
 use crate::error::{AppError, AppResult};
 use crate::kinds::{AuditOutcome, Role};
 
@@ -36,12 +39,14 @@ pub const LONGEST_BLOCK: Duration = Duration::hours(24);
 pub const DEFAULT_PER_SOURCE_PER_MINUTE: u32 = 20;
 /// What a request without a known address counts as.
 const UNKNOWN_SOURCE: &str = "unknown";
+/// The bucket scope of the per-source limit.
+pub const SOURCE_SCOPE: &str = "credential";
 
 /// The server's limits on credential work: the hashing pool and the per-source buckets.
 #[derive(Debug)]
 pub struct CredentialGuard {
     pub hashing: Hashing,
-    per_source: RateLimiter<String>,
+    per_source: Buckets<String>,
     per_source_per_minute: u32,
 }
 
@@ -52,15 +57,24 @@ impl Default for CredentialGuard {
 }
 
 impl CredentialGuard {
+    /// A guard whose per-source buckets are this process's; [`on`](CredentialGuard::on)
+    /// shares them through the server's database.
     pub fn new(hashing: Hashing, per_source_per_minute: u32) -> Self {
-        Self { hashing, per_source: RateLimiter::new(), per_source_per_minute }
+        Self { hashing, per_source: Buckets::in_process(), per_source_per_minute }
+    }
+
+    /// The same guard, keeping its per-source buckets where `db` keeps shared state
+    /// (PostgreSQL: every server on the database counts in the same buckets).
+    pub fn on(mut self, db: &Db) -> Self {
+        self.per_source = Buckets::for_db(db, SOURCE_SCOPE);
+        self
     }
 
     /// Takes the request's one credential turn and a token of its source's bucket.
-    pub fn admit(&self, ctx: &Ctx) -> AppResult<()> {
+    pub async fn admit(&self, ctx: &Ctx) -> AppResult<()> {
         ctx.take_credential_turn()?;
         let Some(ip) = ctx.meta().ip.as_deref() else { return Ok(()) };
-        match self.per_source.admit(source_key(ip), self.per_source_per_minute, ctx.now()) {
+        match self.per_source.admit(source_key(ip), self.per_source_per_minute, ctx.now()).await? {
             Admission::Admitted => Ok(()),
             Admission::Refused { retry_after_secs, first } => {
                 if first {

@@ -94,7 +94,7 @@ pub async fn login(
     if email.len() > MAX_EMAIL_LEN || password.len() > password::MAX_PASSWORD_LEN {
         return Err(AppError::bad_input("email or password too long"));
     }
-    guard.admit(ctx)?;
+    guard.admit(ctx).await?;
     let now = ctx.now();
     let tx = ctx.db();
     let mut found = candidates(tx, &email).await?;
@@ -220,7 +220,7 @@ pub async fn change_password(ctx: &Ctx, guard: &CredentialGuard, current: &str, 
     if current.len() > password::MAX_PASSWORD_LEN {
         return Err(AppError::InvalidCredentials);
     }
-    guard.admit(ctx)?;
+    guard.admit(ctx).await?;
     let tx = ctx.db();
     let user = users::Entity::find_by_id(p.user_id).one(&*tx.conn().await?).await?.ok_or(AppError::Unauthenticated)?;
     let failure =

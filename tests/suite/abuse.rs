@@ -35,13 +35,15 @@ fn from_ip(ip: &str, token: Option<&str>, query: &str, variables: Value) -> Requ
     req
 }
 
-async fn login_from(state: &AppState, ip: &str, email: &str, password: &str) -> Response {
+pub(crate) async fn login_from(state: &AppState, ip: &str, email: &str, password: &str) -> Response {
     send_to(state, from_ip(ip, None, LOGIN, json!({ "e": email, "p": password }))).await
 }
 
+/// The test's server with other credential limits; its per-source buckets where the server
+/// keeps them (PostgreSQL: shared through the database).
 fn with_guard(app: &TestApp, guard: CredentialGuard) -> AppState {
     let mut state = app.state.clone();
-    state.credentials = Arc::new(guard);
+    state.credentials = Arc::new(guard.on(&app.state.db));
     state
 }
 

@@ -474,3 +474,28 @@ async fn text_logs_to_a_file_or_pipe_carry_no_colour_codes() {
     assert!(output.contains("access"), "{output}");
     assert!(!output.contains('\u{1b}'), "ANSI escape codes in piped logs:\n{output}");
 }
+
+// --- the deploy files ----------------------------------------------------------------------
+
+#[test]
+fn the_deploy_example_sets_only_settings_the_server_knows() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let help = help_of(&["serve", "--help"]);
+    let example = std::fs::read_to_string(root.join("deploy/coachgraph.env.example")).expect("env example");
+    let unit = std::fs::read_to_string(root.join("deploy/coachgraph.service")).expect("unit");
+    let mut names: Vec<&str> = example
+        .lines()
+        .map(|l| l.trim_start_matches('#').trim())
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name))
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .collect();
+    names.extend(
+        unit.lines().filter_map(|l| l.strip_prefix("Environment=")).filter_map(|kv| kv.split_once('=')).map(|(k, _)| k),
+    );
+    assert!(names.len() >= 8, "{names:?}");
+    for name in names {
+        assert!(help.contains(&format!("[env: {name}")), "{name} is not a setting of `serve`:\n{help}");
+    }
+    assert!(unit.contains("ExecStart=/usr/local/bin/coachgraph serve"), "{unit}");
+    assert!(example.contains("COACHGRAPH_MODE=production"), "{example}");
+}

@@ -558,3 +558,49 @@ async fn month_statistics_below_the_floor_never_leave_the_database() {
     let whole = "SELECT count(*) FROM app_program_month_stats(NULL, NULL) WHERE source = 'suppressed'";
     assert_eq!(visible(&conn, ctx, whole).await, 1, "a range holding that month is suppressed whole");
 }
+
+/// What replicas share (migration 000011): the rate buckets and the development signing key.
+/// The application role has no privilege on either table; it takes tokens and reads the key
+/// through their SECURITY DEFINER functions only, so it can neither refill nor empty a bucket
+/// nor replace the key.
+#[tokio::test]
+async fn shared_state_is_closed_to_the_app_role_but_for_its_functions() {
+    let Some((app, conn)) = app_and_conn().await else {
+        return;
+    };
+    for table in ["rate_buckets", "development_signing_key"] {
+        let privileges = scalar_i64(
+            &app.owner,
+            &format!(
+                "SELECT count(*) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p \
+                 WHERE has_table_privilege('{}', 'public.{table}', p)",
+                migrations::APP_ROLE
+            ),
+        )
+        .await;
+        assert_eq!(privileges, 0, "{table}: the application role has no privilege");
+    }
+    let taken = "SELECT count(*) FROM app_take_rate_token('test', 'k', 1, '2026-11-02T09:00:00Z') WHERE admitted";
+    assert_eq!(scalar_i64(&conn, taken).await, 1);
+    assert_eq!(scalar_i64(&conn, taken).await, 0, "one a minute");
+    for sql in [
+        "SELECT count(*) FROM rate_buckets",
+        "UPDATE rate_buckets SET tokens = 100",
+        "DELETE FROM rate_buckets",
+        "INSERT INTO development_signing_key (key) VALUES (decode(repeat('00', 32), 'hex'))",
+    ] {
+        let err = conn.execute_unprepared(sql).await.expect_err(sql).to_string();
+        assert!(err.contains("permission denied"), "{sql}: {err}");
+    }
+    for function in ["app_take_rate_token", "app_development_key"] {
+        let fixed = scalar_i64(
+            &app.owner,
+            &format!(
+                "SELECT count(*) FROM pg_proc WHERE proname = '{function}' AND prosecdef \
+                 AND proconfig @> ARRAY['search_path=public, pg_temp']"
+            ),
+        )
+        .await;
+        assert_eq!(fixed, 1, "{function}: SECURITY DEFINER with a fixed search_path");
+    }
+}
