@@ -11,8 +11,9 @@ use async_graphql::dynamic::{
     Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, Scalar, Schema,
     SchemaError,
 };
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo};
 use async_graphql::resolver_utils::EnumType;
-use async_graphql::{Name, Value};
+use async_graphql::{Name, PathSegment, QueryPathSegment, ServerResult, Value};
 
 use super::decl::{FieldDecl, ObjectDecl, Resolver, Ty, ctx_of, guarded};
 use crate::authz::{self, VisibilityTag};
@@ -194,7 +195,8 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
 /// error without a path. POLICY.md section 8 wants a refused nullable field present as
 /// `null` with its coded error, so nullable fields record the error (with its path)
 /// themselves and resolve to null. Non-null fields keep the executor's behaviour (the key
-/// is absent and the error has no path; nothing of the value is returned either way).
+/// is absent; nothing of the value is returned either way); [`ErrorPaths`] gives their
+/// errors a path.
 fn null_on_error(resolve: Resolver, nullable: bool) -> Resolver {
     if !nullable {
         return resolve;
@@ -214,6 +216,44 @@ fn null_on_error(resolve: Resolver, nullable: bool) -> Resolver {
             value => value,
         }
     })
+}
+
+/// Gives every error that leaves a field's resolution without a path (a non-null field's
+/// resolver or guard failing: the dynamic executor reports those at their location only) the
+/// path of that field, so that every field error says where it is, and a response whose
+/// errors all lack a path is a request error (nothing ran; see `http::graphql`).
+pub struct ErrorPaths;
+
+impl ExtensionFactory for ErrorPaths {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorPaths)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ErrorPaths {
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        let node = info.path_node;
+        next.run(ctx, info).await.map_err(|mut error| {
+            if error.path.is_empty() {
+                let mut path: Vec<PathSegment> = std::iter::once(node)
+                    .chain(node.parents())
+                    .map(|n| match n.segment {
+                        QueryPathSegment::Name(name) => PathSegment::Field(name.to_owned()),
+                        QueryPathSegment::Index(i) => PathSegment::Index(i),
+                    })
+                    .collect();
+                path.reverse();
+                error.path = path;
+            }
+            error
+        })
+    }
 }
 
 /// The runtime guard of the break-glass schema, derived like [`guarded`] from the same
@@ -298,6 +338,7 @@ pub fn build_with(catalog: &Catalog, audience: Audience, options: SchemaOptions)
     // becoming a denial of service; the standard introspection query fits within them. They
     // back up the list-aware perimeter (`super::perimeter`), which refuses before any SQL.
     let mut builder = Schema::build("Query", mutation_name, None)
+        .extension(ErrorPaths)
         .disable_suggestions()
         .limit_depth(options.max_depth)
         .limit_complexity(MAX_COMPLEXITY);
