@@ -11,8 +11,9 @@ use async_graphql::dynamic::{
     Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, Scalar, Schema,
     SchemaError,
 };
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo};
 use async_graphql::resolver_utils::EnumType;
-use async_graphql::{Name, Value};
+use async_graphql::{Name, PathSegment, QueryPathSegment, ServerResult, Value};
 
 use super::decl::{FieldDecl, ObjectDecl, Resolver, Ty, ctx_of, guarded};
 use crate::authz::{self, VisibilityTag};
@@ -194,7 +195,8 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
 /// error without a path. POLICY.md section 8 wants a refused nullable field present as
 /// `null` with its coded error, so nullable fields record the error (with its path)
 /// themselves and resolve to null. Non-null fields keep the executor's behaviour (the key
-/// is absent and the error has no path; nothing of the value is returned either way).
+/// is absent; nothing of the value is returned either way); [`ErrorPaths`] gives their
+/// errors a path.
 fn null_on_error(resolve: Resolver, nullable: bool) -> Resolver {
     if !nullable {
         return resolve;
@@ -214,6 +216,44 @@ fn null_on_error(resolve: Resolver, nullable: bool) -> Resolver {
             value => value,
         }
     })
+}
+
+/// Gives every error that leaves a field's resolution without a path (a non-null field's
+/// resolver or guard failing: the dynamic executor reports those at their location only) the
+/// path of that field, so that every field error says where it is, and a response whose
+/// errors all lack a path is a request error (nothing ran; see `http::graphql`).
+pub struct ErrorPaths;
+
+impl ExtensionFactory for ErrorPaths {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorPaths)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ErrorPaths {
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        let node = info.path_node;
+        next.run(ctx, info).await.map_err(|mut error| {
+            if error.path.is_empty() {
+                let mut path: Vec<PathSegment> = std::iter::once(node)
+                    .chain(node.parents())
+                    .map(|n| match n.segment {
+                        QueryPathSegment::Name(name) => PathSegment::Field(name.to_owned()),
+                        QueryPathSegment::Index(i) => PathSegment::Index(i),
+                    })
+                    .collect();
+                path.reverse();
+                error.path = path;
+            }
+            error
+        })
+    }
 }
 
 /// The runtime guard of the break-glass schema, derived like [`guarded`] from the same
@@ -268,6 +308,25 @@ impl Default for SchemaOptions {
     }
 }
 
+/// What a custom scalar's strings are, and the specification it points to (`@specifiedBy`).
+fn scalar_spec(name: &str) -> Option<(&'static str, &'static str)> {
+    match name {
+        // RFC 3339 `date-time`, written in UTC with microseconds ("2025-03-01T09:30:00.000000Z");
+        // any RFC 3339 date-time is read. (scalars.graphql.org's date-time asks for exactly
+        // three fraction digits, which these are not.)
+        "DateTime" => Some((
+            "An instant: an RFC 3339 date-time, written in UTC (2025-03-01T09:30:00.000000Z).",
+            "https://www.rfc-editor.org/rfc/rfc3339#section-5.6",
+        )),
+        // A calendar day without a time zone, YYYY-MM-DD (RFC 3339 `full-date`).
+        "Date" => Some((
+            "A calendar date without a time zone: YYYY-MM-DD (RFC 3339 full-date).",
+            "https://scalars.graphql.org/andimarek/local-date",
+        )),
+        _ => None,
+    }
+}
+
 pub fn build(catalog: &Catalog, audience: Audience) -> Result<Schema, SchemaError> {
     build_with(catalog, audience, SchemaOptions::default())
 }
@@ -279,6 +338,7 @@ pub fn build_with(catalog: &Catalog, audience: Audience, options: SchemaOptions)
     // becoming a denial of service; the standard introspection query fits within them. They
     // back up the list-aware perimeter (`super::perimeter`), which refuses before any SQL.
     let mut builder = Schema::build("Query", mutation_name, None)
+        .extension(ErrorPaths)
         .disable_suggestions()
         .limit_depth(options.max_depth)
         .limit_complexity(MAX_COMPLEXITY);
@@ -340,7 +400,11 @@ pub fn build_with(catalog: &Catalog, audience: Audience, options: SchemaOptions)
     }
     for s in &catalog.scalars {
         if used.contains(s) {
-            builder = builder.register(Scalar::new(*s));
+            let mut scalar = Scalar::new(*s);
+            if let Some((description, url)) = scalar_spec(s) {
+                scalar = scalar.description(description).specified_by_url(url);
+            }
+            builder = builder.register(scalar);
         }
     }
     builder.finish()
@@ -431,7 +495,11 @@ impl Schemas {
 pub fn sdl(catalog: &Catalog, audience: Audience) -> Result<String, SchemaError> {
     let schema = build(catalog, audience)?;
     let body = schema.sdl_with_options(
-        async_graphql::SDLExportOptions::new().sorted_fields().sorted_enum_items().prefer_single_line_descriptions(),
+        async_graphql::SDLExportOptions::new()
+            .sorted_fields()
+            .sorted_enum_items()
+            .prefer_single_line_descriptions()
+            .include_specified_by(),
     );
     let header = match audience {
         Audience::Contract => "# The full contract of coachgraph (every field, every tag). Generated by\n# `coachgraph export-schema`; do not edit. A test fails when it is stale.\n".to_owned(),

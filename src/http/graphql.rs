@@ -1,20 +1,22 @@
-//! `/graphql`: the perimeter (persisted operations, document limits, method) -> credentials
-//! -> `Ctx` -> the role's schema (within the request timeout) -> commit -> a response of
-//! bounded size.
+//! `/graphql`: the response media type and the request as GraphQL over HTTP has them
+//! ([`super::wire`]) -> the perimeter (persisted operations, document limits, method) ->
+//! credentials -> `Ctx` -> the role's schema (within the request timeout) -> commit -> a
+//! response of bounded size, in the negotiated media type.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use async_graphql::Pos;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, ParseRequestError};
-use async_graphql_axum::GraphQLBatchRequest;
 use axum::Extension;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum_extra::extract::cookie::CookieJar;
 
 use super::credentials;
+use super::wire::{self, Media};
 use crate::app::AppState;
 use crate::ctx::{CookieEffect, RequestMeta};
 use crate::domain::audit::AuditRecord;
@@ -25,77 +27,47 @@ use crate::graphql::persisted::Resolution;
 use crate::identity::{self, Credentials};
 use crate::kinds::{AuditOutcome, Role};
 
-/// `BATCHING_NOT_SUPPORTED`: the body is a JSON array of operations; send one per request.
-pub const BATCHING_NOT_SUPPORTED: &str = "BATCHING_NOT_SUPPORTED";
-/// `METHOD_NOT_ALLOWED`: a mutation sent with GET or HEAD (only POST runs mutations).
-pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
 /// `REQUEST_TIMEOUT`: the request ran longer than the request timeout; nothing of it was kept.
 pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
 /// `RESPONSE_TOO_LARGE`: the answer is larger than the response cap; ask for less.
 pub const RESPONSE_TOO_LARGE: &str = "RESPONSE_TOO_LARGE";
-/// `BAD_REQUEST`: the body is not a GraphQL request (not JSON, wrong shape).
-pub const BAD_REQUEST: &str = "BAD_REQUEST";
-/// `PAYLOAD_TOO_LARGE`: the body is larger than the server accepts.
-pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
 
 fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(200).collect())
 }
 
+/// The HTTP status of an error met while setting the request up (before any field ran).
+fn status_of(error: &AppError, media: Media) -> StatusCode {
+    match error {
+        AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+        AppError::CsrfRejected => StatusCode::FORBIDDEN,
+        AppError::RateLimited | AppError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => media.request_error_status(),
+    }
+}
+
 /// An error response shaped like a GraphQL response, for failures before execution.
-fn refusal(status: StatusCode, error: AppError) -> Response {
-    coded(status, error.code(), &error.public_message())
+fn refusal(media: Media, status: StatusCode, error: AppError) -> Response {
+    wire::error(media, status, error.code(), &error.public_message(), None)
 }
 
-/// A GraphQL-shaped error response with a code and a plain message.
-pub(super) fn coded(status: StatusCode, code: &str, message: &str) -> Response {
-    crate::telemetry::note_error_code(code);
-    let mut extensions = serde_json::json!({ "code": code });
-    // An operator finds an internal error's log lines by its request id.
-    if code == "INTERNAL"
-        && let Some(id) = crate::telemetry::request_id()
-    {
-        extensions["requestId"] = serde_json::Value::String(id);
-    }
-    let body = serde_json::json!({
-        "data": null,
-        "errors": [{ "message": message, "extensions": extensions }]
-    });
-    (status, axum::Json(body)).into_response()
-}
-
-fn perimeter_refusal(refusal: &Refusal) -> Box<Response> {
-    Box::new(coded(StatusCode::BAD_REQUEST, refusal.code(), &refusal.message()))
-}
-
-/// A body that is not a GraphQL request is answered in the same shape as any refusal.
-#[derive(Debug)]
-pub struct BodyRejection(ParseRequestError);
-
-impl From<ParseRequestError> for BodyRejection {
-    fn from(e: ParseRequestError) -> Self {
-        BodyRejection(e)
-    }
-}
-
-impl IntoResponse for BodyRejection {
-    fn into_response(self) -> Response {
-        match self.0 {
-            ParseRequestError::PayloadTooLarge => {
-                coded(StatusCode::PAYLOAD_TOO_LARGE, PAYLOAD_TOO_LARGE, "the request body is too large")
-            }
-            ParseRequestError::Io(e) if e.to_string().contains("length limit exceeded") => {
-                coded(StatusCode::PAYLOAD_TOO_LARGE, PAYLOAD_TOO_LARGE, "the request body is too large")
-            }
-            _ => coded(StatusCode::BAD_REQUEST, BAD_REQUEST, "the request is not a GraphQL request"),
-        }
-    }
+/// A request error: the operation was refused before it ran (the perimeter, persisted
+/// operations): HTTP 400 in application/graphql-response+json, 200 in application/json.
+fn request_error(media: Media, code: &str, message: &str, at: Option<Pos>) -> Box<Response> {
+    Box::new(wire::error(media, media.request_error_status(), code, message, at))
 }
 
 /// Persisted operations, then the document limits, then the method: everything decided
 /// from the request alone, before any credential is looked at or any SQL runs. The document
 /// is parsed once, here, and handed to the executor parsed.
-fn admit(state: &AppState, method: &Method, request: &mut async_graphql::Request) -> Result<bool, Box<Response>> {
+fn admit(
+    state: &AppState,
+    method: &Method,
+    media: Media,
+    request: &mut async_graphql::Request,
+) -> Result<bool, Box<Response>> {
     let register = match state.persisted.resolve(&request.query, request.extensions.0.get("persistedQuery")) {
         Ok(Resolution::AsSent) => None,
         Ok(Resolution::Stored(text)) => {
@@ -103,23 +75,30 @@ fn admit(state: &AppState, method: &Method, request: &mut async_graphql::Request
             None
         }
         Ok(Resolution::Register(hash)) => Some(hash),
-        Err(refused) => return Err(Box::new(coded(StatusCode::BAD_REQUEST, refused.code(), refused.message()))),
+        Err(refused) => return Err(request_error(media, refused.code(), refused.message(), None)),
     };
     let limits = &state.settings.limits;
-    perimeter::check_text(&request.query, limits).map_err(|r| perimeter_refusal(&r))?;
-    let doc = async_graphql::parser::parse_query(&request.query)
-        .map_err(|e| perimeter_refusal(&Refusal::ParseFailed(parse_message(e))))?;
-    perimeter::check_document(&doc, &request.variables, state.schemas.index(), limits)
-        .map_err(|r| perimeter_refusal(&r))?;
+    let refuse = |r: Refusal| request_error(media, r.code(), &r.message(), None);
+    perimeter::check_text(&request.query, limits).map_err(refuse)?;
+    let doc = async_graphql::parser::parse_query(&request.query).map_err(|e| {
+        let (message, at) = parse_message(e);
+        let refused = Refusal::ParseFailed(message);
+        request_error(media, refused.code(), &refused.message(), at)
+    })?;
+    perimeter::check_document(&doc, &request.variables, state.schemas.index(), limits).map_err(refuse)?;
     // Only POST runs mutations: GET and HEAD are "safe" methods that browsers, proxies and
     // link checkers send freely (a HEAD once logged a session out).
     let mutation = doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query);
     if mutation && method != Method::POST {
-        return Err(Box::new(coded(
+        let mut response = wire::error(
+            media,
             StatusCode::METHOD_NOT_ALLOWED,
-            METHOD_NOT_ALLOWED,
+            wire::METHOD_NOT_ALLOWED,
             "mutations must be sent with POST",
-        )));
+            None,
+        );
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return Err(Box::new(response));
     }
     if let Some(hash) = register {
         state.persisted.register(hash, &request.query);
@@ -143,26 +122,22 @@ pub async fn handle(
     headers: HeaderMap,
     jar: CookieJar,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    request: GraphQLBatchRequest<BodyRejection>,
+    body: Body,
 ) -> Response {
+    // The media type first: every answer below, refusals included, is written in it.
+    let Some(media) = wire::negotiate(&headers) else { return wire::not_acceptable() };
     if let Err(e) = credentials::check_browser_post(&method, &uri, &headers, &state.settings.cors_origins) {
         let status = match e {
             AppError::CsrfRejected => StatusCode::FORBIDDEN,
             _ => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         };
-        return refusal(status, e);
+        return refusal(media, status, e);
     }
-    let mut request = match request.into_inner() {
-        BatchRequest::Single(request) => request,
-        BatchRequest::Batch(_) => {
-            return coded(
-                StatusCode::BAD_REQUEST,
-                BATCHING_NOT_SUPPORTED,
-                "batched operations are not accepted: send one operation per request",
-            );
-        }
+    let mut request = match wire::read_request(&method, &uri, &headers, body, state.settings.max_body_bytes).await {
+        Ok(request) => request,
+        Err(malformed) => return malformed.into_response(media),
     };
-    let writes = match admit(&state, &method, &mut request) {
+    let writes = match admit(&state, &method, media, &mut request) {
         Ok(writes) => writes,
         Err(response) => return *response,
     };
@@ -185,7 +160,7 @@ pub async fn handle(
         match tokio::time::timeout_at(deadline, identity::resolve_ctx(state.server(), credentials, meta)).await {
             Ok(resolved) => resolved,
             // The transaction being opened is dropped with the future, and rolled back.
-            Err(_) => return timed_out(),
+            Err(_) => return timed_out(media),
         };
     let ctx = match resolved {
         Ok(ctx) => {
@@ -198,17 +173,16 @@ pub async fn handle(
             Arc::new(ctx)
         }
         Err(e) => {
-            let status = match e {
-                AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-                AppError::CsrfRejected => StatusCode::FORBIDDEN,
-                AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                _ => StatusCode::BAD_REQUEST,
-            };
+            let status = status_of(&e, media);
             if let AppError::Internal(detail) = &e {
                 tracing::error!(%detail, "request context failed");
-                return refusal(status, AppError::Internal(String::new()));
+                return refusal(media, status, AppError::Internal(String::new()));
             }
-            let mut response = refusal(status, e);
+            let retry_after = e.retry_after_secs();
+            let mut response = refusal(media, status, e);
+            if let Some(secs) = retry_after {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
             if used_cookie && status == StatusCode::UNAUTHORIZED {
                 append_cookies(&mut response, &CookieEffect::Clear, &state);
             }
@@ -224,11 +198,11 @@ pub async fn handle(
             if let Err(e) = crate::domain::request::finish(&ctx).await {
                 tracing::error!(error = %e, "could not record a rate-limit refusal");
             }
-            let mut response = refusal(StatusCode::TOO_MANY_REQUESTS, AppError::RateLimited);
+            let mut response = refusal(media, StatusCode::TOO_MANY_REQUESTS, AppError::RateLimited);
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             return response;
         }
-        Err(e) => return failed(&ctx, e).await,
+        Err(e) => return failed(&ctx, e, media).await,
     }
 
     // POLICY.md section 6: a program admin holding an active break-glass grant (decided now,
@@ -249,7 +223,7 @@ pub async fn handle(
     };
     let response = match tokio::time::timeout_at(deadline, run).await {
         Ok(Ok(response)) => response,
-        Ok(Err(e)) => return failed(&ctx, e).await,
+        Ok(Err(e)) => return failed(&ctx, e, media).await,
         Err(_) => {
             // Whatever the request did is undone: its transaction is rolled back. Not waited
             // for: a statement still in flight may first have to end (PostgreSQL's
@@ -262,7 +236,7 @@ pub async fn handle(
                     tracing::error!(error = ?e, "could not record a timed-out request");
                 }
             });
-            return timed_out();
+            return timed_out(media);
         }
     };
     // POLICY.md section 5: the AI's list cap holds per request, across fields and aliases.
@@ -277,8 +251,10 @@ pub async fn handle(
         if let Err(e) = crate::domain::request::abandon(&ctx).await {
             tracing::error!(error = ?e, "could not record a refused AI request");
         }
+        // Nothing of it is served: a request error, like a refused document.
         return refusal(
-            StatusCode::BAD_REQUEST,
+            media,
+            media.request_error_status(),
             AppError::bad_input(format!(
                 "an AI_AGENT request reads at most {cap} rows of coaching data in all \
                  (fields and aliases together); ask for fewer (first) and page"
@@ -299,7 +275,7 @@ pub async fn handle(
     }
     if let Err(e) = crate::domain::request::finish(&ctx).await {
         tracing::error!(error = %e, "could not commit the request");
-        return refusal(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(String::new()));
+        return refusal(media, StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(String::new()));
     }
     // Throttled or busy: the HTTP status and Retry-After say so too.
     let pushback = response.errors.iter().find_map(|e| {
@@ -315,7 +291,7 @@ pub async fn handle(
         };
         Some((status, retry))
     });
-    let mut http = graphql_response(&response, state.settings.max_response_bytes);
+    let mut http = graphql_response(response, state.settings.max_response_bytes, media);
     if let Some((status, retry_after)) = pushback {
         *http.status_mut() = status;
         http.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
@@ -327,21 +303,23 @@ pub async fn handle(
 }
 
 /// The parser's verdict in one plain line ("expected selection_set at 1:3"), without the
-/// excerpt of the document it draws.
-fn parse_message(e: async_graphql::parser::Error) -> String {
+/// excerpt of the document it draws, and where it is.
+fn parse_message(e: async_graphql::parser::Error) -> (String, Option<Pos>) {
     let error = async_graphql::ServerError::from(e);
     let why = error.message.lines().rev().find_map(|l| l.trim().strip_prefix("= ")).unwrap_or("invalid syntax");
     match error.locations.first() {
-        Some(at) => format!("the query is not valid GraphQL: {why} at {}:{}", at.line, at.column),
-        None => format!("the query is not valid GraphQL: {why}"),
+        Some(at) => (format!("the query is not valid GraphQL: {why} at {}:{}", at.line, at.column), Some(*at)),
+        None => (format!("the query is not valid GraphQL: {why}"), None),
     }
 }
 
-fn timed_out() -> Response {
-    coded(
+fn timed_out(media: Media) -> Response {
+    wire::error(
+        media,
         StatusCode::SERVICE_UNAVAILABLE,
         REQUEST_TIMEOUT,
         "the request took too long and was cancelled; nothing of it was kept",
+        None,
     )
 }
 
@@ -365,27 +343,55 @@ impl std::io::Write for Capped {
     }
 }
 
-/// The executor's answer as HTTP (as `async_graphql_axum::GraphQLResponse` would write it),
-/// or, when its JSON would exceed `max_bytes`, a RESPONSE_TOO_LARGE error instead. The
-/// request's transaction is not affected: it has finished by now.
-fn graphql_response(response: &async_graphql::Response, max_bytes: usize) -> Response {
+/// Whether the executor refused the request before running any field: validation (a field
+/// outside the role's schema included), variable values, the operation to run. Then there is
+/// no data and no error has a path (every field error has one: see
+/// `crate::graphql::schema::ErrorPaths`).
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// The executor's answer as HTTP, or, when its JSON would exceed `max_bytes`, a
+/// RESPONSE_TOO_LARGE error instead. The request's transaction is not affected: it has
+/// finished by now. A request error has no `data` entry, each error the code
+/// GRAPHQL_VALIDATION_FAILED (unless it has one), and the status of a request error.
+fn graphql_response(mut response: async_graphql::Response, max_bytes: usize, media: Media) -> Response {
+    let mut body = Capped { bytes: Vec::new(), limit: max_bytes };
+    let (status, written) = if is_request_error(&response) {
+        for error in &mut response.errors {
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            if extensions.get("code").is_none() {
+                extensions.set("code", wire::GRAPHQL_VALIDATION_FAILED);
+            }
+        }
+        let errors = serde_json::json!({ "errors": response.errors });
+        (media.request_error_status(), serde_json::to_writer(&mut body, &errors))
+    } else {
+        (StatusCode::OK, serde_json::to_writer(&mut body, &response))
+    };
     for error in &response.errors {
         match error.extensions.as_ref().and_then(|ext| ext.get("code")) {
             Some(async_graphql::Value::String(code)) => crate::telemetry::note_error_code(code),
             _ => crate::telemetry::note_error_code("UNCODED"),
         }
     }
-    let mut body = Capped { bytes: Vec::new(), limit: max_bytes };
-    if serde_json::to_writer(&mut body, response).is_err() {
+    if written.is_err() {
+        crate::telemetry::note_error_code(RESPONSE_TOO_LARGE);
         tracing::warn!(max_bytes, "a GraphQL response exceeded the response cap");
-        return coded(
-            StatusCode::OK,
-            RESPONSE_TOO_LARGE,
-            &format!("the response is larger than {max_bytes} bytes; ask for fewer fields or smaller pages"),
-        );
+        let message = format!("the response is larger than {max_bytes} bytes; ask for fewer fields or smaller pages");
+        let body = serde_json::json!({
+            "data": null,
+            "errors": [{ "message": message, "extensions": { "code": RESPONSE_TOO_LARGE } }]
+        });
+        let mut http = Response::new(Body::from(body.to_string()));
+        http.headers_mut().insert(header::CONTENT_TYPE, media.content_type());
+        return http;
     }
-    let mut http = Response::new(axum::body::Body::from(body.bytes));
-    http.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/graphql-response+json"));
+    let mut http = Response::new(Body::from(body.bytes));
+    *http.status_mut() = status;
+    http.headers_mut().insert(header::CONTENT_TYPE, media.content_type());
     if response.is_ok()
         && let Some(value) = response.cache_control.value()
         && let Ok(value) = HeaderValue::from_str(&value)
@@ -397,12 +403,12 @@ fn graphql_response(response: &async_graphql::Response, max_bytes: usize) -> Res
 }
 
 /// A failure while setting the request up: nothing is kept, the client learns nothing.
-async fn failed(ctx: &crate::ctx::Ctx, e: AppError) -> Response {
+async fn failed(ctx: &crate::ctx::Ctx, e: AppError, media: Media) -> Response {
     tracing::error!(error = ?e, "request setup failed");
     if let Err(e) = crate::domain::request::abandon(ctx).await {
         tracing::error!(error = ?e, "could not record a failed request's audit events");
     }
-    refusal(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(String::new()))
+    refusal(media, StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(String::new()))
 }
 
 fn append_cookies(response: &mut Response, effect: &CookieEffect, state: &AppState) {

@@ -4,20 +4,20 @@ mod client;
 mod credentials;
 mod graphql;
 mod observe;
+mod wire;
 
 use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::AppState;
@@ -25,7 +25,6 @@ use crate::app::AppState;
 pub use credentials::{CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE};
 
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.settings.max_body_bytes;
     let mut router = Router::new()
         .route("/graphql", get(graphql::handle).post(graphql::handle))
         .route("/healthz", get(healthz))
@@ -40,9 +39,13 @@ pub fn router(state: AppState) -> Router {
     }
     let cors = cors(&state.settings.cors_origins);
     let observed = state.clone();
+    // Every answer is JSON, also for an unknown route or a method a route does not take (the
+    // 405 keeps axum's `Allow` header). The body limit is the GraphQL handler's: it is the
+    // only one that reads a body, and refuses a large one in GraphQL JSON (413).
     router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=63072000; includeSubDomains"),
@@ -108,6 +111,20 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
         )],
         state.metrics.render(pool),
+    )
+}
+
+async fn not_found() -> Response {
+    wire::error(wire::Media::Json, StatusCode::NOT_FOUND, wire::NOT_FOUND, "no such route", None)
+}
+
+async fn method_not_allowed() -> Response {
+    wire::error(
+        wire::Media::Json,
+        StatusCode::METHOD_NOT_ALLOWED,
+        wire::METHOD_NOT_ALLOWED,
+        "this route does not take this method (see the Allow header)",
+        None,
     )
 }
 

@@ -174,8 +174,10 @@ impl TestApp {
 
     pub async fn post(&self, auth: &Auth, query: &str, variables: Value) -> Response {
         // The AI principal must declare model and purpose; the headers mean nothing to others.
+        // A current GraphQL-over-HTTP client: a refused operation is an HTTP 400.
         let mut req = Request::post("/graphql")
             .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, GRAPHQL_RESPONSE)
             .header("x-ai-model", "test-model")
             .header("x-ai-purpose", "test-purpose");
         match auth {
@@ -317,10 +319,15 @@ pub async fn send_to(state: &AppState, request: Request<Body>) -> Response {
     Response { status, headers, body }
 }
 
+/// The GraphQL-over-HTTP response media type: the helpers accept it (a refused operation is
+/// an HTTP 400 in it, a 200 in `application/json`; see `http_conformance`).
+pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
 /// A bearer-authenticated GraphQL POST (with the AI headers, like `TestApp::post`).
 pub fn gql_request(token: &str, query: &str, variables: Value) -> Request<Body> {
     Request::post("/graphql")
         .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, GRAPHQL_RESPONSE)
         .header("x-ai-model", "test-model")
         .header("x-ai-purpose", "test-purpose")
         .header(header::AUTHORIZATION, format!("Bearer {token}"))

@@ -94,14 +94,15 @@ async fn each_field_exists_only_for_the_roles_the_policy_allows(app: &TestApp) {
             let message = res["errors"][0]["message"].as_str().unwrap_or("");
             if allowed.contains(&role) {
                 // Executed: the field is in the answer, or refused by its resolver (a coded
-                // error; validation errors carry no code).
+                // error; not a validation error, which the message rules out).
                 assert!(res["data"].get(field).is_some() || code(&res).is_some(), "{email} / {field}: {res}");
                 assert!(!message.starts_with("Unknown field"), "{email} / {field}: {res}");
             } else {
                 assert!(res["data"].is_null(), "{email} / {field}: {res}");
                 assert_eq!(message, unknown(field, "Query"), "{email} / {field}: {res}");
                 // Rejected exactly like a field that exists nowhere: the same errors (message
-                // up to the name, locations, no code or other extension), nothing more.
+                // up to the name, locations, the validation code and no other extension),
+                // nothing more.
                 let bogus = app.gql(token, &query.replace(field, "zzNoSuchField")).await;
                 let (h, b) = (res["errors"].as_array().expect("errors"), bogus["errors"].as_array().expect("errors"));
                 assert_eq!(h.len(), b.len(), "{email} / {field}: {res} vs {bogus}");
@@ -111,7 +112,11 @@ async fn each_field_exists_only_for_the_roles_the_policy_allows(app: &TestApp) {
                     assert_eq!(he["locations"], be["locations"], "{email} / {field}");
                     assert_eq!(he.get("extensions"), be.get("extensions"), "{email} / {field}");
                 }
-                assert_eq!(code(&res), None, "{email} / {field}: an unknown field carries no error code: {res}");
+                assert_eq!(
+                    code(&res),
+                    Some("GRAPHQL_VALIDATION_FAILED"),
+                    "{email} / {field}: an unknown field carries the code of every validation error: {res}"
+                );
             }
         }
         // Introspection agrees: exactly the allowed fields of these ten are in the schema.

@@ -14,6 +14,7 @@ mod consent;
 mod content_writes;
 mod data_rights;
 mod golden_answers;
+mod http_conformance;
 mod limits;
 mod metric_rollups;
 mod migrations_run;

@@ -21,6 +21,7 @@ fn apq_request(token: &str, query: Option<&str>, hash: &str) -> Request<Body> {
     }
     Request::post("/graphql")
         .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, GRAPHQL_RESPONSE)
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .body(Body::from(body.to_string()))
         .expect("request")

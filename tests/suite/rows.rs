@@ -291,6 +291,7 @@ async fn ai_requests_without_model_and_purpose_are_refused(app: &TestApp) {
     let s = app.session_for("ai@acme.test").await;
     let req = Request::post("/graphql")
         .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, GRAPHQL_RESPONSE)
         .header(header::AUTHORIZATION, format!("Bearer {}", s.token))
         .body(Body::from(json!({ "query": "{ viewer { id } }" }).to_string()))
         .expect("req");
