@@ -86,7 +86,8 @@ impl HttpSettings {
         Self {
             max_body_bytes: config.max_body_bytes,
             cors_origins: config.cors_origins.clone(),
-            metrics_on_api: config.metrics_bind.is_none(),
+            // Production: only on its own listener (like introspection, off unless asked for).
+            metrics_on_api: config.metrics_bind.is_none() && config.mode == Mode::Development,
             limits: Limits {
                 max_document_bytes: config.max_document_bytes,
                 max_tokens: config.max_tokens,

@@ -132,6 +132,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    if config.mode == Mode::Production && metrics_listener.is_none() {
+        tracing::warn!(
+            "/metrics is off: in production it is served only on COACHGRAPH_METRICS_BIND (a private address)"
+        );
+    }
     let router = crate::http::router(state.clone());
     tracing::info!(
         mode = ?config.mode,
@@ -140,7 +145,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         config.bind,
         if state.settings.playground { ", playground at /" } else { "" },
-        if metrics_listener.is_none() { ", metrics at /metrics" } else { "" },
+        if state.settings.metrics_on_api { ", metrics at /metrics" } else { "" },
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let metrics_server = metrics_listener.map(|listener| {

@@ -15,8 +15,10 @@
 //!   replica on the database signs and verifies with the same key.
 //!
 //! The application role has no privilege on either table: it reaches them through these two
-//! SECURITY DEFINER functions only (fixed `search_path`), so it can take tokens but neither
-//! refill nor empty a bucket, and can read the development key but never replace it.
+//! SECURITY DEFINER functions only (fixed `search_path`): it cannot write a bucket's state
+//! directly, nor replace the development key. The token function takes the caller's clock and
+//! limit (the application's clock decides, and tests move it), so a compromised application
+//! role could loosen its own rate limits through it; it opens no data.
 //! SQLite (one process owns the file) keeps its buckets in the process and its key in a file
 //! beside the database: nothing here.
 
@@ -58,9 +60,10 @@ REVOKE ALL ON TABLE rate_buckets FROM {APP_ROLE};
 CREATE OR REPLACE FUNCTION app_take_rate_token(
   p_scope text, p_key text, p_per_minute integer, p_now timestamptz,
   OUT admitted boolean, OUT first_refusal boolean, OUT retry_after_secs integer)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
-  v_cap double precision := greatest(p_per_minute, 0);
+  -- At most the largest limit the server reads (rate_limit::MAX_PER_MINUTE).
+  v_cap double precision := least(greatest(p_per_minute, 0), 1000000);
   v_tokens double precision;
   v_at timestamptz;
   v_refusing boolean;
@@ -112,7 +115,7 @@ REVOKE ALL ON TABLE development_signing_key FROM {APP_ROLE};
 -- Race-free: of servers starting together, one inserts its candidate; the others' inserts
 -- wait for it and do nothing, and every one returns the key that was kept.
 CREATE OR REPLACE FUNCTION app_development_key(p_candidate bytea) RETURNS bytea
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
   INSERT INTO development_signing_key (id, key) VALUES (true, p_candidate) ON CONFLICT (id) DO NOTHING;
   RETURN (SELECT k.key FROM development_signing_key k WHERE k.id);

@@ -103,13 +103,16 @@ fn admit(
     if let Some(hash) = register {
         state.persisted.register(hash, &request.query);
     }
-    let operation_name = request.operation_name.clone().or_else(|| match &doc.operations {
+    // The operation's name as the document declares it (never the client's `operationName`
+    // text as such: it goes into the access log and a metrics label).
+    let operation_name = match &doc.operations {
         async_graphql::parser::types::DocumentOperations::Single(_) => None,
-        async_graphql::parser::types::DocumentOperations::Multiple(ops) if ops.len() == 1 => {
-            ops.keys().next().map(|name| name.to_string())
-        }
-        _ => None,
-    });
+        async_graphql::parser::types::DocumentOperations::Multiple(ops) => match request.operation_name.as_deref() {
+            Some(wanted) => ops.keys().find(|name| name.as_str() == wanted).map(|name| name.to_string()),
+            None if ops.len() == 1 => ops.keys().next().map(|name| name.to_string()),
+            None => None,
+        },
+    };
     crate::telemetry::note_operation(operation_name.as_deref(), if mutation { "mutation" } else { "query" });
     request.set_parsed_query(doc);
     Ok(mutation)
@@ -133,15 +136,18 @@ pub async fn handle(
         };
         return refusal(media, status, e);
     }
-    let mut request = match wire::read_request(&method, &uri, &headers, body, state.settings.max_body_bytes).await {
-        Ok(request) => request,
-        Err(malformed) => return malformed.into_response(media),
+    // The deadline covers reading the body too: a client trickling it in holds nothing for long.
+    let deadline = tokio::time::Instant::now() + state.settings.request_timeout;
+    let read = wire::read_request(&method, &uri, &headers, body, state.settings.max_body_bytes);
+    let mut request = match tokio::time::timeout_at(deadline, read).await {
+        Ok(Ok(request)) => request,
+        Ok(Err(malformed)) => return malformed.into_response(media),
+        Err(_) => return timed_out(media),
     };
     let writes = match admit(&state, &method, media, &mut request) {
         Ok(writes) => writes,
         Err(response) => return *response,
     };
-    let deadline = tokio::time::Instant::now() + state.settings.request_timeout;
     let credentials = credentials::extract(&method, &headers, &jar);
     let used_cookie = matches!(credentials, Credentials::Cookie { .. });
     let meta = RequestMeta {

@@ -46,6 +46,18 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            // A panic never reaches the client as text (and gets the security headers below).
+            tracing::error!("a request handler panicked");
+            let request_id = crate::telemetry::request_id().unwrap_or_default();
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(serde_json::json!({
+                    "errors": [{"message": "internal error", "extensions": {"code": "INTERNAL", "requestId": request_id}}]
+                })),
+            )
+                .into_response()
+        }))
         .layer(SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=63072000; includeSubDomains"),
@@ -58,18 +70,6 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-store"),
         ))
         .layer(cors)
-        .layer(CatchPanicLayer::custom(|_| {
-            // A panic never reaches the client as text.
-            tracing::error!("a request handler panicked");
-            let request_id = crate::telemetry::request_id().unwrap_or_default();
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                axum::Json(serde_json::json!({
-                    "errors": [{"message": "internal error", "extensions": {"code": "INTERNAL", "requestId": request_id}}]
-                })),
-            )
-                .into_response()
-        }))
         .layer(axum::middleware::from_fn_with_state(observed, observe::observe))
 }
 

@@ -126,7 +126,7 @@ impl Metrics {
 
     /// The label for a request: its GraphQL operation's name (bounded), `anonymous` for an
     /// unnamed operation, or the path for the few other routes.
-    fn operation_label(&self, path: &str, notes: &Notes) -> String {
+    fn operation_label(&self, path: &str, status: u16, notes: &Notes) -> String {
         let Some(kind) = notes.operation_type else {
             return match path {
                 "/graphql" => "unparsed",
@@ -137,7 +137,13 @@ impl Metrics {
         };
         let Some(name) = notes.operation.as_deref() else { return format!("anonymous_{kind}") };
         let mut seen = self.operation_names.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.contains(name) || (seen.len() < MAX_OPERATION_NAMES && name.len() <= 64) {
+        if seen.contains(name) {
+            return name.to_owned();
+        }
+        // A new name takes a label slot only when its request was authenticated and answered
+        // without errors: anonymous or failing clients cannot use the slots up.
+        let earned = status < 300 && notes.role.is_some() && notes.error_codes.is_empty();
+        if earned && seen.len() < MAX_OPERATION_NAMES && name.len() <= 64 {
             seen.insert(name.to_owned());
             name.to_owned()
         } else {
@@ -147,7 +153,7 @@ impl Metrics {
 
     /// Records one finished request.
     pub fn observe(&self, path: &str, status: u16, elapsed: Duration, statements: u64, notes: &Notes) {
-        let operation = self.operation_label(path, notes);
+        let operation = self.operation_label(path, status, notes);
         self.requests.get_or_create(&RequestLabels { operation, outcome: outcome(status, notes).to_owned() }).inc();
         self.duration.observe(elapsed.as_secs_f64());
         if path == "/graphql" {
@@ -192,8 +198,12 @@ mod tests {
     #[test]
     fn client_chosen_operation_names_are_bounded() {
         let metrics = Metrics::new();
-        let named =
-            |n: &str| Notes { operation: Some(n.to_owned()), operation_type: Some("query"), ..Notes::default() };
+        let named = |n: &str| Notes {
+            operation: Some(n.to_owned()),
+            operation_type: Some("query"),
+            role: Some("COACH"),
+            ..Notes::default()
+        };
         for i in 0..MAX_OPERATION_NAMES + 50 {
             metrics.observe("/graphql", 200, Duration::from_millis(1), 1, &named(&format!("Op{i}")));
         }
@@ -201,6 +211,10 @@ mod tests {
         assert!(text.contains("operation=\"Op0\""), "{text}");
         assert!(!text.contains(&format!("operation=\"Op{}\"", MAX_OPERATION_NAMES + 1)), "{text}");
         assert!(text.contains("coachgraph_requests_total{operation=\"other\",outcome=\"ok\"} 50"), "{text}");
+        // An anonymous request's new name takes no slot.
+        let fresh = Metrics::new();
+        fresh.observe("/graphql", 200, Duration::from_millis(1), 1, &Notes { role: None, ..named("Probe") });
+        assert!(fresh.render(Pool::default()).contains("operation=\"other\""));
     }
 
     #[test]

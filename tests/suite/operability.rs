@@ -499,3 +499,43 @@ fn the_deploy_example_sets_only_settings_the_server_knows() {
     assert!(unit.contains("ExecStart=/usr/local/bin/coachgraph serve"), "{unit}");
     assert!(example.contains("COACHGRAPH_MODE=production"), "{example}");
 }
+
+#[tokio::test]
+async fn production_serves_metrics_only_on_their_own_listener() {
+    use clap::Parser;
+    let app = TestApp::start(Backend::Sqlite).await.expect("app");
+    let settings_of = |args: &[&str]| {
+        let cli = coachgraph::config::Cli::try_parse_from(std::iter::once("coachgraph").chain(args.iter().copied()))
+            .expect("arguments");
+        HttpSettings::from_config(&cli.serve_config())
+    };
+    assert!(settings_of(&[]).metrics_on_api, "development: on the API's address");
+    assert!(!settings_of(&["--metrics-bind", "127.0.0.1:9464"]).metrics_on_api);
+    let production = settings_of(&["--mode", "production"]);
+    assert!(!production.metrics_on_api);
+    let state = app.state.clone().with_settings(production).expect("state");
+    let res = send_to(&state, Request::get("/metrics").body(Body::empty()).expect("request")).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "{}", res.body);
+}
+
+async fn a_body_trickled_in_past_the_request_timeout_is_cut_off(app: &TestApp) {
+    let settings = HttpSettings { request_timeout: Duration::from_millis(300), ..HttpSettings::default() };
+    let state = app.state.clone().with_settings(settings).expect("state");
+    use futures_util::StreamExt;
+    // One byte, then nothing more, ever.
+    let chunks = futures_util::stream::once(async { Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{")) })
+        .chain(futures_util::stream::pending());
+    let req = Request::post("/graphql")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/graphql-response+json")
+        .header(header::AUTHORIZATION, "Bearer whatever")
+        .body(Body::from_stream(chunks))
+        .expect("request");
+    let res = tokio::time::timeout(Duration::from_secs(10), send_to(&state, req)).await.expect("answered in time");
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.body);
+    assert_eq!(res.error_code(), Some("REQUEST_TIMEOUT"), "{}", res.body);
+}
+both_backends!(
+    a_body_trickled_in_past_the_request_timeout_is_cut_off,
+    a_body_trickled_in_past_the_request_timeout_is_cut_off
+);
