@@ -177,7 +177,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     let drained = async {
         let _ = stopping.wait_for(|s| *s).await;
-        tokio::time::sleep(grace).await;
+        tokio::select! {
+            () = tokio::time::sleep(grace) => {}
+            // A second signal (Ctrl-C twice) does not wait for the grace period.
+            signal = shutdown_signal() => tracing::warn!(signal, "second signal: stopping without waiting"),
+        }
     };
     tokio::select! {
         served = server => served.context("the HTTP server failed")?,

@@ -108,7 +108,11 @@ impl Db {
         let conn = sea_orm::Database::connect(opts).await?;
         let side = if conn.get_database_backend() == DbBackend::Postgres {
             let mut opts = options();
-            opts.max_connections(SIDE_CONNECTIONS).min_connections(0).connect_lazy(true);
+            // A short wait: a token call takes milliseconds, so a queue this long means a flood.
+            opts.max_connections(SIDE_CONNECTIONS)
+                .min_connections(0)
+                .connect_lazy(true)
+                .acquire_timeout(Duration::from_secs(2));
             Some(sea_orm::Database::connect(opts).await?)
         } else {
             None

@@ -49,7 +49,13 @@ impl Db {
                 Value::from(now),
             ],
         );
-        let row = side.query_one_raw(stmt).await?.ok_or_else(|| AppError::internal("no rate-bucket answer"))?;
+        let answer = match side.query_one_raw(stmt).await {
+            // Every side connection busy (a flood of credential checks, say): the request is
+            // refused as the server being busy, not failed.
+            Err(sea_orm::DbErr::ConnectionAcquire(_)) => return Err(AppError::Busy { retry_after_secs: 1 }),
+            other => other?,
+        };
+        let row = answer.ok_or_else(|| AppError::internal("no rate-bucket answer"))?;
         let retry: i32 = row.try_get("", "retry_after_secs")?;
         Ok(TokenTaken {
             admitted: row.try_get("", "admitted")?,

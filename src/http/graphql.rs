@@ -208,6 +208,15 @@ pub async fn handle(
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             return response;
         }
+        Err(e @ AppError::Busy { .. }) => {
+            let retry_after = e.retry_after_secs().unwrap_or(1);
+            if let Err(e) = crate::domain::request::abandon(&ctx).await {
+                tracing::error!(error = ?e, "could not record a busy refusal");
+            }
+            let mut response = refusal(media, StatusCode::SERVICE_UNAVAILABLE, e);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return response;
+        }
         Err(e) => return failed(&ctx, e, media).await,
     }
 

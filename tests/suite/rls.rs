@@ -597,7 +597,7 @@ async fn shared_state_is_closed_to_the_app_role_but_for_its_functions() {
             &app.owner,
             &format!(
                 "SELECT count(*) FROM pg_proc WHERE proname = '{function}' AND prosecdef \
-                 AND proconfig @> ARRAY['search_path=public, pg_temp']"
+                 AND proconfig @> ARRAY['search_path=pg_catalog, public, pg_temp']"
             ),
         )
         .await;
