@@ -267,6 +267,19 @@ async fn audit_events_cannot_be_updated_or_deleted_by_the_app_role() {
 
 /// The program-metric rollups are written by triggers and read by `app_program_month_stats`,
 /// both as the owner: the application role has no privilege on them, whatever its context.
+/// How many table privileges the application role holds on `table`.
+async fn app_role_privileges(app: &TestApp, table: &str) -> i64 {
+    scalar_i64(
+        &app.owner,
+        &format!(
+            "SELECT count(*) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p \
+             WHERE has_table_privilege('{}', 'public.{table}', p)",
+            migrations::APP_ROLE
+        ),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn rollups_are_closed_to_the_app_role() {
     let Some((app, conn)) = app_and_conn().await else {
@@ -276,15 +289,7 @@ async fn rollups_are_closed_to_the_app_role() {
     let exec = user_id(&app, "exec1@acme.test").await;
     for table in migrations::ROLLUP_TABLES {
         assert!(scalar_i64(&app.owner, &format!("SELECT count(*) FROM {table}")).await > 0, "{table} is filled");
-        let privileges = scalar_i64(
-            &app.owner,
-            &format!(
-                "SELECT count(*) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p \
-                 WHERE has_table_privilege('{}', 'public.{table}', p)",
-                migrations::APP_ROLE
-            ),
-        )
-        .await;
+        let privileges = app_role_privileges(&app, table).await;
         assert_eq!(privileges, 0, "{table}: the application role has no privilege");
         for sql in [
             format!("SELECT count(*) FROM {table}"),
@@ -569,15 +574,7 @@ async fn shared_state_is_closed_to_the_app_role_but_for_its_functions() {
         return;
     };
     for table in ["rate_buckets", "development_signing_key"] {
-        let privileges = scalar_i64(
-            &app.owner,
-            &format!(
-                "SELECT count(*) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p \
-                 WHERE has_table_privilege('{}', 'public.{table}', p)",
-                migrations::APP_ROLE
-            ),
-        )
-        .await;
+        let privileges = app_role_privileges(&app, table).await;
         assert_eq!(privileges, 0, "{table}: the application role has no privilege");
     }
     let taken = "SELECT count(*) FROM app_take_rate_token('test', 'k', 1, '2026-11-02T09:00:00Z') WHERE admitted";
