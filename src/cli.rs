@@ -9,7 +9,10 @@ use tracing_subscriber::EnvFilter;
 
 use crate::app::{self, AppState};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Cli, Command, Config, DEFAULT_DATABASE_URL, DbArgs, LogArgs, LogFormat, Mode, ScaleArgs};
+use crate::config::{
+    AdminCommand, Cli, Command, Config, DEFAULT_DATABASE_URL, DbArgs, LogArgs, LogFormat, Mode, ScaleArgs,
+    TenantCommand,
+};
 use crate::db::Db;
 use crate::error::AppError;
 use crate::graphql::{self, Audience};
@@ -53,7 +56,75 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExportSchema { out_dir } => export_schema(&out_dir),
         Command::VerifyAudit(db) => verify_audit(&db).await,
         Command::Purge(db) => purge(&db).await,
+        Command::Admin { command: AdminCommand::CreateSystemAdmin { db, email, display_name } } => {
+            let conn = operator_connection(&db).await?;
+            let tx = conn.begin(operator_scope());
+            let now = SystemClock.now();
+            let invitation = crate::domain::onboarding::create_system_admin(&tx, &email, &display_name, now)
+                .await
+                .map_err(startup)?;
+            let record = operator_record("CREATE_SYSTEM_ADMIN", "users", None)
+                .reason(format!("SYSTEM_ADMIN {} invited from the command line", invitation.user_id));
+            crate::domain::audit::write(&tx, vec![record], now).await.map_err(startup)?;
+            tx.commit().await.map_err(startup)?;
+            print_invitation(&invitation);
+            Ok(())
+        }
+        Command::Tenant { command: TenantCommand::Create { db, slug, name, admin_email, admin_name } } => {
+            let conn = operator_connection(&db).await?;
+            let tx = conn.begin(operator_scope());
+            let now = SystemClock.now();
+            let new = crate::domain::onboarding::NewTenant { slug, name, admin_email, admin_display_name: admin_name };
+            let provisioned = crate::domain::onboarding::provision_tenant(&tx, new, now).await.map_err(startup)?;
+            let record = operator_record("CREATE_TENANT", "tenants", None).reason(format!(
+                "tenant {} ({}) created from the command line; its first PROGRAM_ADMIN {} invited",
+                provisioned.tenant_id, provisioned.slug, provisioned.invitation.user_id
+            ));
+            crate::domain::audit::write(&tx, vec![record], now).await.map_err(startup)?;
+            tx.commit().await.map_err(startup)?;
+            println!("tenant {} created (id {})", provisioned.slug, provisioned.tenant_id);
+            print_invitation(&provisioned.invitation);
+            Ok(())
+        }
     }
+}
+
+/// The operator's connection for provisioning: migrated first, and on PostgreSQL the owner
+/// connection (MIGRATION_DATABASE_URL), as for `seed-demo`.
+async fn operator_connection(db: &DbArgs) -> anyhow::Result<Db> {
+    migrate(db).await?;
+    connect(db.migration_database_url.as_deref().unwrap_or(&db.database_url), None, None).await
+}
+
+/// The operator acts as the platform (SYSTEM_ADMIN without an account).
+fn operator_scope() -> crate::db::DbScope {
+    crate::db::DbScope { tenant_id: None, principal_id: None, role: Some(Role::SystemAdmin) }
+}
+
+/// A platform audit event by the operator's command line (no actor account).
+fn operator_record(action: &str, resource: &str, tenant: Option<uuid::Uuid>) -> crate::ctx::AuditRecord {
+    crate::ctx::AuditRecord {
+        tenant_id: tenant,
+        actor_id: None,
+        actor_role: None,
+        action: action.to_owned(),
+        resource: resource.to_owned(),
+        outcome: crate::kinds::AuditOutcome::Allowed,
+        reason: None,
+        ip_address: None,
+        grant_id: None,
+        code: None,
+    }
+}
+
+fn print_invitation(invitation: &crate::domain::onboarding::IssuedInvitation) {
+    println!("invitation for {} (user {})", invitation.email, invitation.user_id);
+    println!("  token:   {}", invitation.token);
+    println!("  expires: {}", invitation.expires_at.to_rfc3339());
+    println!(
+        "  accept:  mutation {{ acceptInvitation(token: \"<token>\", password: \"<12 to 128 characters>\") {{ token }} }}"
+    );
+    println!("This token is shown once; only its hash is stored.");
 }
 
 /// A database URL fit for a log line: its password replaced.

@@ -90,6 +90,51 @@ pub enum Command {
     /// auth sessions, keeping every chain verifiable; audited as PURGE events. On PostgreSQL
     /// it runs through MIGRATION_DATABASE_URL.
     Purge(DbArgs),
+    /// Platform administrators (the operator's side of POLICY.md section 11).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Tenants: create one with its first program admin.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a SYSTEM_ADMIN (the first one of an installation, or another) and print its
+    /// one-time invitation (valid 7 days; accept it with the `acceptInvitation` mutation).
+    /// Migrates first; on PostgreSQL it writes through MIGRATION_DATABASE_URL.
+    CreateSystemAdmin {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "System administrator")]
+        display_name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and its first PROGRAM_ADMIN, and print the admin's one-time
+    /// invitation (valid 7 days). Migrates first; on PostgreSQL it writes through
+    /// MIGRATION_DATABASE_URL.
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        /// 3 to 40 of a-z, 0-9 and '-', starting with a letter (typed at login).
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long)]
+        admin_name: String,
+    },
 }
 
 /// The size of `seed-scale`'s data (the defaults: 10,000 coachees, 200,000 sessions).

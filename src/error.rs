@@ -15,6 +15,12 @@ pub enum AppError {
     /// `INVALID_CREDENTIALS`: the same answer for an unknown email, a wrong password and a locked account.
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// `INVALID_INVITATION`: the same answer for an unknown, used, expired or replaced
+    /// invitation token.
+    #[error(
+        "this invitation is not valid: it may have expired, been used or been replaced; ask an administrator for a new one"
+    )]
+    InvalidInvitation,
     /// `CSRF_REJECTED`: a cookie-authenticated POST without the session's CSRF token.
     #[error("missing or invalid CSRF token")]
     CsrfRejected,
@@ -55,6 +61,7 @@ impl AppError {
         match self {
             AppError::Unauthenticated => "UNAUTHENTICATED",
             AppError::InvalidCredentials => "INVALID_CREDENTIALS",
+            AppError::InvalidInvitation => "INVALID_INVITATION",
             AppError::CsrfRejected => "CSRF_REJECTED",
             AppError::Forbidden => "FORBIDDEN",
             AppError::ConsentRequired => "CONSENT_REQUIRED",

@@ -14,6 +14,7 @@ mod m20261202_000008_metric_rollups;
 mod m20261202_000009_paging_indexes;
 mod m20261202_000010_login_throttles;
 mod m20261203_000011_shared_state;
+mod m20261206_000012_onboarding;
 
 /// Every table of the schema, in creation order (parents first).
 pub fn tables() -> Vec<&'static str> {
@@ -22,6 +23,7 @@ pub fn tables() -> Vec<&'static str> {
         .chain(m20261201_000007_row_policy::NEW_TABLES)
         .chain(ROLLUP_TABLES)
         .chain(m20261202_000010_login_throttles::NEW_TABLES)
+        .chain(m20261206_000012_onboarding::NEW_TABLES)
         .copied()
         .collect()
 }
@@ -49,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_paging_indexes::Migration),
             Box::new(m20261202_000010_login_throttles::Migration),
             Box::new(m20261203_000011_shared_state::Migration),
+            Box::new(m20261206_000012_onboarding::Migration),
         ]
     }
 }

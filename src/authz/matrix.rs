@@ -27,6 +27,10 @@ pub enum Resource {
     SystemConfig,
     AccountSecurityStatus,
     IntegrationTokens,
+    /// The tenant rows themselves: a SYSTEM_ADMIN creates them (POLICY.md section 11).
+    Tenants,
+    /// One-time secrets that set a password: a new user's invitation, or a reset.
+    Invitations,
     /// Not a matrix row; POLICY.md section 5 ("visible to the coachee it concerns").
     AiAccessLog,
     /// Not a matrix row; POLICY.md section 5 (SASHA_ACT proposals the coachee confirms).
@@ -34,7 +38,7 @@ pub enum Resource {
 }
 
 impl Resource {
-    pub const MATRIX_ROWS: [Resource; 20] = [
+    pub const MATRIX_ROWS: [Resource; 22] = [
         Resource::OwnProfile,
         Resource::OtherUserProfiles,
         Resource::SessionMetadata,
@@ -55,6 +59,8 @@ impl Resource {
         Resource::SystemConfig,
         Resource::AccountSecurityStatus,
         Resource::IntegrationTokens,
+        Resource::Tenants,
+        Resource::Invitations,
     ];
 
     /// The row name in `matrix.csv` (also used as the `resource` of audit events).
@@ -114,6 +120,8 @@ pub enum Gate {
     UnlockOnly,
     /// Program admin: only the tenant settings part of the configuration.
     TenantSettingsOnly,
+    /// System admin: only the first program admin's invitation, as part of creating a tenant.
+    FirstProgramAdminOnly,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +214,12 @@ pub fn grant(role: Role, resource: Resource, action: Action) -> Option<Grant> {
 
         (R::IntegrationTokens, Role::Coachee | Role::Coach) => g(S::Own, G::None),
 
+        (R::Tenants, Role::ProgramAdmin) if action == Read => g(S::Own, G::None),
+        (R::Tenants, Role::SystemAdmin) if action == Create => g(S::Platform, G::None),
+
+        (R::Invitations, Role::ProgramAdmin) if action == Create => g(S::Tenant, G::None),
+        (R::Invitations, Role::SystemAdmin) if action == Create => g(S::Platform, G::FirstProgramAdminOnly),
+
         // Extensions of section 5 (no matrix row): the coachee reads its own AI access log and
         // proposals (and confirms them); the AI creates proposals.
         (R::AiAccessLog, Role::Coachee) if action == Read => g(S::Own, G::None),
@@ -235,31 +249,9 @@ pub fn letters(role: Role, resource: Resource) -> String {
 mod tests {
     use super::*;
 
-    /// `matrix.csv`, copied verbatim: the test below checks every cell of the production
-    /// table against it, so a drift of either shows up here.
-    const MATRIX_CSV: &str = "\
-resource,coachee,coach,program_admin,executive,ai_agent,system_admin
-own_profile,CRUD,CRUD,R,-,R*,-
-other_user_profiles,R(own coaches: id+displayName),R(assigned),CRUD(tenant),R(tenant: id+role+displayName),R*,-
-session_metadata,R(own),CRUD(assigned),R(tenant),-,R*,-
-transcripts,-,R(assigned)+transcript_sharing,-,-,R*,-
-draft_insights,-,CRUD(assigned),-,-,C*,-
-approved_insights,R(own),R(assigned),-,-,R*,-
-evidence_packs,R(own:L0+approved L1),CRUD(assigned),-,-,C*,-
-coach_notes,-,CRUD(own),-,-,R*,-
-action_items,R(own)+complete,CRUD(assigned),-,-,R*,-
-goals,R(own),CRUD(assigned),-,-,R*,-
-ai_feedback,CRUD(own),R(assigned),-,-,R*,-
-consents,CRUD(own),R(assigned),-,-,R(own grants),-
-coach_assignments,R(own),R(own),CRUD(tenant),-,-,-
-program_metrics,-,-,R(tenant;k>=5),R(tenant;k>=5;no drill-down),-,-
-audit_logs,-,-,R(tenant),-,-,R(all)
-access_notices,R(own),R(own),-,-,-,-
-break_glass_requests,-,-,CRUD(tenant;dual approval),-,-,R
-system_config,-,-,R/U(tenant settings),-,-,CRUD
-account_security_status,-,-,-,-,-,R/U(unlock)
-integration_tokens,CRUD(own),CRUD(own),-,-,-,-
-";
+    /// `matrix.csv` as vendored from the spec (a test keeps the copy equal to the spec):
+    /// the test below checks every cell of the production table against it.
+    const MATRIX_CSV: &str = include_str!("../../docs/spec/matrix.csv");
 
     const ROLES_IN_CSV_ORDER: [Role; 6] =
         [Role::Coachee, Role::Coach, Role::ProgramAdmin, Role::Executive, Role::AiAgent, Role::SystemAdmin];
@@ -304,7 +296,7 @@ integration_tokens,CRUD(own),CRUD(own),-,-,-,-
             }
             rows += 1;
         }
-        assert_eq!(rows, 20);
+        assert_eq!(rows, Resource::MATRIX_ROWS.len());
     }
 
     #[test]

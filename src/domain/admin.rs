@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::authz::{Action, Resource, Scope, matrix};
@@ -76,7 +76,15 @@ pub async fn audit_events(
     limit: u64,
 ) -> AppResult<(Vec<audit_events::Model>, u64)> {
     let mut select = match admin_reach(ctx, Resource::AuditLogs)? {
-        AdminReach::Tenant(t) => scoped::select::<audit_events::Entity>(t),
+        // What admins, coaches and the platform did in the tenant (POLICY.md section 12): a
+        // coachee's own choices (consents, AI confirmations, exports, deletions, sign-ins)
+        // are its own; the platform's alerts about anyone are shown.
+        AdminReach::Tenant(t) => scoped::select::<audit_events::Entity>(t).filter(
+            Condition::any()
+                .add(audit_events::Column::ActorRole.is_null())
+                .add(audit_events::Column::ActorRole.ne(Role::Coachee))
+                .add(audit_events::Column::Outcome.eq(AuditOutcome::Alert)),
+        ),
         AdminReach::Platform => audit_events::Entity::find(),
     };
     if let Some(o) = outcome {

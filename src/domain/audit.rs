@@ -2,6 +2,7 @@
 //! each event's hash covering its content and its predecessor's hash.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Statement, Value,
@@ -251,8 +252,18 @@ async fn denial_alert(tx: &TenantTx, denied: &AuditRecord, now: DateTime<Utc>) -
             .filter(audit_events::Column::ActorId.eq(actor))
             .filter(audit_events::Column::At.gt(since))
     };
-    let denials =
-        recent().filter(audit_events::Column::Outcome.eq(AuditOutcome::Denied)).count(&*tx.conn().await?).await?;
+    // Denied requests, not denied rows (POLICY.md section 12): the rows one request wrote
+    // share its request id; rows without one (written outside a request) count one each.
+    let (requests, untagged): (i64, i64) = recent()
+        .filter(audit_events::Column::Outcome.eq(AuditOutcome::Denied))
+        .select_only()
+        .column_as(Expr::cust("COUNT(DISTINCT request_id)"), "requests")
+        .column_as(Expr::cust("COUNT(*) - COUNT(request_id)"), "untagged")
+        .into_tuple()
+        .one(&*tx.conn().await?)
+        .await?
+        .unwrap_or((0, 0));
+    let denials = u64::try_from(requests + untagged).unwrap_or(0);
     if denials < DENIAL_ALERT_THRESHOLD {
         return Ok(None);
     }
@@ -302,6 +313,7 @@ async fn append(tx: &TenantTx, r: AuditRecord, now: DateTime<Utc>) -> AppResult<
         grant_id: r.grant_id,
         prev_hash,
         hash: String::new(),
+        request_id: crate::telemetry::request_id(),
     };
     model.hash = event_hash(&model);
     audit_events::Entity::insert(active_model(model)).exec_without_returning(&*tx.conn().await?).await?;
@@ -325,5 +337,6 @@ pub fn active_model(model: audit_events::Model) -> audit_events::ActiveModel {
         grant_id: Set(model.grant_id),
         prev_hash: Set(model.prev_hash),
         hash: Set(model.hash),
+        request_id: Set(model.request_id),
     }
 }

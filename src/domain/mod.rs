@@ -11,6 +11,7 @@ pub mod export;
 pub mod loaders;
 pub use crate::kinds;
 pub mod metrics;
+pub mod onboarding;
 pub mod operations;
 pub mod paging;
 pub mod rate_limit;

@@ -230,6 +230,7 @@ pub async fn deactivate_user(ctx: &Ctx, id: Uuid) -> AppResult<()> {
     row.updated_at = Set(now);
     row.update(&*ctx.db().conn().await?).await?;
     let ended = session::revoke_all(ctx.db(), id, None, now).await?;
+    crate::domain::onboarding::notify(ctx, tenant, id, "account deactivated by an administrator").await?;
     allowed(ctx, DEACTIVATE, R, format!("user {id} deactivated; {ended} sessions ended"));
     Ok(())
 }
@@ -355,22 +356,30 @@ pub async fn unlock_account(ctx: &Ctx, user_id: Uuid) -> AppResult<()> {
     const R: Resource = Resource::AccountSecurityStatus;
     platform_grant(ctx, WHAT, R, Action::Update)?;
     let now = ctx.now();
-    let updated = users::Entity::update_many()
+    let user =
+        users::Entity::find_by_id(user_id).one(&*ctx.db().conn().await?).await?.ok_or_else(|| missing(ctx, WHAT, R))?;
+    users::Entity::update_many()
         .col_expr(users::Column::LockedUntil, Expr::value(Option::<chrono::DateTime<Utc>>::None))
         .col_expr(users::Column::FailedLoginCount, Expr::value(0))
         .col_expr(users::Column::UpdatedAt, Expr::value(now))
         .filter(users::Column::Id.eq(user_id))
         .exec(&*ctx.db().conn().await?)
-        .await?
-        .rows_affected;
-    if updated == 0 {
-        return Err(missing(ctx, WHAT, R));
-    }
+        .await?;
     // Every address blocked for the account is let in again.
     login_throttles::Entity::delete_many()
         .filter(login_throttles::Column::UserId.eq(user_id))
         .exec(&*ctx.db().conn().await?)
         .await?;
+    // The person hears of it (POLICY.md section 12); the notice is written within its
+    // tenant (a platform account has no notices).
+    if let Some(tenant) = user.tenant_id {
+        let outer = ctx.db().scope();
+        ctx.db().set_scope(crate::db::DbScope { tenant_id: Some(tenant), ..outer }).await?;
+        let noticed =
+            crate::domain::onboarding::notify(ctx, tenant, user_id, "account unlocked by platform support").await;
+        ctx.db().set_scope(outer).await?;
+        noticed?;
+    }
     allowed(ctx, WHAT, R, format!("account {user_id} unlocked"));
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod consent;
 pub mod decl;
 pub mod identity;
 pub mod mutation;
+pub mod onboarding;
 pub mod operations;
 pub mod paging;
 pub mod perimeter;
@@ -38,6 +39,7 @@ pub fn catalog() -> Catalog {
     consent::declare(&mut c);
     breakglass::declare(&mut c);
     operations::declare(&mut c);
+    onboarding::declare(&mut c);
     c
 }
 

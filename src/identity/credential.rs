@@ -142,6 +142,23 @@ pub async fn prove(
     password: &str,
     failure: AuditRecord,
 ) -> AppResult<Proof> {
+    let proof = check(ctx, guard, account, password, &failure).await?;
+    if proof == Proof::Wrong {
+        count_wrong(ctx, account, failure).await?;
+    }
+    Ok(proof)
+}
+
+/// [`prove`] without counting a wrong password: for a login that tries one password on
+/// several accounts, where only the accounts it matches none of count a failure
+/// ([`count_wrong`]). A blocked attempt is audited (`failure`) and committed.
+pub async fn check(
+    ctx: &Ctx,
+    guard: &CredentialGuard,
+    account: &Account,
+    password: &str,
+    failure: &AuditRecord,
+) -> AppResult<Proof> {
     let tx = ctx.db();
     let now = ctx.now();
     let source = source(ctx);
@@ -153,7 +170,7 @@ pub async fn prove(
     let hash = if blocked { None } else { account.password_hash.clone() };
     let valid = guard.hashing.verify(hash, password.to_owned()).await?;
     if blocked {
-        let record = failure.reason("this address is blocked for this account after repeated failures");
+        let record = failure.clone().reason("this address is blocked for this account after repeated failures");
         crate::domain::audit::write(tx, vec![record], now).await?;
         tx.pause().await?;
         return Ok(Proof::Blocked);
@@ -166,6 +183,16 @@ pub async fn prove(
             .await?;
         return Ok(Proof::Valid);
     }
+    Ok(Proof::Wrong)
+}
+
+/// Counts a wrong password for `account` from the request's source (blocking the source
+/// every [`BLOCK_AFTER`] failures) and commits `failure` with it. The transaction must be
+/// scoped to the account.
+pub async fn count_wrong(ctx: &Ctx, account: &Account, failure: AuditRecord) -> AppResult<()> {
+    let tx = ctx.db();
+    let now = ctx.now();
+    let source = source(ctx);
     let failures = count_failure(ctx, account, &source, now).await?;
     let mut records = vec![failure];
     if failures % BLOCK_AFTER == 0 {
@@ -185,7 +212,7 @@ pub async fn prove(
     // The failure and its trail are kept whatever the rest of the request does.
     crate::domain::audit::write(tx, records, now).await?;
     tx.pause().await?;
-    Ok(Proof::Wrong)
+    Ok(())
 }
 
 /// 15 minutes for the first block, doubling with each further one, at most a day.

@@ -11,7 +11,7 @@ use super::credential::{self, CredentialGuard, Proof};
 use super::token::TokenKeys;
 use super::{password, session};
 use crate::ctx::{CookieEffect, Ctx, Principal};
-use crate::db::entities::users;
+use crate::db::entities::{tenants, users};
 use crate::db::{DbScope, TenantTx};
 use crate::domain::audit::AuditRecord;
 use crate::domain::kinds::{AuditOutcome, Role, UserStatus};
@@ -38,15 +38,23 @@ pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-/// The accounts registered under `email`, in any tenant. On PostgreSQL this is the one
-/// cross-tenant read, through a SECURITY DEFINER function that returns ids only.
-async fn candidates(tx: &TenantTx, email: &str) -> AppResult<Vec<Candidate>> {
+/// The accounts registered under `email`, in any tenant, or only in the tenant whose slug
+/// is `tenant`. On PostgreSQL this is the one cross-tenant read, through a SECURITY DEFINER
+/// function that returns ids only.
+async fn candidates(tx: &TenantTx, email: &str, tenant: Option<&str>) -> AppResult<Vec<Candidate>> {
     if tx.backend() == DbBackend::Postgres {
-        let stmt = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT user_id, tenant_id, role FROM auth_login_candidates($1)",
-            [Value::String(Some(email.to_owned()))],
-        );
+        let stmt = match tenant {
+            None => Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT user_id, tenant_id, role FROM auth_login_candidates($1)",
+                [Value::String(Some(email.to_owned()))],
+            ),
+            Some(slug) => Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT user_id, tenant_id, role FROM auth_login_candidates($1, $2)",
+                [Value::String(Some(email.to_owned())), Value::String(Some(slug.to_owned()))],
+            ),
+        };
         let rows = tx.conn().await?.query_all_raw(stmt).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -59,7 +67,12 @@ async fn candidates(tx: &TenantTx, email: &str) -> AppResult<Vec<Candidate>> {
         }
         return Ok(out);
     }
-    let rows = users::Entity::find().filter(users::Column::Email.eq(email)).all(&*tx.conn().await?).await?;
+    let mut rows = users::Entity::find().filter(users::Column::Email.eq(email)).all(&*tx.conn().await?).await?;
+    if let Some(slug) = tenant {
+        let id =
+            tenants::Entity::find().filter(tenants::Column::Slug.eq(slug)).one(&*tx.conn().await?).await?.map(|t| t.id);
+        rows.retain(|u| id.is_some() && u.tenant_id == id);
+    }
     Ok(rows.into_iter().map(|u| Candidate { user_id: u.id, tenant_id: u.tenant_id, role: u.role }).collect())
 }
 
@@ -78,39 +91,71 @@ async fn active_only(tx: &TenantTx, found: Vec<Candidate>) -> AppResult<Vec<Cand
     Ok(active)
 }
 
-/// `login(email, password)`. Unknown email, wrong password, a blocked source or an inactive
-/// account all give `InvalidCredentials` after one full PBKDF2 verification, so neither the
-/// answer nor its timing tells them apart. The password check is [`credential::prove`]: no
-/// connection is held while it hashes, and a failure is counted and audited for good
-/// before the answer.
+/// Accounts one login without `tenant:` may try its password on. A login without a tenant
+/// always takes as long as this many password checks (the missing ones are waited out, not
+/// computed), so its timing does not tell how many accounts an email has, or whether it has
+/// one. An email with more accounts than this signs in by naming the tenant.
+pub const ACCOUNTS_TRIED_WITHOUT_TENANT: usize = 3;
+
+/// `login(email, password, tenant)`. Unknown email, wrong password, a blocked source or an
+/// inactive account all give `InvalidCredentials` after one full PBKDF2 verification, so
+/// neither the answer nor its timing tells them apart. With `tenant` (a slug) only that
+/// tenant's account is considered; without it, the password is tried on each active account
+/// of the email (up to [`ACCOUNTS_TRIED_WITHOUT_TENANT`]) and signs in where it matches
+/// exactly one. The password check is [`credential::prove`]: no connection is held while it
+/// hashes, and a failure is counted and audited for good before the answer.
 pub async fn login(
     ctx: &Ctx,
     keys: &TokenKeys,
     guard: &CredentialGuard,
     email: &str,
     password: &str,
+    tenant: Option<&str>,
 ) -> AppResult<LoginOutcome> {
     let email = normalize_email(email);
     if email.len() > MAX_EMAIL_LEN || password.len() > password::MAX_PASSWORD_LEN {
         return Err(AppError::bad_input("email or password too long"));
     }
     guard.admit(ctx).await?;
-    let now = ctx.now();
     let tx = ctx.db();
-    let mut found = candidates(tx, &email).await?;
+    let mut found = candidates(tx, &email, tenant).await?;
     if found.len() > 1 {
         // Only active accounts compete for an email: an invitation in another tenant must
         // not lock the owner of the address out.
         found = active_only(tx, found).await?;
     }
-    let [candidate] = found.as_slice() else {
-        // Unknown (or, without a tenant to tell them apart, ambiguous) email.
-        tx.pause().await?;
-        guard.hashing.verify(None, password.to_owned()).await?;
-        ctx.audit(AuditRecord::by(ctx, "LOGIN_FAILED", "auth", AuditOutcome::Denied).reason("unknown account"));
-        return Err(AppError::InvalidCredentials);
+    let (checks, outcome) = match found.as_slice() {
+        [candidate] => (1, login_to(ctx, keys, guard, *candidate, password).await),
+        several if several.len() > 1 && several.len() <= ACCOUNTS_TRIED_WITHOUT_TENANT => {
+            (several.len(), login_to_one_of(ctx, keys, guard, several, password).await)
+        }
+        _ => {
+            // Unknown email (or more accounts than a login without a tenant tries).
+            tx.pause().await?;
+            guard.hashing.verify(None, password.to_owned()).await?;
+            ctx.audit(AuditRecord::by(ctx, "LOGIN_FAILED", "auth", AuditOutcome::Denied).reason("unknown account"));
+            (1, Err(AppError::InvalidCredentials))
+        }
     };
-    let candidate = *candidate;
+    if tenant.is_none() && checks < ACCOUNTS_TRIED_WITHOUT_TENANT {
+        // The checks not run are waited out at their measured cost (queueing excluded, so a
+        // busy hashing pool does not lengthen the wait), holding no connection or worker.
+        let missing = (ACCOUNTS_TRIED_WITHOUT_TENANT - checks) as u32;
+        tokio::time::sleep(guard.hashing.typical_check() * missing).await;
+    }
+    outcome
+}
+
+/// The login of one candidate account.
+async fn login_to(
+    ctx: &Ctx,
+    keys: &TokenKeys,
+    guard: &CredentialGuard,
+    candidate: Candidate,
+    password: &str,
+) -> AppResult<LoginOutcome> {
+    let tx = ctx.db();
+    let now = ctx.now();
     tx.set_scope(DbScope {
         tenant_id: candidate.tenant_id,
         principal_id: Some(candidate.user_id),
@@ -121,9 +166,6 @@ pub async fn login(
         .one(&*tx.conn().await?)
         .await?
         .ok_or(AppError::InvalidCredentials)?;
-    let record = |action: &str, outcome| {
-        AuditRecord::by(ctx, action, "auth", outcome).tenant(user.tenant_id).actor(user.id, user.role)
-    };
     let mut account = credential::Account::from(&user);
     if user.status != UserStatus::Active {
         // Checked against a dummy hash (same time), and not counted: nothing to guess. The
@@ -131,7 +173,7 @@ pub async fn login(
         account.password_hash = None;
         crate::domain::audit::write(
             tx,
-            vec![record("LOGIN_FAILED", AuditOutcome::Denied).reason("account not active")],
+            vec![login_record(ctx, &user, "LOGIN_FAILED", AuditOutcome::Denied).reason("account not active")],
             now,
         )
         .await?;
@@ -140,16 +182,78 @@ pub async fn login(
         tx.set_scope(DbScope::ANONYMOUS).await?;
         return Err(AppError::InvalidCredentials);
     }
-    let failure = record("LOGIN_FAILED", AuditOutcome::Denied).reason("wrong password");
+    let failure = login_record(ctx, &user, "LOGIN_FAILED", AuditOutcome::Denied).reason("wrong password");
     match credential::prove(ctx, guard, &account, password, failure).await? {
-        Proof::Valid => {}
+        Proof::Valid => signed_in(ctx, keys, &user).await,
         Proof::Wrong | Proof::Blocked => {
             // The rest of the request is an anonymous caller's again.
             tx.set_scope(DbScope::ANONYMOUS).await?;
-            return Err(AppError::InvalidCredentials);
+            Err(AppError::InvalidCredentials)
         }
     }
+}
 
+/// A login without a tenant for an email with several active accounts: the password is
+/// checked on each; it signs in where it matches exactly one. Accounts it matched none of
+/// count a failure only when it matched no account at all (a person signing in to one of
+/// its tenants is not guessing at the others).
+async fn login_to_one_of(
+    ctx: &Ctx,
+    keys: &TokenKeys,
+    guard: &CredentialGuard,
+    several: &[Candidate],
+    password: &str,
+) -> AppResult<LoginOutcome> {
+    let tx = ctx.db();
+    let mut matched = Vec::new();
+    let mut wrong = Vec::new();
+    for c in several {
+        tx.set_scope(DbScope { tenant_id: c.tenant_id, principal_id: Some(c.user_id), role: Some(c.role) }).await?;
+        let Some(user) = users::Entity::find_by_id(c.user_id).one(&*tx.conn().await?).await? else { continue };
+        let account = credential::Account::from(&user);
+        let failure = login_record(ctx, &user, "LOGIN_FAILED", AuditOutcome::Denied).reason("wrong password");
+        match credential::check(ctx, guard, &account, password, &failure).await? {
+            Proof::Valid => matched.push(user),
+            Proof::Wrong => wrong.push((user, account, failure)),
+            Proof::Blocked => {}
+        }
+    }
+    match matched.as_slice() {
+        [user] => {
+            let user = user.clone();
+            tx.set_scope(DbScope { tenant_id: user.tenant_id, principal_id: Some(user.id), role: Some(user.role) })
+                .await?;
+            signed_in(ctx, keys, &user).await
+        }
+        [] => {
+            for (user, account, failure) in wrong {
+                tx.set_scope(DbScope { tenant_id: user.tenant_id, principal_id: Some(user.id), role: Some(user.role) })
+                    .await?;
+                credential::count_wrong(ctx, &account, failure).await?;
+            }
+            tx.set_scope(DbScope::ANONYMOUS).await?;
+            Err(AppError::InvalidCredentials)
+        }
+        _ => {
+            // The caller proved the password of each: telling it to name the tenant reveals
+            // nothing it does not know.
+            tx.set_scope(DbScope::ANONYMOUS).await?;
+            Err(AppError::bad_input(
+                "this email and password match accounts in several tenants: name the tenant (login's tenant argument)",
+            ))
+        }
+    }
+}
+
+fn login_record(ctx: &Ctx, user: &users::Model, action: &str, outcome: AuditOutcome) -> AuditRecord {
+    AuditRecord::by(ctx, action, "auth", outcome).tenant(user.tenant_id).actor(user.id, user.role)
+}
+
+/// The end of a successful login: the transaction is scoped to `user`, whose password was
+/// just proven.
+async fn signed_in(ctx: &Ctx, keys: &TokenKeys, user: &users::Model) -> AppResult<LoginOutcome> {
+    let tx = ctx.db();
+    let now = ctx.now();
     // The account as it is now: the hash took a while, without a transaction, and the
     // password may have changed or the account been deactivated meanwhile.
     let current = users::Entity::find_by_id(user.id).one(&*tx.conn().await?).await?;
@@ -164,8 +268,8 @@ pub async fn login(
     row.updated_at = Set(now);
     row.update(&*tx.conn().await?).await?;
 
-    let outcome = start_session(tx, keys, &user, now).await?;
-    ctx.audit(record("LOGIN", AuditOutcome::Allowed));
+    let outcome = start_session(tx, keys, user, now).await?;
+    ctx.audit(login_record(ctx, user, "LOGIN", AuditOutcome::Allowed));
     ctx.set_cookie_effect(CookieEffect::SetSession {
         token: outcome.token.clone(),
         csrf: outcome.csrf_token.clone(),
@@ -223,6 +327,7 @@ pub async fn change_password(ctx: &Ctx, guard: &CredentialGuard, current: &str, 
     guard.admit(ctx).await?;
     let tx = ctx.db();
     let user = users::Entity::find_by_id(p.user_id).one(&*tx.conn().await?).await?.ok_or(AppError::Unauthenticated)?;
+    password::check_new_password_for(new, &user.email)?;
     let failure =
         AuditRecord::by(ctx, "PASSWORD_CHANGE_FAILED", "auth", AuditOutcome::Denied).reason("wrong current password");
     if credential::prove(ctx, guard, &credential::Account::from(&user), current, failure).await? != Proof::Valid {

@@ -2,6 +2,7 @@
 //! credentials into a [`Ctx`].
 
 pub mod credential;
+pub mod invitation;
 pub mod login;
 pub mod password;
 pub mod session;

@@ -36,7 +36,7 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
 }
 
-fn random_token() -> String {
+pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)

@@ -343,6 +343,7 @@ async fn purge_chain(
         grant_id: None,
         prev_hash,
         hash: String::new(),
+        request_id: None,
     };
     event.hash = event_hash(&event);
     audit_events::Entity::insert(active_model(event)).exec_without_returning(&tx).await?;

@@ -364,10 +364,13 @@ async fn audit_events_show_admins_their_tenant_and_the_system_admin_everything(a
     assert!(app.login_full("nobody@nowhere.test", "wrong").await.body["errors"].is_array());
     let sessions = sessions_by_role(app).await;
     // More acme events, enough to page through: naming a field outside one's schema is audited.
+    // (A coach's: a coachee's own events are not the program admin's to see.)
     for _ in 0..3 {
-        let res = app.gql(&sessions["COACHEE"].token, "{ me { coachNotes { id } } }").await;
-        assert_eq!(res["errors"][0]["message"], unknown("coachNotes", "User"), "{res}");
+        let res = app.gql(&sessions["COACH"].token, "{ auditEvents { totalCount } }").await;
+        assert_eq!(res["errors"][0]["message"], unknown("auditEvents", "Query"), "{res}");
     }
+    let res = app.gql(&sessions["COACHEE"].token, "{ me { coachNotes { id } } }").await;
+    assert_eq!(res["errors"][0]["message"], unknown("coachNotes", "User"), "{res}");
     let acme = tenant_id(app, "acme").await;
     // A platform event with an IP address (the in-process router has none to record).
     let last_platform = audit_events::Entity::find()
@@ -395,20 +398,33 @@ async fn audit_events_show_admins_their_tenant_and_the_system_admin_everything(a
             grant_id: None,
             prev_hash: last_platform.hash.clone(),
             hash: "0".repeat(64),
+            request_id: None,
         },
     )
     .await;
 
     // Program admin: exactly its tenant's events.
     let admin = &sessions["PROGRAM_ADMIN"].token;
-    let acme_ids = audit_ids(app, Some(acme)).await;
+    // The acme chain without the coachees' own events (POLICY.md section 12).
+    let coachee_own: BTreeSet<String> = audit_events::Entity::find()
+        .filter(audit_events::Column::TenantId.eq(acme))
+        .filter(audit_events::Column::ActorRole.eq(Role::Coachee))
+        .filter(audit_events::Column::Outcome.ne(AuditOutcome::Alert))
+        .all(&app.owner)
+        .await
+        .expect("q")
+        .into_iter()
+        .map(|e| e.id.to_string())
+        .collect();
+    assert!(!coachee_own.is_empty(), "the coachee's probe is in the chain");
+    let acme_ids: BTreeSet<String> = audit_ids(app, Some(acme)).await.difference(&coachee_own).cloned().collect();
     let total_before = app.count("SELECT COUNT(*) FROM audit_events").await;
     let res = app.gql_vars(admin, AUDIT_QUERY, json!({ "first": 100 })).await;
     let conn = &res["data"]["auditEvents"];
     assert_eq!(conn["totalCount"], acme_ids.len() as i64, "{res}");
     let nodes = conn["nodes"].as_array().expect("nodes");
     let seen: BTreeSet<String> = nodes.iter().map(|n| n["id"].as_str().expect("id").to_owned()).collect();
-    assert_eq!(seen, acme_ids, "the acme chain, all of it, nothing else");
+    assert_eq!(seen, acme_ids, "the acme chain but the coachees' own events, nothing else");
     assert!(
         nodes
             .iter()
@@ -424,6 +440,7 @@ async fn audit_events_show_admins_their_tenant_and_the_system_admin_everything(a
         .expect("q")
         .into_iter()
         .map(|e| e.id.to_string())
+        .filter(|id| !coachee_own.contains(id))
         .collect();
     let got: Vec<String> = nodes.iter().map(|n| n["id"].as_str().expect("id").to_owned()).collect();
     assert_eq!(got, order);
@@ -451,7 +468,7 @@ async fn audit_events_show_admins_their_tenant_and_the_system_admin_everything(a
     let denied = app
         .count(
             "SELECT COUNT(*) FROM audit_events x JOIN tenants t ON t.id = x.tenant_id \
-             WHERE t.slug = 'acme' AND x.outcome = 'DENIED'",
+             WHERE t.slug = 'acme' AND x.outcome = 'DENIED' AND x.actor_role <> 'COACHEE'",
         )
         .await;
     assert!(denied >= 1);

@@ -344,6 +344,7 @@ async fn the_commands_verify_and_purge_on_sqlite() {
             grant_id: None,
             prev_hash: prev.clone(),
             hash: String::new(),
+            request_id: None,
         };
         e.hash = event_hash(&e);
         prev = e.hash.clone();

@@ -18,6 +18,7 @@ mod http_conformance;
 mod limits;
 mod metric_rollups;
 mod migrations_run;
+mod onboarding;
 mod operability;
 mod operations;
 mod paging;

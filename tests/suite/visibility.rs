@@ -36,10 +36,21 @@ fn contract_tags() -> HashMap<(String, String), VisibilityTag> {
     out
 }
 
-/// POLICY.md section 3: structural types hold only the caller's own identity or paging.
+/// POLICY.md section 3: structural types hold only the caller's own identity or paging, or
+/// the one-time answer of the mutation that made them (an invitation, a provisioned tenant).
 fn structural(ty: &str) -> bool {
-    matches!(ty, "Viewer" | "AuthPayload" | "PageInfo" | "DataExport" | "NewIntegrationToken" | "Query" | "Mutation")
-        || ty.ends_with("Connection")
+    matches!(
+        ty,
+        "Viewer"
+            | "AuthPayload"
+            | "PageInfo"
+            | "DataExport"
+            | "NewIntegrationToken"
+            | "Invitation"
+            | "TenantProvisioning"
+            | "Query"
+            | "Mutation"
+    ) || ty.ends_with("Connection")
         || ty.ends_with("Edge")
 }
 

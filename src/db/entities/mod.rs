@@ -18,6 +18,7 @@ pub mod evidence_packs;
 pub mod goals;
 pub mod insights;
 pub mod integration_tokens;
+pub mod invitations;
 pub mod login_throttles;
 pub mod session_private_notes;
 pub mod session_summaries;

@@ -23,11 +23,11 @@ pub struct ViewerView {
     pub display_name: String,
 }
 
-struct AuthPayloadView {
-    token: String,
-    csrf_token: String,
-    expires_at: chrono::DateTime<chrono::Utc>,
-    viewer: ViewerView,
+pub struct AuthPayloadView {
+    pub token: String,
+    pub csrf_token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub viewer: ViewerView,
 }
 
 pub async fn load_viewer(ctx: &Ctx, p: &Principal) -> AppResult<ViewerView> {
@@ -121,7 +121,8 @@ pub fn declare(c: &mut Catalog) {
                     )
                 })?;
                 let password = a.secret("password")?;
-                let outcome = login::login(&ctx, &keys, &guard, &email, &password).await?;
+                let tenant = a.opt_text("tenant", *crate::domain::onboarding::SLUG_LEN.end())?;
+                let outcome = login::login(&ctx, &keys, &guard, &email, &password, tenant.as_deref()).await?;
                 let viewer = load_viewer(&ctx, &outcome.principal).await?;
                 Ok(FieldValue::owned_any(AuthPayloadView {
                     token: outcome.token,
@@ -132,7 +133,12 @@ pub fn declare(c: &mut Catalog) {
             }),
         )
         .arg("email", ty::req("String"))
-        .arg("password", ty::req("String")),
+        .arg("password", ty::req("String"))
+        .arg("tenant", ty::opt("String"))
+        .describe(
+            "tenant: the tenant's slug. Without it, an email with accounts in several tenants signs in only where \
+             the password matches exactly one of them.",
+        ),
     );
     c.mutation(FieldDecl::root(
         "logout",
