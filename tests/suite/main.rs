@@ -22,6 +22,7 @@ mod operability;
 mod operations;
 mod paging;
 mod persisted;
+mod playground;
 mod property;
 mod replicas;
 mod rls;
