@@ -22,7 +22,10 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("seed", &["clock", "config", "db", "domain", "error", "identity", "kinds"]),
     ("graphql", &["authz", "clock", "ctx", "db", "domain", "error", "identity", "kinds", "telemetry"]),
     ("app", &["clock", "config", "db", "domain", "error", "graphql", "identity", "kinds", "telemetry"]),
-    ("http", &["app", "clock", "config", "ctx", "domain", "error", "graphql", "identity", "kinds", "telemetry"]),
+    (
+        "http",
+        &["app", "clock", "config", "ctx", "domain", "error", "graphql", "identity", "kinds", "seed", "telemetry"],
+    ),
 ];
 
 /// Modules that run no SQL and build no query: they reach data through `domain`.

@@ -115,6 +115,29 @@ fn account_names() -> Vec<String> {
     names
 }
 
+fn role_of(name: &str) -> Role {
+    match name {
+        n if n.starts_with("coachee") => Role::Coachee,
+        n if n.starts_with("coach") => Role::Coach,
+        n if n.starts_with("admin") => Role::ProgramAdmin,
+        "exec1" => Role::Executive,
+        _ => Role::AiAgent,
+    }
+}
+
+/// Every demo account as (tenant slug, email, role); the platform's SYSTEM_ADMIN has no
+/// tenant. Their password is [`DEMO_PASSWORD`]. For the development playground's list.
+pub fn demo_accounts() -> Vec<(Option<&'static str>, String, Role)> {
+    let mut out = Vec::new();
+    for t in TENANTS {
+        for name in account_names() {
+            out.push((Some(t), format!("{name}@{t}.test"), role_of(&name)));
+        }
+    }
+    out.push((None, SYSTEM_ADMIN_EMAIL.to_owned(), Role::SystemAdmin));
+    out
+}
+
 /// Whether the demo data or scale data ([`scale`]) is present: accounts with a public
 /// password (production refuses to start then).
 pub async fn demo_present(db: &Db) -> AppResult<bool> {
@@ -206,13 +229,7 @@ async fn seed_tenant(
     let mut people = Vec::new();
     for name in account_names() {
         let email = format!("{name}@{slug}.test");
-        let role = match name.as_str() {
-            n if n.starts_with("coachee") => Role::Coachee,
-            n if n.starts_with("coach") => Role::Coach,
-            n if n.starts_with("admin") => Role::ProgramAdmin,
-            "exec1" => Role::Executive,
-            _ => Role::AiAgent,
-        };
+        let role = role_of(&name);
         let display = match role {
             Role::AiAgent => format!("Sasha ({company})"),
             _ => format!("{} ({company})", title_case(&name)),

@@ -15,6 +15,7 @@ pub mod perimeter;
 pub mod persisted;
 pub mod schema;
 pub mod users;
+pub mod visibility;
 
 use crate::authz::VisibilityTag;
 use crate::kinds::{AiLevel, ConsentKind, EvidenceLevel, InsightStatus, Role, SessionStatus};

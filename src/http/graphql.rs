@@ -36,8 +36,29 @@ fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(200).collect())
 }
 
+/// What a request tells about its caller, besides its credentials: the source address,
+/// the user agent and the AI's declared model and purpose.
+pub(super) fn request_meta(
+    state: &AppState,
+    headers: &HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    writes: bool,
+) -> RequestMeta {
+    RequestMeta {
+        ip: super::client::source(
+            connect.map(|Extension(ConnectInfo(addr))| addr),
+            headers,
+            &state.settings.trusted_proxies,
+        ),
+        user_agent: header_string(headers, "user-agent"),
+        ai_model: header_string(headers, "x-ai-model"),
+        ai_purpose: header_string(headers, "x-ai-purpose"),
+        writes,
+    }
+}
+
 /// The HTTP status of an error met while setting the request up (before any field ran).
-fn status_of(error: &AppError, media: Media) -> StatusCode {
+pub(super) fn status_of(error: &AppError, media: Media) -> StatusCode {
     match error {
         AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
         AppError::CsrfRejected => StatusCode::FORBIDDEN,
@@ -150,17 +171,7 @@ pub async fn handle(
     };
     let credentials = credentials::extract(&method, &headers, &jar);
     let used_cookie = matches!(credentials, Credentials::Cookie { .. });
-    let meta = RequestMeta {
-        ip: super::client::source(
-            connect.map(|Extension(ConnectInfo(addr))| addr),
-            &headers,
-            &state.settings.trusted_proxies,
-        ),
-        user_agent: header_string(&headers, "user-agent"),
-        ai_model: header_string(&headers, "x-ai-model"),
-        ai_purpose: header_string(&headers, "x-ai-purpose"),
-        writes,
-    };
+    let meta = request_meta(&state, &headers, connect, writes);
 
     let resolved =
         match tokio::time::timeout_at(deadline, identity::resolve_ctx(state.server(), credentials, meta)).await {

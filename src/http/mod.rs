@@ -4,18 +4,14 @@ mod client;
 mod credentials;
 mod graphql;
 mod observe;
+mod playground;
 mod wire;
-
-use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use sha2::{Digest, Sha256};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -29,9 +25,10 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::handle).post(graphql::handle))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
-    // Off by default in production mode (COACHGRAPH_PLAYGROUND): then `/` is a 404.
+    // Off by default in production mode (COACHGRAPH_PLAYGROUND): then `/` and everything
+    // under `/playground` is a 404.
     if state.settings.playground {
-        router = router.route("/", get(playground)).route("/playground", get(playground));
+        router = playground::routes(router);
     }
     // Unless it has a listener of its own (COACHGRAPH_METRICS_BIND).
     if state.settings.metrics_on_api {
@@ -140,32 +137,4 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
         }
     }
-}
-
-const PLAYGROUND: &str = include_str!("../../playground/index.html");
-
-/// The playground's Content-Security-Policy: nothing but its own inline script and style
-/// (allowed by hash, computed from the page itself so an edit cannot leave them stale)
-/// and requests to this origin.
-static PLAYGROUND_CSP: LazyLock<String> = LazyLock::new(|| {
-    let hash_of = |tag: &str| {
-        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-        let start = PLAYGROUND.find(&open).map(|i| i + open.len()).unwrap_or(0);
-        let end = PLAYGROUND[start..].find(&close).map(|i| start + i).unwrap_or(start);
-        format!("'sha256-{}'", STANDARD.encode(Sha256::digest(&PLAYGROUND.as_bytes()[start..end])))
-    };
-    format!(
-        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self'; \
-         base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        hash_of("script"),
-        hash_of("style")
-    )
-});
-
-async fn playground() -> impl IntoResponse {
-    let csp = HeaderValue::from_str(&PLAYGROUND_CSP).unwrap_or(HeaderValue::from_static("default-src 'none'"));
-    (
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")), (header::CONTENT_SECURITY_POLICY, csp)],
-        Html(PLAYGROUND),
-    )
 }

@@ -23,6 +23,7 @@ mod operability;
 mod operations;
 mod paging;
 mod persisted;
+mod playground;
 mod property;
 mod replicas;
 mod rls;
