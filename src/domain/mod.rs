@@ -18,3 +18,4 @@ pub mod reach;
 pub mod reads;
 pub mod request;
 pub mod rights;
+pub mod tokens;

@@ -11,8 +11,8 @@ use super::schema::{Catalog, enum_value, leaf, resolver};
 use super::{datetime, uuid};
 use crate::ctx::{AuditRecord, Ctx, Principal};
 use crate::error::{AppError, AppResult};
-use crate::identity::login;
-use crate::kinds::{AuditOutcome, Role};
+use crate::identity::{device, login};
+use crate::kinds::{AuditOutcome, ClientKind, Role};
 
 /// `Viewer`: the caller's own identity (a structural type: no tags).
 #[derive(Debug, Clone)]
@@ -23,11 +23,26 @@ pub struct ViewerView {
     pub display_name: String,
 }
 
-struct AuthPayloadView {
+pub struct AuthPayloadView {
     token: String,
     csrf_token: String,
     expires_at: chrono::DateTime<chrono::Utc>,
+    refresh_token: Option<String>,
     viewer: ViewerView,
+}
+
+impl AuthPayloadView {
+    /// The answer of a sign-in (`login`, `refreshSession`, `acceptInvitation`).
+    pub async fn of(ctx: &Ctx, outcome: login::LoginOutcome) -> AppResult<Self> {
+        let viewer = load_viewer(ctx, &outcome.principal).await?;
+        Ok(Self {
+            token: outcome.token,
+            csrf_token: outcome.csrf_token,
+            expires_at: outcome.expires_at,
+            refresh_token: outcome.refresh_token,
+            viewer,
+        })
+    }
 }
 
 pub async fn load_viewer(ctx: &Ctx, p: &Principal) -> AppResult<ViewerView> {
@@ -72,6 +87,14 @@ pub fn declare(c: &mut Catalog) {
                 ty::req("String"),
                 leaf(|_, v: &AuthPayloadView| Ok(Some(Value::String(v.csrf_token.clone())))),
             ))
+            .field(
+                FieldDecl::structural(
+                    "refreshToken",
+                    ty::opt("String"),
+                    leaf(|_, v: &AuthPayloadView| Ok(v.refresh_token.clone().map(Value::String))),
+                )
+                .describe("DEVICE sessions only; shown once."),
+            )
             .field(FieldDecl::structural(
                 "viewer",
                 ty::req("Viewer"),
@@ -121,18 +144,30 @@ pub fn declare(c: &mut Catalog) {
                     )
                 })?;
                 let password = a.secret("password")?;
-                let outcome = login::login(&ctx, &keys, &guard, &email, &password).await?;
-                let viewer = load_viewer(&ctx, &outcome.principal).await?;
-                Ok(FieldValue::owned_any(AuthPayloadView {
-                    token: outcome.token,
-                    csrf_token: outcome.csrf_token,
-                    expires_at: outcome.expires_at,
-                    viewer,
-                }))
+                let client = a.opt_enum("client", ClientKind::parse)?.unwrap_or_default();
+                let outcome = login::login(&ctx, &keys, &guard, &email, &password, client).await?;
+                Ok(FieldValue::owned_any(AuthPayloadView::of(&ctx, outcome).await?))
             }),
         )
         .arg("email", ty::req("String"))
-        .arg("password", ty::req("String")),
+        .arg("password", ty::req("String"))
+        .enum_arg("client", ty::opt("ClientKind"), "BROWSER"),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "refreshSession",
+            ty::req("AuthPayload"),
+            Entry::Anonymous,
+            credential_mutation(|ctx, keys, _, a| async move {
+                let outcome = device::refresh(&ctx, &keys, &a.secret("refreshToken")?).await?;
+                Ok(FieldValue::owned_any(AuthPayloadView::of(&ctx, outcome).await?))
+            }),
+        )
+        .arg("refreshToken", ty::req("String"))
+        .describe(
+            "DEVICE sessions: trade a refresh token for a new token and refresh token. Each refresh token works \
+             once; reusing one ends the session.",
+        ),
     );
     c.mutation(FieldDecl::root(
         "logout",
