@@ -26,7 +26,21 @@ pub struct Principal {
     /// `None` only for the platform-wide SYSTEM_ADMIN.
     pub tenant_id: Option<Uuid>,
     pub role: Role,
+    /// The `auth_sessions` row behind a session token; for an integration token, the
+    /// token's id (see `credential`).
     pub session_id: Uuid,
+    /// How the request proved who it is; decided where the request becomes a `Ctx`.
+    pub credential: CredentialKind,
+}
+
+/// How a principal was authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// A signed-in session (browser cookie or device bearer token).
+    Session,
+    /// An integration token (`cgi_…`): the owner's rights for reading and working with data,
+    /// never for minting or changing credentials.
+    IntegrationToken,
 }
 
 /// What the request says about itself, besides credentials.
@@ -148,12 +162,13 @@ impl Ctx {
         }
     }
 
-    /// The request's one credential operation (login, changePassword, deleteMyAccount): a
+    /// The request's one credential operation (login, refreshSession, changePassword,
+    /// deleteMyAccount): a
     /// second one in the same request (aliases, several fields) is refused before it hashes.
     pub fn take_credential_turn(&self) -> AppResult<()> {
         if self.credential_turns.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
             return Err(AppError::bad_input(
-                "a request may carry one credential operation (login, changePassword, deleteMyAccount)",
+                "a request may carry one credential operation (login, refreshSession, changePassword, deleteMyAccount)",
             ));
         }
         Ok(())
@@ -181,6 +196,23 @@ impl Ctx {
     /// The principal's user row, read with the session (as of the start of the request).
     pub fn principal_user(&self) -> Option<&users::Model> {
         self.principal_user.as_ref()
+    }
+
+    /// The principal of a signed-in session: credential operations (login, refresh, logout,
+    /// password change, account deletion, integration tokens) are refused to integration
+    /// tokens, whatever the schema lets through. The refusal is audited as a denial.
+    pub fn require_session(&self, action: &str) -> AppResult<Option<&Principal>> {
+        match self.principal.as_ref() {
+            Some(p) if p.credential == CredentialKind::IntegrationToken => {
+                self.audit(
+                    AuditRecord::by(self, action, "auth", AuditOutcome::Denied)
+                        .reason("credential operations need a signed-in session, not an integration token")
+                        .code("FORBIDDEN"),
+                );
+                Err(AppError::Forbidden)
+            }
+            p => Ok(p),
+        }
     }
 
     /// The "require" step: the principal, or `Unauthenticated`.

@@ -166,3 +166,20 @@ impl AuditOutcome {
         self.into()
     }
 }
+
+/// How a client keeps its session (POLICY.md section 11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Enum, IntoStaticStr, EnumString)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClientKind {
+    /// The session rides in cookies (coach dashboard).
+    #[default]
+    Browser,
+    /// A bearer token plus a refresh token (mobile app, reporting jobs); no cookies.
+    Device,
+}
+
+impl ClientKind {
+    pub fn parse(s: &str) -> Option<ClientKind> {
+        s.parse().ok()
+    }
+}

@@ -213,17 +213,20 @@ async fn seed_tenant(
         vec![tenants::Model { id: tenant_id, slug: slug.to_owned(), name: format!("{company} Corp"), created_at: now }],
     )
     .await?;
-    put::<tenant_settings::Entity>(
-        txn,
-        vec![tenant_settings::Model {
-            tenant_id,
-            session_timeout_minutes: 30,
-            audit_retention_days: 90,
-            data_retention_days: Some(730),
-            updated_at: now,
-        }],
-    )
-    .await?;
+    // `device_session_days` (migration 000013) keeps its column default, the same 30 days:
+    // tests of earlier migrations load the demo data into a database migrated part of the way.
+    let mut settings = tenant_settings::Model {
+        tenant_id,
+        session_timeout_minutes: 30,
+        audit_retention_days: 90,
+        data_retention_days: Some(730),
+        device_session_days: crate::identity::device::DEFAULT_DEVICE_SESSION_DAYS,
+        updated_at: now,
+    }
+    .into_active_model()
+    .reset_all();
+    settings.device_session_days = sea_orm::ActiveValue::NotSet;
+    tenant_settings::Entity::insert(settings).exec_without_returning(txn).await?;
 
     let mut by_name: HashMap<String, users::Model> = HashMap::new();
     let mut people = Vec::new();

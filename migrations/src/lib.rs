@@ -15,6 +15,7 @@ mod m20261202_000009_paging_indexes;
 mod m20261202_000010_login_throttles;
 mod m20261203_000011_shared_state;
 mod m20261206_000012_onboarding;
+mod m20261206_000013_device_sessions;
 
 /// Every table of the schema, in creation order (parents first).
 pub fn tables() -> Vec<&'static str> {
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_login_throttles::Migration),
             Box::new(m20261203_000011_shared_state::Migration),
             Box::new(m20261206_000012_onboarding::Migration),
+            Box::new(m20261206_000013_device_sessions::Migration),
         ]
     }
 }

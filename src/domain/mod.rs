@@ -19,3 +19,4 @@ pub mod reach;
 pub mod reads;
 pub mod request;
 pub mod rights;
+pub mod tokens;

@@ -171,6 +171,7 @@ pub async fn provision_tenant(tx: &TenantTx, new: NewTenant, now: DateTime<Utc>)
             session_timeout_minutes: session::DEFAULT_INACTIVITY_MINUTES,
             audit_retention_days: crate::domain::audit::DEFAULT_AUDIT_RETENTION_DAYS,
             data_retention_days: None,
+            device_session_days: crate::identity::device::DEFAULT_DEVICE_SESSION_DAYS,
             updated_at: now,
         };
         tenant_settings::Entity::insert(settings.into_active_model())

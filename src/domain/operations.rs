@@ -243,6 +243,7 @@ pub struct TenantSettingsChange {
     pub session_timeout_minutes: Option<i32>,
     pub audit_retention_days: Option<i32>,
     pub data_retention_days: Option<Option<i32>>,
+    pub device_session_days: Option<i32>,
 }
 
 impl TenantSettingsChange {
@@ -264,6 +265,7 @@ pub async fn update_tenant_settings(ctx: &Ctx, change: TenantSettingsChange) -> 
     if !in_range(change.session_timeout_minutes, &SESSION_TIMEOUT_MINUTES)
         || !in_range(change.audit_retention_days, &AUDIT_RETENTION_DAYS)
         || !in_range(change.data_retention_days.flatten(), &DATA_RETENTION_DAYS)
+        || !in_range(change.device_session_days, &crate::identity::device::DEVICE_SESSION_DAYS)
     {
         return Err(AppError::bad_input("a setting is out of range"));
     }
@@ -277,6 +279,7 @@ pub async fn update_tenant_settings(ctx: &Ctx, change: TenantSettingsChange) -> 
                 session_timeout_minutes: session::DEFAULT_INACTIVITY_MINUTES,
                 audit_retention_days: crate::domain::audit::DEFAULT_AUDIT_RETENTION_DAYS,
                 data_retention_days: None,
+                device_session_days: crate::identity::device::DEFAULT_DEVICE_SESSION_DAYS,
                 updated_at: now,
             };
             tenant_settings::Entity::insert(defaults.clone().into_active_model())
@@ -298,6 +301,10 @@ pub async fn update_tenant_settings(ctx: &Ctx, change: TenantSettingsChange) -> 
     if let Some(v) = change.data_retention_days {
         row.data_retention_days = Set(v);
         changed.push(format!("dataRetentionDays={}", v.map(|d| d.to_string()).unwrap_or_else(|| "null".into())));
+    }
+    if let Some(v) = change.device_session_days {
+        row.device_session_days = Set(v);
+        changed.push(format!("deviceSessionDays={v}"));
     }
     row.updated_at = Set(now);
     let updated = row.update(&*ctx.db().conn().await?).await?;

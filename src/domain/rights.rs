@@ -47,6 +47,7 @@ const DELETE_COACHEE: &str = "DELETE_COACHEE";
 /// everything about it is deleted. A wrong password is INVALID_CREDENTIALS, audited.
 pub async fn delete_my_account(ctx: &Ctx, guard: &CredentialGuard, password: &str) -> AppResult<()> {
     const R: Resource = Resource::OwnProfile;
+    ctx.require_session(DELETE_ACCOUNT)?;
     let p = *ctx.require()?;
     if matrix::grant(p.role, R, Action::Delete).map(|g| g.scope) != Some(Scope::Own) {
         return Err(access::deny(ctx, DELETE_ACCOUNT, R, "no delete grant on the own profile", AppError::Forbidden));

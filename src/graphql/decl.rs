@@ -44,6 +44,8 @@ impl Entry {
 pub struct ArgDecl {
     pub name: &'static str,
     pub ty: Ty,
+    /// The value an omitted argument takes (an enum value's name, e.g. `BROWSER`).
+    pub default_enum: Option<&'static str>,
 }
 
 #[derive(Clone)]
@@ -86,7 +88,13 @@ impl FieldDecl {
     }
 
     pub fn arg(mut self, name: &'static str, ty: Ty) -> Self {
-        self.args.push(ArgDecl { name, ty });
+        self.args.push(ArgDecl { name, ty, default_enum: None });
+        self
+    }
+
+    /// An optional enum argument with a default value.
+    pub fn enum_arg(mut self, name: &'static str, ty: Ty, default: &'static str) -> Self {
+        self.args.push(ArgDecl { name, ty, default_enum: Some(default) });
         self
     }
 

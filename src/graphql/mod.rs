@@ -18,7 +18,7 @@ pub mod users;
 pub mod visibility;
 
 use crate::authz::VisibilityTag;
-use crate::kinds::{AiLevel, ConsentKind, EvidenceLevel, InsightStatus, Role, SessionStatus};
+use crate::kinds::{AiLevel, ClientKind, ConsentKind, EvidenceLevel, InsightStatus, Role, SessionStatus};
 pub use schema::{Audience, Catalog, SchemaOptions, Schemas};
 
 /// Every declaration of the API.
@@ -31,6 +31,11 @@ pub fn catalog() -> Catalog {
     c.enum_type::<InsightStatus>("InsightStatus");
     c.enum_type::<EvidenceLevel>("EvidenceLevel");
     c.enum_type::<SessionStatus>("SessionStatus");
+    c.described_enum::<ClientKind>(
+        "ClientKind",
+        "BROWSER: the session rides in cookies (coach dashboard). DEVICE: bearer token plus a refresh token \
+         (mobile app, reporting jobs); no cookies.",
+    );
     c.scalars = vec!["DateTime", "Date"];
     paging::declare_page_info(&mut c);
     identity::declare(&mut c);

@@ -7,7 +7,7 @@ use async_graphql::Value;
 use async_graphql::dynamic::{FieldFuture, FieldValue};
 
 use super::decl::{Entry, FieldDecl, ObjectDecl};
-use super::identity::{AuthPayloadView, load_viewer};
+use super::identity::AuthPayloadView;
 use super::mutation::{credential_mutation, mutation};
 use super::schema::{Catalog, leaf, resolver};
 use super::{datetime, uuid};
@@ -16,7 +16,7 @@ use crate::domain::onboarding::{self, IssuedInvitation, NewTenant, ProvisionedTe
 use crate::domain::operations::{MAX_DISPLAY_NAME_LEN, MAX_EMAIL_LEN};
 use crate::graphql::decl::ty;
 use crate::identity::invitation;
-use crate::kinds::Role;
+use crate::kinds::{ClientKind, Role};
 
 fn string(s: &str) -> Value {
     Value::String(s.to_owned())
@@ -120,18 +120,14 @@ pub fn declare(c: &mut Catalog) {
             credential_mutation(|ctx, keys, guard, a| async move {
                 let token = a.secret("token")?;
                 let password = a.as_typed("password")?;
-                let (outcome, _) = invitation::accept(&ctx, &keys, &guard, &token, &password).await?;
-                let viewer = load_viewer(&ctx, &outcome.principal).await?;
-                Ok(FieldValue::owned_any(AuthPayloadView {
-                    token: outcome.token,
-                    csrf_token: outcome.csrf_token,
-                    expires_at: outcome.expires_at,
-                    viewer,
-                }))
+                let client = a.opt_enum("client", ClientKind::parse)?.unwrap_or_default();
+                let (outcome, _) = invitation::accept(&ctx, &keys, &guard, &token, &password, client).await?;
+                Ok(FieldValue::owned_any(AuthPayloadView::of(&ctx, outcome).await?))
             }),
         )
         .arg("token", ty::req("String"))
         .arg("password", ty::req("String"))
+        .enum_arg("client", ty::opt("ClientKind"), "BROWSER")
         .describe(
             "Anonymous: set the password of an invited (or reset) account with its one-time invitation token, and \
              sign in. Passwords: 12 to 128 characters, not the email address.",

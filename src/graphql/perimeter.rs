@@ -91,10 +91,12 @@ pub enum Refusal {
     CredentialNotAlone,
 }
 
-/// The mutations that check or set a password: each must be its operation's only root field, so
-/// that a request checks one password at most, and pausing the transaction for the hash
-/// commits nothing of another field (that field's audit events would still be pending).
-pub const CREDENTIAL_FIELDS: &[&str] = &["login", "changePassword", "deleteMyAccount", "acceptInvitation"];
+/// The mutations that check or set a password, or check a refresh token: each must be its
+/// operation's only root field, so that a request checks one password at most, and pausing
+/// the transaction for the hash (or keeping a refused refresh's session revocation) commits
+/// nothing of another field (that field's audit events would still be pending).
+pub const CREDENTIAL_FIELDS: &[&str] =
+    &["login", "refreshSession", "changePassword", "deleteMyAccount", "acceptInvitation"];
 
 impl Refusal {
     pub fn code(&self) -> &'static str {

@@ -50,6 +50,7 @@ impl Audience {
 pub struct EnumDecl {
     pub name: &'static str,
     pub items: Vec<&'static str>,
+    pub description: Option<&'static str>,
 }
 
 #[derive(Clone)]
@@ -80,7 +81,13 @@ impl Catalog {
         self.mutation.push(f);
     }
     pub fn enum_type<T: EnumType>(&mut self, name: &'static str) {
-        self.enums.push(EnumDecl { name, items: T::items().iter().map(|i| i.name).collect() });
+        self.enums.push(EnumDecl { name, items: T::items().iter().map(|i| i.name).collect(), description: None });
+    }
+    pub fn described_enum<T: EnumType>(&mut self, name: &'static str, description: &'static str) {
+        self.enum_type::<T>(name);
+        if let Some(e) = self.enums.last_mut() {
+            e.description = Some(description);
+        }
     }
     pub fn input(&mut self, i: InputDecl) {
         self.inputs.push(i);
@@ -281,7 +288,11 @@ fn dynamic_field(decl: &FieldDecl, with_directive: bool, audience: Audience) -> 
     let resolve = null_on_error(guard, decl.ty.is_nullable());
     let mut field = Field::new(decl.name, decl.ty.type_ref(), move |rc| resolve(rc));
     for arg in &decl.args {
-        field = field.argument(InputValue::new(arg.name, arg.ty.type_ref()));
+        let mut input = InputValue::new(arg.name, arg.ty.type_ref());
+        if let Some(default) = arg.default_enum {
+            input = input.default_value(enum_value(default));
+        }
+        field = field.argument(input);
     }
     if let Some(d) = decl.description {
         field = field.description(d);
@@ -392,6 +403,9 @@ pub fn build_with(catalog: &Catalog, audience: Audience, options: SchemaOptions)
     for e in &catalog.enums {
         if used.contains(e.name) || e.name == "VisibilityTag" {
             let mut en = Enum::new(e.name);
+            if let Some(d) = e.description {
+                en = en.description(d);
+            }
             for item in &e.items {
                 en = en.item(EnumItem::new(*item));
             }

@@ -10,16 +10,16 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
 use uuid::Uuid;
 
 use super::credential::CredentialGuard;
-use super::login::{LoginOutcome, start_session};
+use super::login::{LoginOutcome, sign_in};
 use super::token::TokenKeys;
 use super::{password, session};
-use crate::ctx::{CookieEffect, Ctx};
+use crate::ctx::Ctx;
 use crate::db::entities::{invitations, login_throttles, users};
 use crate::db::{DbScope, TenantTx};
 use crate::domain::audit::AuditRecord;
 use crate::domain::onboarding::well_formed_token;
 use crate::error::{AppError, AppResult};
-use crate::kinds::{AuditOutcome, Role, UserStatus};
+use crate::kinds::{AuditOutcome, ClientKind, Role, UserStatus};
 
 /// The account an invitation token names, if any (its validity is checked afterwards, within
 /// the account's own tenant context). On PostgreSQL this is an anonymous cross-tenant read,
@@ -56,6 +56,7 @@ pub async fn accept(
     guard: &CredentialGuard,
     token: &str,
     new_password: &str,
+    client: ClientKind,
 ) -> AppResult<(LoginOutcome, users::Model)> {
     password::check_new_password(new_password)?;
     guard.admit(ctx).await?;
@@ -149,17 +150,12 @@ pub async fn accept(
             return Err(e);
         }
     };
-    let outcome = start_session(tx, keys, &user, now).await?;
+    let outcome = sign_in(ctx, keys, &user, client).await?;
     ctx.audit(
         AuditRecord::by(ctx, "INVITATION_ACCEPTED", "invitations", AuditOutcome::Allowed)
             .tenant(user.tenant_id)
             .actor(user.id, user.role),
     );
-    ctx.set_cookie_effect(CookieEffect::SetSession {
-        token: outcome.token.clone(),
-        csrf: outcome.csrf_token.clone(),
-        expires_at: outcome.expires_at,
-    });
     Ok((outcome, user))
 }
 

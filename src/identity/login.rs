@@ -9,12 +9,12 @@ use uuid::Uuid;
 
 use super::credential::{self, CredentialGuard, Proof};
 use super::token::TokenKeys;
-use super::{password, session};
-use crate::ctx::{CookieEffect, Ctx, Principal};
+use super::{device, password, session};
+use crate::ctx::{CookieEffect, CredentialKind, Ctx, Principal};
 use crate::db::entities::{tenants, users};
 use crate::db::{DbScope, TenantTx};
 use crate::domain::audit::AuditRecord;
-use crate::domain::kinds::{AuditOutcome, Role, UserStatus};
+use crate::domain::kinds::{AuditOutcome, ClientKind, Role, UserStatus};
 use crate::error::{AppError, AppResult};
 
 const MAX_EMAIL_LEN: usize = 254;
@@ -23,7 +23,10 @@ const MAX_EMAIL_LEN: usize = 254;
 pub struct LoginOutcome {
     pub token: String,
     pub csrf_token: String,
+    /// When `token` expires (a BROWSER session's end; a DEVICE token's short life).
     pub expires_at: DateTime<Utc>,
+    /// DEVICE sessions only: the refresh token, shown once.
+    pub refresh_token: Option<String>,
     pub principal: Principal,
 }
 
@@ -111,7 +114,9 @@ pub async fn login(
     email: &str,
     password: &str,
     tenant: Option<&str>,
+    client: ClientKind,
 ) -> AppResult<LoginOutcome> {
+    ctx.require_session("LOGIN")?;
     let email = normalize_email(email);
     if email.len() > MAX_EMAIL_LEN || password.len() > password::MAX_PASSWORD_LEN {
         return Err(AppError::bad_input("email or password too long"));
@@ -125,9 +130,9 @@ pub async fn login(
         found = active_only(tx, found).await?;
     }
     let (checks, outcome) = match found.as_slice() {
-        [candidate] => (1, login_to(ctx, keys, guard, *candidate, password).await),
+        [candidate] => (1, login_to(ctx, keys, guard, *candidate, password, client).await),
         several if several.len() > 1 && several.len() <= ACCOUNTS_TRIED_WITHOUT_TENANT => {
-            (several.len(), login_to_one_of(ctx, keys, guard, several, password).await)
+            (several.len(), login_to_one_of(ctx, keys, guard, several, password, client).await)
         }
         _ => {
             // Unknown email (or more accounts than a login without a tenant tries).
@@ -153,6 +158,7 @@ async fn login_to(
     guard: &CredentialGuard,
     candidate: Candidate,
     password: &str,
+    client: ClientKind,
 ) -> AppResult<LoginOutcome> {
     let tx = ctx.db();
     let now = ctx.now();
@@ -184,7 +190,7 @@ async fn login_to(
     }
     let failure = login_record(ctx, &user, "LOGIN_FAILED", AuditOutcome::Denied).reason("wrong password");
     match credential::prove(ctx, guard, &account, password, failure).await? {
-        Proof::Valid => signed_in(ctx, keys, &user).await,
+        Proof::Valid => signed_in(ctx, keys, &user, client).await,
         Proof::Wrong | Proof::Blocked => {
             // The rest of the request is an anonymous caller's again.
             tx.set_scope(DbScope::ANONYMOUS).await?;
@@ -203,6 +209,7 @@ async fn login_to_one_of(
     guard: &CredentialGuard,
     several: &[Candidate],
     password: &str,
+    client: ClientKind,
 ) -> AppResult<LoginOutcome> {
     let tx = ctx.db();
     let mut matched = Vec::new();
@@ -223,7 +230,7 @@ async fn login_to_one_of(
             let user = user.clone();
             tx.set_scope(DbScope { tenant_id: user.tenant_id, principal_id: Some(user.id), role: Some(user.role) })
                 .await?;
-            signed_in(ctx, keys, &user).await
+            signed_in(ctx, keys, &user, client).await
         }
         [] => {
             for (user, account, failure) in wrong {
@@ -251,7 +258,7 @@ fn login_record(ctx: &Ctx, user: &users::Model, action: &str, outcome: AuditOutc
 
 /// The end of a successful login: the transaction is scoped to `user`, whose password was
 /// just proven.
-async fn signed_in(ctx: &Ctx, keys: &TokenKeys, user: &users::Model) -> AppResult<LoginOutcome> {
+async fn signed_in(ctx: &Ctx, keys: &TokenKeys, user: &users::Model, client: ClientKind) -> AppResult<LoginOutcome> {
     let tx = ctx.db();
     let now = ctx.now();
     // The account as it is now: the hash took a while, without a transaction, and the
@@ -268,13 +275,30 @@ async fn signed_in(ctx: &Ctx, keys: &TokenKeys, user: &users::Model) -> AppResul
     row.updated_at = Set(now);
     row.update(&*tx.conn().await?).await?;
 
-    let outcome = start_session(tx, keys, user, now).await?;
-    ctx.audit(login_record(ctx, user, "LOGIN", AuditOutcome::Allowed));
-    ctx.set_cookie_effect(CookieEffect::SetSession {
-        token: outcome.token.clone(),
-        csrf: outcome.csrf_token.clone(),
-        expires_at: outcome.expires_at,
+    let outcome = sign_in(ctx, keys, user, client).await?;
+    ctx.audit(match client {
+        ClientKind::Browser => login_record(ctx, user, "LOGIN", AuditOutcome::Allowed),
+        ClientKind::Device => {
+            login_record(ctx, user, "LOGIN", AuditOutcome::Allowed).reason("device session (refresh token issued)")
+        }
     });
+    Ok(outcome)
+}
+
+/// Signs `user` in, whose identity has just been proven (a password, an accepted
+/// invitation): opens its session and decides how the client keeps it. BROWSER: the
+/// session cookie is set with the answer. DEVICE: no cookie; the outcome carries the
+/// refresh token. Writes no audit event (the caller's business). The request's transaction
+/// must already be scoped to `user`.
+pub async fn sign_in(ctx: &Ctx, keys: &TokenKeys, user: &users::Model, client: ClientKind) -> AppResult<LoginOutcome> {
+    let outcome = start_session_as(ctx.db(), keys, user, ctx.now(), client).await?;
+    if client == ClientKind::Browser {
+        ctx.set_cookie_effect(CookieEffect::SetSession {
+            token: outcome.token.clone(),
+            csrf: outcome.csrf_token.clone(),
+            expires_at: outcome.expires_at,
+        });
+    }
     Ok(outcome)
 }
 
@@ -288,27 +312,46 @@ pub async fn start_session(
     user: &users::Model,
     now: DateTime<Utc>,
 ) -> AppResult<LoginOutcome> {
+    start_session_as(tx, keys, user, now, ClientKind::Browser).await
+}
+
+/// [`start_session`] for either kind of client: a DEVICE session lives the tenant's device
+/// lifetime, its bearer token [`device::ACCESS_LIFETIME`], and it gets a refresh token.
+pub async fn start_session_as(
+    tx: &TenantTx,
+    keys: &TokenKeys,
+    user: &users::Model,
+    now: DateTime<Utc>,
+    client: ClientKind,
+) -> AppResult<LoginOutcome> {
     let scope = tx.scope();
     if scope.principal_id != Some(user.id) || scope.tenant_id != user.tenant_id || scope.role != Some(user.role) {
         return Err(AppError::internal("a session is opened in a transaction scoped to its user"));
     }
-    let new_session = session::create(tx, user.id, user.tenant_id, user.role, now).await?;
-    let token = keys.issue(user.id, user.tenant_id, user.role, new_session.id, now, new_session.expires_at)?;
+    let new_session = session::create(tx, user.id, user.tenant_id, user.role, now, client).await?;
+    let expires_at = match client {
+        ClientKind::Browser => new_session.expires_at,
+        ClientKind::Device => device::access_expiry(now, new_session.expires_at),
+    };
+    let token = keys.issue(user.id, user.tenant_id, user.role, new_session.id, now, expires_at)?;
     Ok(LoginOutcome {
         token,
         csrf_token: new_session.csrf_token,
-        expires_at: new_session.expires_at,
+        expires_at,
+        refresh_token: new_session.refresh_token,
         principal: Principal {
             user_id: user.id,
             tenant_id: user.tenant_id,
             role: user.role,
             session_id: new_session.id,
+            credential: CredentialKind::Session,
         },
     })
 }
 
 /// Revokes the caller's session at once; the same token is refused from the next request on.
 pub async fn logout(ctx: &Ctx) -> AppResult<()> {
+    ctx.require_session("LOGOUT")?;
     let p = *ctx.require()?;
     session::revoke(ctx.db(), p.session_id, ctx.now()).await?;
     ctx.audit(AuditRecord::by(ctx, "LOGOUT", "auth", AuditOutcome::Allowed));
@@ -319,6 +362,7 @@ pub async fn logout(ctx: &Ctx) -> AppResult<()> {
 /// Changes the caller's password and ends its other sessions. A wrong current password
 /// counts like a failed login ([`credential::prove`]).
 pub async fn change_password(ctx: &Ctx, guard: &CredentialGuard, current: &str, new: &str) -> AppResult<()> {
+    ctx.require_session("PASSWORD_CHANGE")?;
     let p = *ctx.require()?;
     password::check_new_password(new)?;
     if current.len() > password::MAX_PASSWORD_LEN {

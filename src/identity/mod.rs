@@ -2,6 +2,8 @@
 //! credentials into a [`Ctx`].
 
 pub mod credential;
+pub mod device;
+pub mod integration;
 pub mod invitation;
 pub mod login;
 pub mod password;
@@ -9,10 +11,10 @@ pub mod session;
 pub mod token;
 
 use crate::clock::SharedClock;
-use crate::ctx::{Ctx, RequestMeta};
+use crate::ctx::{AuditRecord, Ctx, RequestMeta};
 use crate::db::{Db, DbScope};
 use crate::error::{AppError, AppResult};
-use crate::kinds::Role;
+use crate::kinds::{AuditOutcome, Role};
 pub use session::CsrfCheck;
 
 /// Credentials as the HTTP layer found them.
@@ -61,6 +63,32 @@ pub async fn resolve_ctx(state: Server<'_>, credentials: Credentials, meta: Requ
         Credentials::None => {
             let tx = begin(state.db, DbScope::ANONYMOUS, &meta);
             return Ok(Ctx::new(None, tx, state.clock.clone(), meta));
+        }
+        // An integration token: the owner's rights, marked as such in the principal.
+        Credentials::Bearer(token) if token.starts_with(integration::PREFIX) => {
+            let named = integration::parse(&token).ok_or(AppError::Unauthenticated)?;
+            let tx = begin(state.db, named.lookup_scope(), &meta);
+            return match integration::check(&tx, &token, named, now).await {
+                Ok((principal, user, audit_use)) => {
+                    let ctx = Ctx::new(Some((principal, user)), tx, state.clock.clone(), meta);
+                    if audit_use {
+                        ctx.audit(
+                            AuditRecord::by(
+                                &ctx,
+                                "INTEGRATION_TOKEN_USED",
+                                "integration_tokens",
+                                AuditOutcome::Allowed,
+                            )
+                            .reason(format!("integration token {} used", named.token_id)),
+                        );
+                    }
+                    Ok(ctx)
+                }
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    Err(e)
+                }
+            };
         }
         Credentials::Bearer(token) => (token, CsrfCheck::NotRequired),
         Credentials::Cookie { token, csrf } => (token, csrf),

@@ -12,10 +12,10 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::token::Claims;
-use crate::ctx::Principal;
+use crate::ctx::{CredentialKind, Principal};
 use crate::db::TenantTx;
 use crate::db::entities::{auth_sessions, tenant_settings, users};
-use crate::domain::kinds::{Role, UserStatus};
+use crate::domain::kinds::{ClientKind, Role, UserStatus};
 use crate::error::{AppError, AppResult};
 
 pub const ABSOLUTE_LIFETIME: Duration = Duration::hours(12);
@@ -33,7 +33,10 @@ pub enum CsrfCheck {
 pub struct NewSession {
     pub id: Uuid,
     pub csrf_token: String,
+    /// The session's absolute end.
     pub expires_at: DateTime<Utc>,
+    /// DEVICE sessions: the first refresh token (shown once; only its hash is kept).
+    pub refresh_token: Option<String>,
 }
 
 pub fn random_token() -> String {
@@ -46,16 +49,25 @@ pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
-/// Opens a session for a user whose identity has just been proven.
+/// Opens a session for a user whose identity has just been proven: a BROWSER session lives
+/// [`ABSOLUTE_LIFETIME`]; a DEVICE session `lifetime` (the tenant's device setting), and
+/// gets its first refresh token.
 pub async fn create(
     tx: &TenantTx,
     user_id: Uuid,
     tenant_id: Option<Uuid>,
     role: Role,
     now: DateTime<Utc>,
+    client: ClientKind,
 ) -> AppResult<NewSession> {
-    let csrf_token = random_token();
-    let session = NewSession { id: Uuid::new_v4(), csrf_token, expires_at: now + ABSOLUTE_LIFETIME };
+    let id = Uuid::new_v4();
+    let (expires_at, refresh_token) = match client {
+        ClientKind::Browser => (now + ABSOLUTE_LIFETIME, None),
+        ClientKind::Device => {
+            (now + super::device::lifetime(tx, tenant_id).await?, Some(super::device::mint(tenant_id, id, 0)))
+        }
+    };
+    let session = NewSession { id, csrf_token: random_token(), expires_at, refresh_token };
     let row = auth_sessions::ActiveModel {
         id: Set(session.id),
         tenant_id: Set(tenant_id),
@@ -66,9 +78,33 @@ pub async fn create(
         last_seen_at: Set(now),
         expires_at: Set(session.expires_at),
         revoked_at: Set(None),
+        refresh_hash: Set(session.refresh_token.as_deref().map(sha256_hex)),
+        refresh_generation: Set(0),
     };
     auth_sessions::Entity::insert(row).exec_without_returning(&*tx.conn().await?).await?;
     Ok(session)
+}
+
+/// Whether `session` (with its user and tenant settings, as one statement read them) is
+/// still live for `user_id`/`role` at `now`: not revoked, before its absolute end, used
+/// within the tenant's inactivity timeout, its user active and unchanged.
+pub(super) fn live(
+    session: &auth_sessions::Model,
+    user: Option<&users::Model>,
+    settings: Option<&tenant_settings::Model>,
+    now: DateTime<Utc>,
+) -> bool {
+    let minutes = settings.map(|s| s.session_timeout_minutes).unwrap_or(DEFAULT_INACTIVITY_MINUTES);
+    let idle = Duration::minutes(i64::from(minutes));
+    session.revoked_at.is_none()
+        && now < session.expires_at
+        && now < session.last_seen_at + idle
+        && user.is_some_and(|u| {
+            u.id == session.user_id
+                && u.status == UserStatus::Active
+                && u.tenant_id == session.tenant_id
+                && u.role == session.role
+        })
 }
 
 /// The session check every authenticated request passes: session, user and tenant settings
@@ -123,7 +159,13 @@ pub async fn check(
             tx.end_write().await?;
         }
     }
-    let principal = Principal { user_id: claims.sub, tenant_id: claims.tid, role: claims.role, session_id: session.id };
+    let principal = Principal {
+        user_id: claims.sub,
+        tenant_id: claims.tid,
+        role: claims.role,
+        session_id: session.id,
+        credential: CredentialKind::Session,
+    };
     Ok((principal, user))
 }
 

@@ -355,6 +355,7 @@ fn settings(plan: &Plan) -> Vec<tenant_settings::Model> {
             session_timeout_minutes: 30,
             audit_retention_days: 90,
             data_retention_days: Some(730),
+            device_session_days: crate::identity::device::DEFAULT_DEVICE_SESSION_DAYS,
             updated_at: plan.now - Duration::days(400),
         })
         .collect()

@@ -796,6 +796,7 @@ async fn token(app: &TestApp, owner: &users::Model, name: &str, created: DateTim
             created_at: created,
             last_used_at: (name == "calendar").then_some(created + Duration::hours(1)),
             revoked_at: revoked.then_some(created + Duration::hours(2)),
+            use_audited_at: None,
         },
     )
     .await;

@@ -142,6 +142,7 @@ async fn more_rows_about(app: &TestApp, person: &users::Model) {
             created_at: now,
             last_used_at: None,
             revoked_at: None,
+            use_audited_at: None,
         },
     )
     .await;

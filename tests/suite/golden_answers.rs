@@ -293,6 +293,7 @@ async fn insert_fixtures(app: &TestApp) {
                 created_at: t0 - Duration::days(created_days),
                 last_used_at: (!revoked).then(|| t0 - Duration::days(1)),
                 revoked_at: revoked.then(|| t0 - Duration::days(40)),
+                use_audited_at: None,
             },
         )
         .await;

@@ -13,6 +13,7 @@ mod break_glass;
 mod consent;
 mod content_writes;
 mod data_rights;
+mod devices;
 mod golden_answers;
 mod http_conformance;
 mod limits;

@@ -432,3 +432,87 @@ async fn an_empty_production_database_is_put_into_service_from_the_command_line(
     assert_eq!(ina["data"]["acceptInvitation"]["viewer"]["role"], "PROGRAM_ADMIN", "{ina}");
     assert_eq!(ina["data"]["acceptInvitation"]["viewer"]["displayName"], "Ina Admin");
 }
+
+// --- the whole path (issue 11, "done when") ---------------------------------------------
+
+async fn accept_as(app: &TestApp, token: &str, client: &str) -> Value {
+    let q = "mutation($t: String!, $p: String!, $c: ClientKind) {
+      acceptInvitation(token: $t, password: $p, client: $c) { token refreshToken viewer { id role tenantId } } }";
+    let res = app.post(&Auth::None, q, json!({ "t": token, "p": NEW_PASSWORD, "c": client })).await;
+    assert!(res.body["data"]["acceptInvitation"].is_object(), "{}", res.body);
+    res.body["data"]["acceptInvitation"].clone()
+}
+
+async fn invite(app: &TestApp, admin: &str, address: &str, name: &str, role: &str) -> (String, String) {
+    let invited = app.gql_vars(admin, INVITE, json!({ "e": address, "d": name, "r": role })).await;
+    let id = invited["data"]["inviteUser"]["id"].as_str().unwrap_or_else(|| panic!("{invited}")).to_owned();
+    let issued = app.post(&Auth::Bearer(admin.to_owned()), ISSUE, json!({ "u": id })).await;
+    (id, invitation_token(&issued, &["issueInvitation"]))
+}
+
+async fn a_new_tenant_goes_from_provisioning_to_devices_and_integrations_seen_by_no_other_tenant(app: &TestApp) {
+    // 1. The system admin creates the tenant.
+    let root = app.session_for(SYSADMIN).await;
+    let res = create_tenant(app, &root.token, "initech", "ina@initech.test").await;
+    let tenant_id = res.body["data"]["createTenant"]["tenantId"].as_str().expect("tenant").to_owned();
+    // 2. Its admin accepts, invites a coach and a coachee, and assigns them.
+    let ina = accept_as(app, &invitation_token(&res, &["createTenant", "invitation"]), "BROWSER").await;
+    let ina = ina["token"].as_str().expect("token").to_owned();
+    let (coach_id, coach_invite) = invite(app, &ina, "carla@initech.test", "Carla Coach", "COACH").await;
+    let (coachee_id, coachee_invite) = invite(app, &ina, "cody@initech.test", "Cody Coachee", "COACHEE").await;
+    let assign = "mutation($a: ID!, $b: ID!) { assignCoach(coachId: $a, coacheeId: $b) }";
+    let assigned = app.gql_vars(&ina, assign, json!({ "a": coach_id, "b": coachee_id })).await;
+    assert_eq!(assigned["data"]["assignCoach"], true, "{assigned}");
+    // 3. Both accept and use the API: the coachee from its phone (a device session).
+    let carla = accept_as(app, &coach_invite, "BROWSER").await;
+    let carla = carla["token"].as_str().expect("token").to_owned();
+    let coachees = app.gql(&carla, "{ coachees { nodes { id displayName } } }").await;
+    assert_eq!(coachees["data"]["coachees"]["nodes"], json!([{ "id": coachee_id, "displayName": "Cody Coachee" }]));
+    let cody = accept_as(app, &coachee_invite, "DEVICE").await;
+    assert_eq!(cody["viewer"]["tenantId"], tenant_id.as_str());
+    let cody_token = cody["token"].as_str().expect("token").to_owned();
+    let me = app.gql(&cody_token, "{ me { displayName } }").await;
+    assert_eq!(me["data"]["me"]["displayName"], "Cody Coachee", "{me}");
+    // 4. The mobile session refreshes; replaying a used refresh token ends it.
+    let refresh = "mutation($r: String!) { refreshSession(refreshToken: $r) { token refreshToken } }";
+    let first = cody["refreshToken"].as_str().expect("a device session has a refresh token").to_owned();
+    let rotated = app.post(&Auth::None, refresh, json!({ "r": first })).await;
+    let rotated = &rotated.body["data"]["refreshSession"];
+    let (new_token, second) = (rotated["token"].as_str().expect("token"), rotated["refreshToken"].as_str().expect("r"));
+    assert_ne!(second, first);
+    assert_eq!(app.gql(new_token, "{ me { displayName } }").await["data"]["me"]["displayName"], "Cody Coachee");
+    let replayed = app.post(&Auth::None, refresh, json!({ "r": first })).await;
+    assert!(replayed.body["data"].is_null() || replayed.body["data"]["refreshSession"].is_null(), "{}", replayed.body);
+    let after = app.post(&Auth::Bearer(new_token.to_owned()), "{ me { displayName } }", json!({})).await;
+    assert_eq!(after.error_code(), Some("UNAUTHENTICATED"), "the replay ended the session: {}", after.body);
+    let second_too = app.post(&Auth::None, refresh, json!({ "r": second })).await;
+    assert!(second_too.body["errors"].is_array(), "{}", second_too.body);
+    // 5. The coach's integration token reads its coachees, then stops once revoked.
+    let create = "mutation { createIntegrationToken(name: \"notebook sync\") { token { id name } secret } }";
+    let created = app.gql(&carla, create).await;
+    let secret = created["data"]["createIntegrationToken"]["secret"].as_str().unwrap_or_else(|| panic!("{created}"));
+    let token_id = created["data"]["createIntegrationToken"]["token"]["id"].as_str().expect("id").to_owned();
+    let via_token = app.gql(secret, "{ coachees { nodes { displayName } } }").await;
+    assert_eq!(via_token["data"]["coachees"]["nodes"], json!([{ "displayName": "Cody Coachee" }]), "{via_token}");
+    let revoke = "mutation($i: ID!) { revokeIntegrationToken(id: $i) }";
+    assert_eq!(app.gql_vars(&carla, revoke, json!({ "i": token_id })).await["data"]["revokeIntegrationToken"], true);
+    let revoked = app.post(&Auth::Bearer(secret.to_owned()), "{ coachees { nodes { id } } }", json!({})).await;
+    assert_eq!(revoked.error_code(), Some("UNAUTHENTICATED"), "{}", revoked.body);
+    // Other tenants see none of it.
+    let acme_admin = app.session_for(&email("admin1", "acme")).await;
+    let directory = app.gql(&acme_admin.token, "{ users(first: 100) { nodes { displayName } } }").await.to_string();
+    for name in ["Ina Admin", "Carla Coach", "Cody Coachee"] {
+        assert!(!directory.contains(name), "{name} leaked into acme: {directory}");
+    }
+    let acme_coach = app.session_for(&email("coach1", "acme")).await;
+    let stranger = app
+        .gql_vars(&acme_coach.token, "query($u: ID!) { user(id: $u) { displayName } }", json!({ "u": coachee_id }))
+        .await;
+    assert!(stranger["data"]["user"].is_null(), "{stranger}");
+    let issue_there = app.post(&Auth::Bearer(acme_admin.token.clone()), ISSUE, json!({ "u": coachee_id })).await;
+    assert_eq!(issue_there.error_code(), Some("NOT_FOUND"), "{}", issue_there.body);
+}
+both_backends!(
+    a_new_tenant_goes_from_provisioning_to_devices_and_integrations_seen_by_no_other_tenant,
+    a_new_tenant_goes_from_provisioning_to_devices_and_integrations_seen_by_no_other_tenant
+);

@@ -17,6 +17,10 @@ pub struct Model {
     /// Absolute end of the session.
     pub expires_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
+    /// A DEVICE session's current refresh token (sha-256 hex); `None` for BROWSER sessions.
+    pub refresh_hash: Option<String>,
+    /// How many times the refresh token was rotated (the current token names this number).
+    pub refresh_generation: i32,
 }
 
 /// Joined by the session check, which reads session, user and tenant settings in one

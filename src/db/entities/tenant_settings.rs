@@ -10,6 +10,8 @@ pub struct Model {
     pub session_timeout_minutes: i32,
     pub audit_retention_days: i32,
     pub data_retention_days: Option<i32>,
+    /// Absolute lifetime of a DEVICE session.
+    pub device_session_days: i32,
     pub updated_at: DateTimeUtc,
 }
 

@@ -107,7 +107,8 @@ fn declare_tenant_settings(c: &mut Catalog) {
         ObjectDecl::new("TenantSettings")
             .field(field("sessionTimeoutMinutes", ty::req("Int"), |s| Value::from(s.session_timeout_minutes)))
             .field(field("auditRetentionDays", ty::req("Int"), |s| Value::from(s.audit_retention_days)))
-            .field(field("dataRetentionDays", ty::opt("Int"), |s| opt(s.data_retention_days, Value::from))),
+            .field(field("dataRetentionDays", ty::opt("Int"), |s| opt(s.data_retention_days, Value::from)))
+            .field(field("deviceSessionDays", ty::req("Int"), |s| Value::from(s.device_session_days))),
     );
     c.query(
         FieldDecl::root(

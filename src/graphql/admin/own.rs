@@ -4,14 +4,15 @@
 use crate::graphql::decl::Ty;
 use crate::graphql::decl::ty;
 use async_graphql::Value;
-use async_graphql::dynamic::FieldValue;
+use async_graphql::dynamic::{FieldFuture, FieldValue};
 
 use crate::authz::{Access, Action, Resource, VisibilityTag};
 use crate::domain::admin::{self, AccessNoticeView, AiAccessEntry, ConsentView, IntegrationTokenView};
+use crate::domain::tokens;
 use crate::graphql::decl::{Entry, FieldDecl, ObjectDecl};
-use crate::graphql::mutation::query;
+use crate::graphql::mutation::{done, mutation, query};
 use crate::graphql::paging::{Connection, Page, connection_decl};
-use crate::graphql::schema::{Catalog, enum_value, leaf};
+use crate::graphql::schema::{Catalog, enum_value, leaf, resolver};
 use crate::graphql::{datetime, uuid};
 use crate::kinds::Role;
 
@@ -57,7 +58,60 @@ fn declare_integration_tokens(c: &mut Catalog) {
         )
         .describe("The caller's integration tokens that are not revoked, newest first."),
     );
+    c.object(
+        ObjectDecl::structural("NewIntegrationToken")
+            .field(FieldDecl::structural(
+                "token",
+                ty::req("IntegrationToken"),
+                resolver(|rc| {
+                    FieldFuture::new(async move {
+                        let v = rc.parent_value.try_downcast_ref::<NewToken>()?;
+                        Ok(Some(FieldValue::owned_any(v.0.clone())))
+                    })
+                }),
+            ))
+            .field(
+                FieldDecl::structural(
+                    "secret",
+                    ty::req("String"),
+                    leaf(|_, v: &NewToken| Ok(Some(Value::String(v.1.clone())))),
+                )
+                .describe("Shown once; only a hash is stored."),
+            ),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "createIntegrationToken",
+            ty::req("NewIntegrationToken"),
+            Entry::Matrix(Resource::IntegrationTokens, Action::Create),
+            mutation(|ctx, a| async move {
+                let (token, secret) = tokens::create(&ctx, &a.text("name", tokens::MAX_NAME)?).await?;
+                Ok(FieldValue::owned_any(NewToken(token, secret)))
+            }),
+        )
+        .arg("name", ty::req("String"))
+        .describe(
+            "COACHEE, COACH: a token that acts with the caller's rights (Authorization: Bearer cgi_...); its \
+             secret is shown once. Not available to a request authenticated by an integration token.",
+        ),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "revokeIntegrationToken",
+            ty::req("Boolean"),
+            Entry::Matrix(Resource::IntegrationTokens, Action::Delete),
+            mutation(|ctx, a| async move {
+                tokens::revoke(&ctx, a.id("id")?).await?;
+                Ok(done())
+            }),
+        )
+        .arg("id", ty::req("ID"))
+        .describe("COACHEE, COACH: the caller's token stops working from the next request on."),
+    );
 }
+
+/// A new token and its secret (the answer of `createIntegrationToken`).
+struct NewToken(IntegrationTokenView, String);
 
 fn declare_ai_access_log(c: &mut Catalog) {
     const R: Resource = Resource::AiAccessLog;

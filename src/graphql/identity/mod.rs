@@ -11,8 +11,8 @@ use super::schema::{Catalog, enum_value, leaf, resolver};
 use super::{datetime, uuid};
 use crate::ctx::{AuditRecord, Ctx, Principal};
 use crate::error::{AppError, AppResult};
-use crate::identity::login;
-use crate::kinds::{AuditOutcome, Role};
+use crate::identity::{device, login};
+use crate::kinds::{AuditOutcome, ClientKind, Role};
 
 /// `Viewer`: the caller's own identity (a structural type: no tags).
 #[derive(Debug, Clone)]
@@ -24,10 +24,25 @@ pub struct ViewerView {
 }
 
 pub struct AuthPayloadView {
-    pub token: String,
-    pub csrf_token: String,
-    pub expires_at: chrono::DateTime<chrono::Utc>,
-    pub viewer: ViewerView,
+    token: String,
+    csrf_token: String,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    refresh_token: Option<String>,
+    viewer: ViewerView,
+}
+
+impl AuthPayloadView {
+    /// The answer of a sign-in (`login`, `refreshSession`, `acceptInvitation`).
+    pub async fn of(ctx: &Ctx, outcome: login::LoginOutcome) -> AppResult<Self> {
+        let viewer = load_viewer(ctx, &outcome.principal).await?;
+        Ok(Self {
+            token: outcome.token,
+            csrf_token: outcome.csrf_token,
+            expires_at: outcome.expires_at,
+            refresh_token: outcome.refresh_token,
+            viewer,
+        })
+    }
 }
 
 pub async fn load_viewer(ctx: &Ctx, p: &Principal) -> AppResult<ViewerView> {
@@ -72,6 +87,14 @@ pub fn declare(c: &mut Catalog) {
                 ty::req("String"),
                 leaf(|_, v: &AuthPayloadView| Ok(Some(Value::String(v.csrf_token.clone())))),
             ))
+            .field(
+                FieldDecl::structural(
+                    "refreshToken",
+                    ty::opt("String"),
+                    leaf(|_, v: &AuthPayloadView| Ok(v.refresh_token.clone().map(Value::String))),
+                )
+                .describe("DEVICE sessions only; shown once."),
+            )
             .field(FieldDecl::structural(
                 "viewer",
                 ty::req("Viewer"),
@@ -122,22 +145,34 @@ pub fn declare(c: &mut Catalog) {
                 })?;
                 let password = a.secret("password")?;
                 let tenant = a.opt_text("tenant", *crate::domain::onboarding::SLUG_LEN.end())?;
-                let outcome = login::login(&ctx, &keys, &guard, &email, &password, tenant.as_deref()).await?;
-                let viewer = load_viewer(&ctx, &outcome.principal).await?;
-                Ok(FieldValue::owned_any(AuthPayloadView {
-                    token: outcome.token,
-                    csrf_token: outcome.csrf_token,
-                    expires_at: outcome.expires_at,
-                    viewer,
-                }))
+                let client = a.opt_enum("client", ClientKind::parse)?.unwrap_or_default();
+                let outcome = login::login(&ctx, &keys, &guard, &email, &password, tenant.as_deref(), client).await?;
+                Ok(FieldValue::owned_any(AuthPayloadView::of(&ctx, outcome).await?))
             }),
         )
         .arg("email", ty::req("String"))
         .arg("password", ty::req("String"))
         .arg("tenant", ty::opt("String"))
+        .enum_arg("client", ty::opt("ClientKind"), "BROWSER")
         .describe(
             "tenant: the tenant's slug. Without it, an email with accounts in several tenants signs in only where \
              the password matches exactly one of them.",
+        ),
+    );
+    c.mutation(
+        FieldDecl::root(
+            "refreshSession",
+            ty::req("AuthPayload"),
+            Entry::Anonymous,
+            credential_mutation(|ctx, keys, _, a| async move {
+                let outcome = device::refresh(&ctx, &keys, &a.secret("refreshToken")?).await?;
+                Ok(FieldValue::owned_any(AuthPayloadView::of(&ctx, outcome).await?))
+            }),
+        )
+        .arg("refreshToken", ty::req("String"))
+        .describe(
+            "DEVICE sessions: trade a refresh token for a new token and refresh token. Each refresh token works \
+             once; reusing one ends the session.",
         ),
     );
     c.mutation(FieldDecl::root(

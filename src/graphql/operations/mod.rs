@@ -130,6 +130,7 @@ async fn update_tenant_settings(
             None if clear_data_retention => Some(None),
             None => None,
         },
+        device_session_days: to_i32(input.opt_int("deviceSessionDays", crate::identity::device::DEVICE_SESSION_DAYS)?)?,
     };
     let settings = operations::update_tenant_settings(&ctx, change).await?;
     Ok(FieldValue::owned_any(settings))
@@ -159,6 +160,7 @@ fn declare_tenant_settings(c: &mut Catalog) {
             ("sessionTimeoutMinutes", ty::opt("Int")),
             ("auditRetentionDays", ty::opt("Int")),
             ("dataRetentionDays", ty::opt("Int")),
+            ("deviceSessionDays", ty::opt("Int")),
         ],
     });
     c.mutation(
@@ -173,7 +175,8 @@ fn declare_tenant_settings(c: &mut Catalog) {
         .arg("input", ty::req("TenantSettingsInput"))
         .describe(
             "PROGRAM_ADMIN: its tenant's settings. sessionTimeoutMinutes 5..480, auditRetentionDays \
-             30..3650, dataRetentionDays 30..36500 or null (keep); a field left out is unchanged.",
+             30..3650, dataRetentionDays 30..36500 or null (keep), deviceSessionDays 1..90; a field left out \
+             is unchanged.",
         ),
     );
 }
