@@ -5,7 +5,7 @@
 //!   administrator's password reset). Only the sha-256 of the secret is stored; a row is
 //!   spent (`used_at`), voided by a newer one (`voided_at`) or expired (`expires_at`). The
 //!   platform's own invitations (a SYSTEM_ADMIN's) have no tenant.
-//! - `audit_events.request_id`: the request an event was written by, so that security alerts
+//! - `audit_events.request_id`: the server-made serial of the request an event was written by, so that security alerts
 //!   count denied requests, not denied rows. Not part of the hash chain: it is operational
 //!   metadata, and the chain stays verifiable for the events written before it existed.
 //!
@@ -72,7 +72,7 @@ CREATE POLICY tenants_create ON tenants AS PERMISSIVE FOR INSERT TO {APP_ROLE}
 
 DROP POLICY IF EXISTS access_notices_platform_insert ON access_notices;
 CREATE POLICY access_notices_platform_insert ON access_notices AS PERMISSIVE FOR INSERT TO {APP_ROLE}
-  WITH CHECK ((SELECT app_role()) = 'SYSTEM_ADMIN');
+  WITH CHECK ((SELECT app_role()) = 'SYSTEM_ADMIN' AND {tenant});
 "#
     )
 }

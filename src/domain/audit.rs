@@ -313,7 +313,7 @@ async fn append(tx: &TenantTx, r: AuditRecord, now: DateTime<Utc>) -> AppResult<
         grant_id: r.grant_id,
         prev_hash,
         hash: String::new(),
-        request_id: crate::telemetry::request_id(),
+        request_id: crate::telemetry::request_serial().map(|s| s.to_string()),
     };
     model.hash = event_hash(&model);
     audit_events::Entity::insert(active_model(model)).exec_without_returning(&*tx.conn().await?).await?;

@@ -228,8 +228,8 @@ pub async fn create_system_admin(
 }
 
 /// `issueInvitation` (PROGRAM_ADMIN): a new invitation for a user of its tenant; older ones
-/// stop working. For an ACTIVE user it is a password reset: the password is cleared and
-/// every session ends. The person gets an access notice when this resets its password or
+/// stop working. For an ACTIVE user it is a password reset: the password is cleared, every
+/// session ends and every integration token is revoked. The person gets an access notice when this resets its password or
 /// replaces an invitation it already had. Not for the caller itself (it has
 /// `changePassword`), nor for a deactivated user.
 pub async fn issue_invitation(ctx: &Ctx, user_id: Uuid) -> AppResult<IssuedInvitation> {
@@ -271,8 +271,9 @@ pub async fn issue_invitation(ctx: &Ctx, user_id: Uuid) -> AppResult<IssuedInvit
             .exec(&*tx.conn().await?)
             .await?;
         let ended = session::revoke_all(tx, user.id, None, now).await?;
+        let tokens = crate::identity::integration::revoke_all_of(tx, user.id, now).await?;
         notify(ctx, tenant, user.id, "password reset by an administrator").await?;
-        format!("password reset for user {}; {ended} sessions ended", user.id)
+        format!("password reset for user {}; {ended} sessions ended, {tokens} integration tokens revoked", user.id)
     } else if replaced {
         notify(ctx, tenant, user.id, "invitation reissued by an administrator").await?;
         format!("invitation reissued for user {}", user.id)

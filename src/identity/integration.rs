@@ -124,6 +124,19 @@ pub async fn check(
     Ok((principal, user, audit_use))
 }
 
+/// Revokes every live integration token of `user_id`: a password change or an
+/// administrator's reset must also cut off whoever minted tokens with the old password.
+/// Returns how many were live.
+pub async fn revoke_all_of(tx: &TenantTx, user_id: Uuid, now: DateTime<Utc>) -> AppResult<u64> {
+    Ok(integration_tokens::Entity::update_many()
+        .col_expr(integration_tokens::Column::RevokedAt, Expr::value(now))
+        .filter(integration_tokens::Column::UserId.eq(user_id))
+        .filter(integration_tokens::Column::RevokedAt.is_null())
+        .exec(&*tx.conn().await?)
+        .await?
+        .rows_affected)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

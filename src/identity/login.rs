@@ -359,7 +359,7 @@ pub async fn logout(ctx: &Ctx) -> AppResult<()> {
     Ok(())
 }
 
-/// Changes the caller's password and ends its other sessions. A wrong current password
+/// Changes the caller's password, ends its other sessions and revokes its integration tokens. A wrong current password
 /// counts like a failed login ([`credential::prove`]).
 pub async fn change_password(ctx: &Ctx, guard: &CredentialGuard, current: &str, new: &str) -> AppResult<()> {
     ctx.require_session("PASSWORD_CHANGE")?;
@@ -388,6 +388,7 @@ pub async fn change_password(ctx: &Ctx, guard: &CredentialGuard, current: &str, 
         row.updated_at = Set(now);
         row.update(&*tx.conn().await?).await?;
         session::revoke_all(tx, p.user_id, Some(p.session_id), now).await?;
+        super::integration::revoke_all_of(tx, p.user_id, now).await?;
         Ok(())
     })
     .await?;

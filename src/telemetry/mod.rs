@@ -15,6 +15,10 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug)]
 pub struct RequestScope {
     pub id: String,
+    /// Made by this server for every request, whatever id the client sent: what the audit
+    /// trail groups a request's events by (a client-chosen id could merge many requests'
+    /// denials into one and keep them under the alert threshold).
+    pub serial: uuid::Uuid,
     statements: AtomicU64,
     notes: Mutex<Notes>,
 }
@@ -38,7 +42,12 @@ pub struct Notes {
 
 impl RequestScope {
     pub fn new(id: String) -> Arc<RequestScope> {
-        Arc::new(RequestScope { id, statements: AtomicU64::new(0), notes: Mutex::new(Notes::default()) })
+        Arc::new(RequestScope {
+            id,
+            serial: uuid::Uuid::new_v4(),
+            statements: AtomicU64::new(0),
+            notes: Mutex::new(Notes::default()),
+        })
     }
 
     /// Statements the request has run so far.
@@ -111,6 +120,11 @@ pub fn current() -> Option<Arc<RequestScope>> {
 /// The id of the request being served by this task, if any.
 pub fn request_id() -> Option<String> {
     CURRENT.try_with(|s| s.id.clone()).ok()
+}
+
+/// The current request's server-made serial (see [`RequestScope::serial`]).
+pub fn request_serial() -> Option<uuid::Uuid> {
+    CURRENT.try_with(|s| s.serial).ok()
 }
 
 /// Called for every statement the pool runs: counted against the current request.

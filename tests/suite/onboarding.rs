@@ -167,11 +167,18 @@ both_backends!(
 async fn an_invitation_for_an_active_user_resets_its_password_ends_its_sessions_and_notifies_it(app: &TestApp) {
     let admin = app.session_for(&email("admin1", "acme")).await;
     let coachee = app.session_for(&email("coachee1", "acme")).await;
+    let create = "mutation { createIntegrationToken(name: \"sync\") { secret } }";
+    let minted = app.gql(&coachee.token, create).await;
+    let secret =
+        minted["data"]["createIntegrationToken"]["secret"].as_str().unwrap_or_else(|| panic!("{minted}")).to_owned();
+    assert_eq!(app.gql(&secret, "{ viewer { id } }").await["data"]["viewer"]["id"], coachee.user_id.as_str());
     let issued = app.post(&Auth::Bearer(admin.token.clone()), ISSUE, json!({ "u": coachee.user_id })).await;
     let token = invitation_token(&issued, &["issueInvitation"]);
-    // Its session ended, and the old password no longer works.
+    // Its session ended, its integration tokens are revoked, and the old password no longer works.
     let me = app.post(&Auth::Bearer(coachee.token.clone()), "{ viewer { id } }", json!({})).await;
     assert_eq!(me.error_code(), Some("UNAUTHENTICATED"));
+    let via_token = app.post(&Auth::Bearer(secret), "{ viewer { id } }", json!({})).await;
+    assert_eq!(via_token.error_code(), Some("UNAUTHENTICATED"), "{}", via_token.body);
     let old = app.login_full(&email("coachee1", "acme"), DEMO_PASSWORD).await;
     assert_eq!(old.error_code(), Some("INVALID_CREDENTIALS"));
     // The new one does, once set; the person is told an administrator reset it.
@@ -364,6 +371,32 @@ async fn security_alerts_count_denied_requests_not_denied_cells(app: &TestApp) {
 both_backends!(
     security_alerts_count_denied_requests_not_denied_cells,
     security_alerts_count_denied_requests_not_denied_cells
+);
+
+/// The client's `X-Request-Id` is for its logs, never for the alert count: denied requests
+/// that all send the same id still count one each.
+async fn a_client_chosen_request_id_does_not_merge_denied_requests(app: &TestApp) {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    let coach = app.session_for(&email("coach1", "acme")).await;
+    let stranger = app.user_id(&email("coachee1", "globex")).await;
+    let probe = json!({ "query": format!("{{ user(id: \"{stranger}\") {{ displayName }} }}") }).to_string();
+    for _ in 0..10 {
+        let req = Request::post("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {}", coach.token))
+            .header("x-request-id", "same-id-every-time")
+            .body(Body::from(probe.clone()))
+            .expect("request");
+        let res = app.send(req).await;
+        assert!(res.body["errors"].is_array(), "{}", res.body);
+    }
+    let admin = app.session_for(&email("admin1", "acme")).await;
+    assert_eq!(alerts(&audit_actions(app, &admin.token).await), 1, "ten denied requests, one alert");
+}
+both_backends!(
+    a_client_chosen_request_id_does_not_merge_denied_requests,
+    a_client_chosen_request_id_does_not_merge_denied_requests
 );
 
 // --- the operator's command line, in production mode --------------------------------------

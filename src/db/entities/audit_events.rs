@@ -23,7 +23,8 @@ pub struct Model {
     pub grant_id: Option<Uuid>,
     pub prev_hash: String,
     pub hash: String,
-    /// The request that wrote it (alerts count denied requests); not part of the hash.
+    /// The server-made serial of the request that wrote it (alerts count denied requests;
+    /// not the client's `X-Request-Id`); not part of the hash.
     pub request_id: Option<String>,
 }
 
