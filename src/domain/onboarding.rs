@@ -122,7 +122,9 @@ async fn write_invitation(
     Ok((IssuedInvitation { user_id: user.id, email: user.email.clone(), token, expires_at }, voided > 0))
 }
 
-fn invited_user(
+/// A new account, INVITED and without a password (it cannot sign in until it accepts an
+/// invitation).
+pub fn invited_user(
     tenant_id: Option<Uuid>,
     email: String,
     display_name: String,

@@ -194,21 +194,7 @@ pub async fn invite_user(ctx: &Ctx, email: &str, display_name: String, role: Rol
         return Err(AppError::Conflict("a user with this email already exists in the tenant".into()));
     }
     let now = ctx.now();
-    let user = users::Model {
-        id: Uuid::new_v4(),
-        tenant_id: Some(tenant),
-        email,
-        display_name,
-        role,
-        status: UserStatus::Invited,
-        password_hash: None,
-        failed_login_count: 0,
-        locked_until: None,
-        last_login_at: None,
-        password_changed_at: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let user = crate::domain::onboarding::invited_user(Some(tenant), email, display_name, role, now);
     users::Entity::insert(user.clone().into_active_model()).exec_without_returning(&*ctx.db().conn().await?).await?;
     allowed(ctx, INVITE, R, format!("user {} invited as {}", user.id, role.as_str()));
     Ok(user)
