@@ -203,12 +203,26 @@ SELECT json_build_object('data', json_build_object('programMetrics',
 // ------------------------------------------------------------------------ HTTP (minimal client)
 
 fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> std::io::Result<(u16, String)> {
+    http_from(port, method, path, token, None, body)
+}
+
+/// [`http`] as the client at `client`: the bench's own address is the server's trusted
+/// proxy, so `X-Forwarded-For` names the client (its per-source limits apply to that).
+fn http_from(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    client: Option<&str>,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let forwarded = client.map(|a| format!("X-Forwarded-For: {a}\r\n")).unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{auth}\
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{auth}{forwarded}\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
@@ -236,7 +250,11 @@ fn dechunk(mut rest: &str) -> String {
 }
 
 fn gql(port: u16, token: Option<&str>, body: &str) -> Value {
-    let (status, text) = http(port, "POST", "/graphql", token, body).expect("POST /graphql");
+    gql_from(port, token, None, body)
+}
+
+fn gql_from(port: u16, token: Option<&str>, client: Option<&str>, body: &str) -> Value {
+    let (status, text) = http_from(port, "POST", "/graphql", token, client, body).expect("POST /graphql");
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("HTTP {status}: {text}"))
 }
 
@@ -259,6 +277,10 @@ impl Server {
             .env("COACHGRAPH_BIND", format!("127.0.0.1:{port}"))
             .env("COACHGRAPH_JWT_SECRET", JWT_SECRET)
             .env("COACHGRAPH_MODE", "development")
+            // The bench stands in for a proxy in front of many clients: logins name their
+            // client in X-Forwarded-For, so the per-source credential limit (20 a minute)
+            // applies per simulated client, as it would in production.
+            .env("COACHGRAPH_TRUSTED_PROXIES", "127.0.0.1")
             .env("RUST_LOG", "warn")
             .stdout(out.try_clone().expect("log"))
             .stderr(out)
@@ -359,17 +381,26 @@ fn login_body(email: &str, password: &str) -> String {
     json!({ "query": query, "variables": { "e": email, "p": password } }).to_string()
 }
 
-/// Logs every principal in over HTTP (real PBKDF2 checks, four at a time).
+/// A client address of its own for the `n`th simulated client (10.0.0.0/8).
+fn client_address(n: usize) -> String {
+    format!("10.{}.{}.{}", n / 62_500 % 250, n / 250 % 250, n % 250 + 1)
+}
+
+/// Logs every principal in over HTTP (real PBKDF2 checks, four at a time), each from an
+/// address of its own.
 fn log_in(port: u16, who: Vec<(String, Uuid)>) -> Vec<Principal> {
-    let chunks: Vec<Vec<(String, Uuid)>> = who.chunks(who.len().div_ceil(4).max(1)).map(<[_]>::to_vec).collect();
+    let numbered: Vec<(usize, String, Uuid)> = who.into_iter().enumerate().map(|(n, (e, id))| (n, e, id)).collect();
+    let chunks: Vec<Vec<(usize, String, Uuid)>> =
+        numbered.chunks(numbered.len().div_ceil(4).max(1)).map(<[_]>::to_vec).collect();
     let handles: Vec<_> = chunks
         .into_iter()
         .map(|chunk| {
             std::thread::spawn(move || {
                 chunk
                     .into_iter()
-                    .map(|(email, id)| {
-                        let res = gql(port, None, &login_body(&email, scale::SCALE_PASSWORD));
+                    .map(|(n, email, id)| {
+                        let client = client_address(n);
+                        let res = gql_from(port, None, Some(&client), &login_body(&email, scale::SCALE_PASSWORD));
                         let token = res["data"]["login"]["token"]
                             .as_str()
                             .unwrap_or_else(|| panic!("login of {email}: {res}"))
@@ -406,7 +437,16 @@ fn lua_list(items: &[String]) -> String {
 
 /// A wrk script POSTing `bodies` in rotation, each with the next of `tokens` as its bearer
 /// token (none when `tokens` is empty); `extra` is appended (response / done callbacks).
-fn wrk_script(dir: &Path, name: &str, tokens: &[String], bodies: &[String], extra: &str) -> PathBuf {
+/// With `many_clients`, each request names another client address in `X-Forwarded-For`
+/// (a flood from many sources, which no per-source limit stops).
+fn wrk_script(
+    dir: &Path,
+    name: &str,
+    tokens: &[String],
+    bodies: &[String],
+    many_clients: bool,
+    extra: &str,
+) -> PathBuf {
     let script = format!(
         r#"-- generated by benches/http_load.rs: rotates bearer tokens and bodies, POSTs them
 local tokens = {{ {tokens} }}
@@ -425,6 +465,9 @@ function request()
   local headers = {{ ["Content-Type"] = "application/json" }}
   if #tokens > 0 then
     headers["Authorization"] = "Bearer " .. tokens[(i % #tokens) + 1]
+  end
+  if {many_clients} then
+    headers["X-Forwarded-For"] = "10.200." .. (math.floor(i / 250) % 250) .. "." .. (i % 250 + 1)
   end
   return wrk.format("POST", "/graphql", headers, bodies[(i % #bodies) + 1])
 end
@@ -845,7 +888,7 @@ async fn run_size(coachees: usize, config: &Config) -> Option<SizeResult> {
     let t = Instant::now();
     let emails = principal_emails(&shape, per_role);
     let flood_script =
-        wrk_script(dir, &format!("login-flood-{coachees}"), &[], &flood_bodies(&shape, &emails), LOGIN_TALLY_LUA);
+        wrk_script(dir, &format!("login-flood-{coachees}"), &[], &flood_bodies(&shape, &emails), true, LOGIN_TALLY_LUA);
     let mut principals: BTreeMap<Workload, Vec<Principal>> = BTreeMap::new();
     for (w, who) in emails {
         principals.insert(w, log_in(server.port, who));
@@ -872,7 +915,7 @@ async fn run_size(coachees: usize, config: &Config) -> Option<SizeResult> {
         }
         statements.insert(w, statements_per_request(&pg.app_url(), &principals[&w][0].token, &body).await);
         let tokens: Vec<String> = principals[&w].iter().map(|p| p.token.clone()).collect();
-        let wrk = wrk_script(dir, &format!("{}-{coachees}", w.name()), &tokens, &[body], "");
+        let wrk = wrk_script(dir, &format!("{}-{coachees}", w.name()), &tokens, &[body], false, "");
         let bench = pgbench_script(dir, w, principals[&w].len(), &sql);
         scripts.insert(w, (wrk, bench));
     }
