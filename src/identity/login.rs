@@ -145,11 +145,17 @@ pub async fn login(
     if tenant.is_none() && checks < ACCOUNTS_TRIED_WITHOUT_TENANT {
         // The checks not run are waited out at their measured cost (queueing excluded, so a
         // busy hashing pool does not lengthen the wait), holding no connection or worker.
+        // Bounded: on a machine so overloaded that a check takes seconds, the wait would
+        // otherwise push the login past the request timeout (and the load already drowns
+        // any timing signal).
         let missing = (ACCOUNTS_TRIED_WITHOUT_TENANT - checks) as u32;
-        tokio::time::sleep(guard.hashing.typical_check() * missing).await;
+        tokio::time::sleep((guard.hashing.typical_check() * missing).min(MAX_LOGIN_PADDING)).await;
     }
     outcome
 }
+
+/// The longest a tenant-less login waits out the checks it did not run.
+const MAX_LOGIN_PADDING: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The login of one candidate account.
 async fn login_to(
