@@ -1,5 +1,11 @@
 use clap::Parser;
 
+/// mimalloc rather than glibc's allocator: a GraphQL answer is thousands of small
+/// allocations, and under glibc malloc/free were a quarter of the server's CPU on the coach
+/// dashboard (perf, `cargo bench --bench http_load`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = coachgraph::config::Cli::parse();

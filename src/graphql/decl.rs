@@ -208,6 +208,11 @@ pub fn ctx_of(rc: &ResolverContext<'_>) -> Result<Arc<Ctx>, async_graphql::Error
     rc.data::<Arc<Ctx>>().cloned().map_err(|_| AppError::internal("request without Ctx").into_graphql())
 }
 
+/// The request's `Ctx`, borrowed: for resolvers that answer without a future.
+pub fn ctx_ref<'a>(rc: &ResolverContext<'a>) -> Result<&'a Arc<Ctx>, async_graphql::Error> {
+    rc.data::<Arc<Ctx>>().map_err(|_| AppError::internal("request without Ctx").into_graphql())
+}
+
 /// The runtime guard derived from the declaration: even if a field were reachable in a
 /// schema it should not be in, it refuses to resolve for a role the policy excludes.
 pub fn guard(ctx: &Ctx, tag: Option<VisibilityTag>, access: Option<Access>, field: &str) -> AppResult<()> {
@@ -228,7 +233,7 @@ pub fn guarded(decl: &FieldDecl) -> Resolver {
         return inner;
     }
     Arc::new(move |rc: ResolverContext<'_>| {
-        let allowed = ctx_of(&rc).and_then(|ctx| guard(&ctx, tag, access, name).map_err(AppError::into_graphql));
+        let allowed = ctx_ref(&rc).and_then(|ctx| guard(ctx, tag, access, name).map_err(AppError::into_graphql));
         match allowed {
             Ok(()) => inner(rc),
             Err(e) => FieldFuture::new(async move { Err::<Option<Value>, _>(e) }),

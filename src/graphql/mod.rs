@@ -51,7 +51,8 @@ pub fn catalog() -> Catalog {
 
 /// RFC 3339 with microseconds and `Z`: the wire form of `DateTime`.
 pub fn datetime(t: chrono::DateTime<chrono::Utc>) -> async_graphql::Value {
-    async_graphql::Value::String(t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+    // `to_rfc3339_opts` writes the digits directly; `format` would parse a pattern per value.
+    async_graphql::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
 pub fn uuid(id: uuid::Uuid) -> async_graphql::Value {

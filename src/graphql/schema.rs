@@ -8,12 +8,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use async_graphql::dynamic::{
-    Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, Scalar, Schema,
-    SchemaError,
+    Enum, EnumItem, Field, FieldFuture, InputObject, InputValue, Object, ResolverContext, Scalar, Schema, SchemaError,
 };
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo};
 use async_graphql::resolver_utils::EnumType;
-use async_graphql::{Name, PathSegment, QueryPathSegment, ServerResult, Value};
+use async_graphql::{Name, Value};
 
 use super::decl::{FieldDecl, ObjectDecl, Resolver, Ty, ctx_of, guarded};
 use crate::authz::{self, VisibilityTag};
@@ -108,12 +106,17 @@ where
     T: Any + Send + Sync,
     F: Fn(&crate::ctx::Ctx, &T) -> AppResult<Option<Value>> + Send + Sync + Copy + 'static,
 {
+    // Computed on the spot: a leaf needs no future of its own (the executor boxes one per
+    // field already), which matters on answers of thousands of fields.
     resolver(move |rc| {
-        FieldFuture::new(async move {
-            let ctx = super::decl::ctx_of(&rc)?;
+        let value = super::decl::ctx_ref(&rc).and_then(|ctx| {
             let parent = rc.parent_value.try_downcast_ref::<T>()?;
-            Ok(f(&ctx, parent).map_err(AppError::into_graphql)?.map(FieldValue::value))
-        })
+            f(ctx, parent).map_err(AppError::into_graphql)
+        });
+        match value {
+            Ok(value) => FieldFuture::from_value(value),
+            Err(e) => FieldFuture::new(async move { Err::<Option<Value>, _>(e) }),
+        }
     })
 }
 
@@ -198,16 +201,19 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
     Plan { objects, query, mutation }
 }
 
-/// async-graphql's dynamic executor drops a failed field from its object and reports the
-/// error without a path. POLICY.md section 8 wants a refused nullable field present as
-/// `null` with its coded error, so nullable fields record the error (with its path)
-/// themselves and resolve to null. Non-null fields keep the executor's behaviour (the key
-/// is absent; nothing of the value is returned either way); [`ErrorPaths`] gives their
-/// errors a path.
-fn null_on_error(resolve: Resolver, nullable: bool) -> Resolver {
-    if !nullable {
-        return resolve;
-    }
+/// Marks the error a failed non-null field hands to the executor after [`with_error_paths`]
+/// recorded the real one; `http::graphql` drops it from the response.
+pub const REPORTED: &str = "reported";
+
+/// async-graphql's dynamic executor reports a field's error without a path. Every field
+/// error must say where it is (a response whose errors all lack a path is a request error:
+/// nothing ran; see `http::graphql`), and POLICY.md section 8 wants a refused nullable field
+/// present as `null` with its coded error. So a field records its own error, with its
+/// path: a nullable field then resolves to null; a non-null field still fails, with a
+/// marked stand-in error (its key is absent; nothing of the value is returned either way)
+/// that the HTTP boundary leaves out. Done per resolver rather than by an extension, which
+/// would wrap every field of every answer in another boxed future.
+fn with_error_paths(resolve: Resolver, nullable: bool) -> Resolver {
     Arc::new(move |rc: ResolverContext<'_>| {
         let gctx = rc.ctx;
         match resolve(rc) {
@@ -216,7 +222,7 @@ fn null_on_error(resolve: Resolver, nullable: bool) -> Resolver {
                     Ok(value) => Ok(value),
                     Err(e) => {
                         gctx.add_error(gctx.set_error_path(e.into_server_error(gctx.item.pos)));
-                        Ok(None)
+                        if nullable { Ok(None) } else { Err(reported()) }
                     }
                 }
             }),
@@ -225,42 +231,14 @@ fn null_on_error(resolve: Resolver, nullable: bool) -> Resolver {
     })
 }
 
-/// Gives every error that leaves a field's resolution without a path (a non-null field's
-/// resolver or guard failing: the dynamic executor reports those at their location only) the
-/// path of that field, so that every field error says where it is, and a response whose
-/// errors all lack a path is a request error (nothing ran; see `http::graphql`).
-pub struct ErrorPaths;
-
-impl ExtensionFactory for ErrorPaths {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorPaths)
-    }
+fn reported() -> async_graphql::Error {
+    use async_graphql::ErrorExtensions;
+    async_graphql::Error::new("reported with its path").extend_with(|_, e| e.set(REPORTED, true))
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for ErrorPaths {
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        let node = info.path_node;
-        next.run(ctx, info).await.map_err(|mut error| {
-            if error.path.is_empty() {
-                let mut path: Vec<PathSegment> = std::iter::once(node)
-                    .chain(node.parents())
-                    .map(|n| match n.segment {
-                        QueryPathSegment::Name(name) => PathSegment::Field(name.to_owned()),
-                        QueryPathSegment::Index(i) => PathSegment::Index(i),
-                    })
-                    .collect();
-                path.reverse();
-                error.path = path;
-            }
-            error
-        })
-    }
+/// Whether `error` is the stand-in of an error already in the response with its path.
+pub fn is_reported(error: &async_graphql::ServerError) -> bool {
+    error.extensions.as_ref().is_some_and(|ext| ext.get(REPORTED).is_some())
 }
 
 /// The runtime guard of the break-glass schema, derived like [`guarded`] from the same
@@ -285,7 +263,7 @@ fn break_glass_guarded(decl: &FieldDecl) -> Resolver {
 
 fn dynamic_field(decl: &FieldDecl, with_directive: bool, audience: Audience) -> Field {
     let guard = if audience == Audience::BreakGlass { break_glass_guarded(decl) } else { guarded(decl) };
-    let resolve = null_on_error(guard, decl.ty.is_nullable());
+    let resolve = with_error_paths(guard, decl.ty.is_nullable());
     let mut field = Field::new(decl.name, decl.ty.type_ref(), move |rc| resolve(rc));
     for arg in &decl.args {
         let mut input = InputValue::new(arg.name, arg.ty.type_ref());
@@ -349,7 +327,6 @@ pub fn build_with(catalog: &Catalog, audience: Audience, options: SchemaOptions)
     // becoming a denial of service; the standard introspection query fits within them. They
     // back up the list-aware perimeter (`super::perimeter`), which refuses before any SQL.
     let mut builder = Schema::build("Query", mutation_name, None)
-        .extension(ErrorPaths)
         .disable_suggestions()
         .limit_depth(options.max_depth)
         .limit_complexity(MAX_COMPLEXITY);

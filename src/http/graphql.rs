@@ -245,7 +245,10 @@ pub async fn handle(
         };
         let loaders = Arc::new(crate::domain::loaders::Loaders::new(&ctx));
         let request = request.data(ctx.clone()).data(loaders).data(state.keys.clone()).data(state.credentials.clone());
-        Ok(schema.execute(request).await)
+        let mut response = crate::telemetry::executor_passes(schema.execute(request)).await;
+        // A failed non-null field's stand-in: its error is already there, with its path.
+        response.errors.retain(|e| !crate::graphql::schema::is_reported(e));
+        Ok(response)
     };
     let response = match tokio::time::timeout_at(deadline, run).await {
         Ok(Ok(response)) => response,
@@ -372,7 +375,7 @@ impl std::io::Write for Capped {
 /// Whether the executor refused the request before running any field: validation (a field
 /// outside the role's schema included), variable values, the operation to run. Then there is
 /// no data and no error has a path (every field error has one: see
-/// `crate::graphql::schema::ErrorPaths`).
+/// `crate::graphql::schema::with_error_paths`).
 fn is_request_error(response: &async_graphql::Response) -> bool {
     response.data == async_graphql::Value::Null
         && !response.errors.is_empty()

@@ -8,7 +8,7 @@
 pub mod metrics;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One request, as the operator sees it.
@@ -21,6 +21,35 @@ pub struct RequestScope {
     pub serial: uuid::Uuid,
     statements: AtomicU64,
     notes: Mutex<Notes>,
+    /// Whether the GraphQL executor is inside a poll right now (see [`executor_passes`]).
+    pass: ExecutorPass,
+}
+
+/// The batching barrier. A DataLoader batch waits a moment (1 ms) for the other loads of its
+/// level, then takes its keys; but on a busy machine one pass of the executor over a level
+/// (25 coachees' fields, say) can take longer than that, and the batch would take half the
+/// keys and leave the rest to a second statement. So a batch of this request first waits
+/// for the executor's current pass to end: the executor only yields once every field it
+/// polled is waiting, that is once every load of the pass is registered.
+#[derive(Debug, Default)]
+struct ExecutorPass {
+    polling: AtomicBool,
+    ended: tokio::sync::Notify,
+}
+
+impl ExecutorPass {
+    async fn wait_for_end(&self) {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            // Registered before the check, so an end between the check and the await is seen.
+            ended.as_mut().enable();
+            if !self.polling.load(Ordering::Acquire) {
+                return;
+            }
+            ended.await;
+        }
+    }
 }
 
 /// What the layers below the edge learnt about a request, for its access log line and its
@@ -47,6 +76,7 @@ impl RequestScope {
             serial: uuid::Uuid::new_v4(),
             statements: AtomicU64::new(0),
             notes: Mutex::new(Notes::default()),
+            pass: ExecutorPass::default(),
         })
     }
 
@@ -133,7 +163,8 @@ pub fn count_statement() {
 }
 
 /// `tokio::spawn`, keeping the current request's scope in the new task (the DataLoaders'
-/// spawner: their batches are the request's statements too).
+/// spawner: their batches are the request's statements too). The task starts once the
+/// request's executor pass has ended (see [`ExecutorPass`]).
 pub fn spawn_in_request<F>(future: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
@@ -143,9 +174,29 @@ where
     // The request's span too, so that what the batch logs names its request.
     let future = future.in_current_span();
     match current() {
-        Some(scope) => tokio::spawn(CURRENT.scope(scope, future)),
+        Some(scope) => {
+            let batch = scope.clone();
+            tokio::spawn(CURRENT.scope(scope, async move {
+                batch.pass.wait_for_end().await;
+                future.await
+            }))
+        }
         None => tokio::spawn(future),
     }
+}
+
+/// Runs the GraphQL executor's `future` so that the current request's DataLoader batches
+/// know when a pass of it ends (see [`ExecutorPass`]). Outside a request, as it is.
+pub fn executor_passes<F: Future>(future: F) -> impl Future<Output = F::Output> {
+    let mut future = Box::pin(future);
+    std::future::poll_fn(move |cx| {
+        let Some(scope) = current() else { return future.as_mut().poll(cx) };
+        scope.pass.polling.store(true, Ordering::Release);
+        let polled = future.as_mut().poll(cx);
+        scope.pass.polling.store(false, Ordering::Release);
+        scope.pass.ended.notify_waiters();
+        polled
+    })
 }
 
 /// An incoming `x-request-id` worth keeping: 1 to 128 characters of `A-Z a-z 0-9 - _ . : /`.
@@ -179,5 +230,34 @@ mod tests {
         .await;
         count_statement(); // outside any request: counted nowhere
         assert_eq!(scope.statements(), 2);
+    }
+
+    /// Counts its batches; each batch is the keys it was given.
+    struct Batches(Arc<Mutex<Vec<Vec<u32>>>>);
+
+    impl async_graphql::dataloader::Loader<u32> for Batches {
+        type Value = u32;
+        type Error = std::convert::Infallible;
+
+        async fn load(&self, keys: &[u32]) -> Result<std::collections::HashMap<u32, u32>, Self::Error> {
+            let mut keys = keys.to_vec();
+            keys.sort_unstable();
+            self.0.lock().expect("batches").push(keys.clone());
+            Ok(keys.into_iter().map(|k| (k, k)).collect())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn loads_of_one_executor_pass_are_one_batch_however_long_the_pass_takes() {
+        use async_graphql::dataloader::DataLoader;
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let loader = DataLoader::new(Batches(batches.clone()), spawn_in_request);
+        // One pass: a load, then work that outlasts the loader's 1 ms wait (a busy
+        // machine), then another load; `join3` polls the three in order in one pass.
+        let busy = async { std::thread::sleep(std::time::Duration::from_millis(30)) };
+        let pass = futures_util::future::join3(loader.load_one(0), busy, loader.load_one(2));
+        let (first, (), second) = within(RequestScope::new("r1".into()), executor_passes(pass)).await;
+        assert_eq!((first.ok().flatten(), second.ok().flatten()), (Some(0), Some(2)));
+        assert_eq!(*batches.lock().expect("batches"), vec![vec![0, 2]], "one batch");
     }
 }

@@ -419,9 +419,7 @@ pub fn declare(c: &mut Catalog) {
         ObjectDecl::new("ActionItem")
             .field(item("id", ty::req("ID"), |i| Some(uuid(i.id))))
             .field(item("title", ty::req("String"), |i| Some(string(&i.title))))
-            .field(item("dueOn", ty::opt("Date"), |i| {
-                i.due_on.map(|d| Value::String(d.format("%Y-%m-%d").to_string()))
-            }))
+            .field(item("dueOn", ty::opt("Date"), |i| i.due_on.map(|d| Value::String(d.to_string()))))
             .field(item("completedAt", ty::opt("DateTime"), |i| i.completed_at.map(datetime))),
     );
 
