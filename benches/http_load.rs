@@ -386,8 +386,8 @@ fn client_address(n: usize) -> String {
     format!("10.{}.{}.{}", n / 62_500 % 250, n / 250 % 250, n % 250 + 1)
 }
 
-/// Logs every principal in over HTTP (real PBKDF2 checks, four at a time), each from an
-/// address of its own.
+/// Logs every principal in over HTTP (real PBKDF2 checks, four at a time), the `n`th of
+/// each role from the `n`th client address (so at most three logins share one).
 fn log_in(port: u16, who: Vec<(String, Uuid)>) -> Vec<Principal> {
     let numbered: Vec<(usize, String, Uuid)> = who.into_iter().enumerate().map(|(n, (e, id))| (n, e, id)).collect();
     let chunks: Vec<Vec<(usize, String, Uuid)>> =

@@ -201,17 +201,34 @@ fn plan(catalog: &Catalog, audience: Audience) -> Plan<'_> {
     Plan { objects, query, mutation }
 }
 
-/// Marks the error a failed non-null field hands to the executor after [`with_error_paths`]
-/// recorded the real one; `http::graphql` drops it from the response.
-pub const REPORTED: &str = "reported";
+/// The source of the stand-in error a failed non-null field hands the executor after
+/// [`with_error_paths`] recorded the real one; [`execute`] drops it. A private type, so no
+/// error of any other origin is taken for one.
+#[derive(Debug)]
+struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("internal error")
+    }
+}
+
+/// Runs `request` on `schema`: the one way the server executes GraphQL. DataLoader batches
+/// wait for the executor's pass ([`crate::telemetry::executor_passes`]), and the stand-ins of
+/// errors already reported with their path are left out.
+pub async fn execute(schema: &Schema, request: async_graphql::Request) -> async_graphql::Response {
+    let mut response = crate::telemetry::executor_passes(schema.execute(request)).await;
+    response.errors.retain(|e| e.source::<Reported>().is_none());
+    response
+}
 
 /// async-graphql's dynamic executor reports a field's error without a path. Every field
 /// error must say where it is (a response whose errors all lack a path is a request error:
 /// nothing ran; see `http::graphql`), and POLICY.md section 8 wants a refused nullable field
 /// present as `null` with its coded error. So a field records its own error, with its
 /// path: a nullable field then resolves to null; a non-null field still fails, with a
-/// marked stand-in error (its key is absent; nothing of the value is returned either way)
-/// that the HTTP boundary leaves out. Done per resolver rather than by an extension, which
+/// stand-in error (its key is absent; nothing of the value is returned either way) that
+/// [`execute`] leaves out. Done per resolver rather than by an extension, which
 /// would wrap every field of every answer in another boxed future.
 fn with_error_paths(resolve: Resolver, nullable: bool) -> Resolver {
     Arc::new(move |rc: ResolverContext<'_>| {
@@ -231,14 +248,10 @@ fn with_error_paths(resolve: Resolver, nullable: bool) -> Resolver {
     })
 }
 
+/// Coded INTERNAL too, should one ever reach a response.
 fn reported() -> async_graphql::Error {
     use async_graphql::ErrorExtensions;
-    async_graphql::Error::new("reported with its path").extend_with(|_, e| e.set(REPORTED, true))
-}
-
-/// Whether `error` is the stand-in of an error already in the response with its path.
-pub fn is_reported(error: &async_graphql::ServerError) -> bool {
-    error.extensions.as_ref().is_some_and(|ext| ext.get(REPORTED).is_some())
+    async_graphql::Error::new_with_source(Reported).extend_with(|_, e| e.set("code", "INTERNAL"))
 }
 
 /// The runtime guard of the break-glass schema, derived like [`guarded`] from the same

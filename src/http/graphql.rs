@@ -245,10 +245,7 @@ pub async fn handle(
         };
         let loaders = Arc::new(crate::domain::loaders::Loaders::new(&ctx));
         let request = request.data(ctx.clone()).data(loaders).data(state.keys.clone()).data(state.credentials.clone());
-        let mut response = crate::telemetry::executor_passes(schema.execute(request)).await;
-        // A failed non-null field's stand-in: its error is already there, with its path.
-        response.errors.retain(|e| !crate::graphql::schema::is_reported(e));
-        Ok(response)
+        Ok(crate::graphql::schema::execute(schema, request).await)
     };
     let response = match tokio::time::timeout_at(deadline, run).await {
         Ok(Ok(response)) => response,

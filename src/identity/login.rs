@@ -95,9 +95,10 @@ async fn active_only(tx: &TenantTx, found: Vec<Candidate>) -> AppResult<Vec<Cand
 }
 
 /// Accounts one login without `tenant:` may try its password on. A login without a tenant
-/// always takes as long as this many password checks (the missing ones are waited out, not
-/// computed), so its timing does not tell how many accounts an email has, or whether it has
-/// one. An email with more accounts than this signs in by naming the tenant.
+/// takes as long as this many password checks (the missing ones are waited out, not
+/// computed, up to [`MAX_LOGIN_PADDING`]), so its timing does not tell how many accounts an
+/// email has, or whether it has one. An email with more accounts than this signs in by
+/// naming the tenant.
 pub const ACCOUNTS_TRIED_WITHOUT_TENANT: usize = 3;
 
 /// `login(email, password, tenant)`. Unknown email, wrong password, a blocked source or an
@@ -145,9 +146,10 @@ pub async fn login(
     if tenant.is_none() && checks < ACCOUNTS_TRIED_WITHOUT_TENANT {
         // The checks not run are waited out at their measured cost (queueing excluded, so a
         // busy hashing pool does not lengthen the wait), holding no connection or worker.
-        // Bounded: on a machine so overloaded that a check takes seconds, the wait would
-        // otherwise push the login past the request timeout (and the load already drowns
-        // any timing signal).
+        // Bounded, so that the login stays within the request timeout. The bound bites only
+        // when a check computes for over 1.5 s (an overloaded hashing pool; a check takes a
+        // fraction of a second on a server); then an email with one account or none answers
+        // sooner than one with three. A trade-off, documented in the README.
         let missing = (ACCOUNTS_TRIED_WITHOUT_TENANT - checks) as u32;
         tokio::time::sleep((guard.hashing.typical_check() * missing).min(MAX_LOGIN_PADDING)).await;
     }

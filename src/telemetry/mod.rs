@@ -27,10 +27,12 @@ pub struct RequestScope {
 
 /// The batching barrier. A DataLoader batch waits a moment (1 ms) for the other loads of its
 /// level, then takes its keys; but on a busy machine one pass of the executor over a level
-/// (25 coachees' fields, say) can take longer than that, and the batch would take half the
+/// (25 coachees' fields, say) can take longer than that, and the batch would take part of the
 /// keys and leave the rest to a second statement. So a batch of this request first waits
-/// for the executor's current pass to end: the executor only yields once every field it
-/// polled is waiting, that is once every load of the pass is registered.
+/// (at most [`LONGEST_PASS_WAIT`]) for the executor's current pass to end: a pass yields
+/// once the fields it polled are waiting, so the loads it registered are one batch. (Loads
+/// of one level registered in two passes, e.g. when tokio's cooperative budget ends a pass
+/// early, can still be two.)
 #[derive(Debug, Default)]
 struct ExecutorPass {
     polling: AtomicBool,
@@ -177,7 +179,8 @@ where
         Some(scope) => {
             let batch = scope.clone();
             tokio::spawn(CURRENT.scope(scope, async move {
-                batch.pass.wait_for_end().await;
+                // The barrier may delay a batch, never hold it back for good.
+                let _ = tokio::time::timeout(LONGEST_PASS_WAIT, batch.pass.wait_for_end()).await;
                 future.await
             }))
         }
@@ -192,11 +195,24 @@ pub fn executor_passes<F: Future>(future: F) -> impl Future<Output = F::Output> 
     std::future::poll_fn(move |cx| {
         let Some(scope) = current() else { return future.as_mut().poll(cx) };
         scope.pass.polling.store(true, Ordering::Release);
-        let polled = future.as_mut().poll(cx);
-        scope.pass.polling.store(false, Ordering::Release);
-        scope.pass.ended.notify_waiters();
-        polled
+        // Ends the pass when the poll returns or unwinds (a resolver's panic, caught at the
+        // HTTP edge), so a batch never waits on a pass that is over.
+        let _pass = PassEnd(&scope.pass);
+        future.as_mut().poll(cx)
     })
+}
+
+/// The longest a batch waits for its executor pass to end: a pass is CPU work on one
+/// request's fields, well under this; the bound keeps a batch from ever being held back.
+const LONGEST_PASS_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+struct PassEnd<'a>(&'a ExecutorPass);
+
+impl Drop for PassEnd<'_> {
+    fn drop(&mut self) {
+        self.0.polling.store(false, Ordering::Release);
+        self.0.ended.notify_waiters();
+    }
 }
 
 /// An incoming `x-request-id` worth keeping: 1 to 128 characters of `A-Z a-z 0-9 - _ . : /`.
@@ -259,5 +275,32 @@ mod tests {
         let (first, (), second) = within(RequestScope::new("r1".into()), executor_passes(pass)).await;
         assert_eq!((first.ok().flatten(), second.ok().flatten()), (Some(0), Some(2)));
         assert_eq!(*batches.lock().expect("batches"), vec![vec![0, 2]], "one batch");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pass_that_panics_does_not_hold_back_its_batches() {
+        use async_graphql::dataloader::DataLoader;
+        use futures_util::FutureExt as _;
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let loader = Arc::new(DataLoader::new(Batches(batches.clone()), spawn_in_request));
+        let in_pass = loader.clone();
+        // A pass registers a load, then a resolver panics (the HTTP edge catches it).
+        let pass = std::future::poll_fn(move |cx| {
+            let mut load = Box::pin(in_pass.load_one(7));
+            let _ = load.as_mut().poll(cx);
+            panic!("a resolver's bug");
+            #[allow(unreachable_code)]
+            std::task::Poll::Ready(())
+        });
+        let caught =
+            within(RequestScope::new("r1".into()), std::panic::AssertUnwindSafe(executor_passes(pass)).catch_unwind())
+                .await;
+        assert!(caught.is_err(), "the pass panicked");
+        // Its batch still runs: the request's transaction is never left to a task that waits.
+        let started = std::time::Instant::now();
+        while batches.lock().expect("batches").is_empty() && started.elapsed() < std::time::Duration::from_secs(5) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(*batches.lock().expect("batches"), vec![vec![7]]);
     }
 }

@@ -257,13 +257,15 @@ async fn requests_that_are_not_graphql_requests_are_answered_in_graphql_json() {
 }
 
 async fn every_field_error_has_its_path(app: &TestApp) {
-    // A non-null root field refused (the executor reported these without a path): the
-    // operation ran, so it is 200 in both media types, and the error says where.
+    // A non-null root field refused (async-graphql's dynamic executor reports these without
+    // a path; the server adds it): the operation ran, so it is 200 in both media types, and
+    // the one error says where.
     for accept in [GRAPHQL_RESPONSE, JSON] {
         let res = app.send(query(Some(accept), None, "{ viewer { id } }", json!({}))).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.body);
         assert_eq!(res.error_code(), Some("UNAUTHENTICATED"), "{}", res.body);
         assert_eq!(res.body["errors"][0]["path"], json!(["viewer"]), "{}", res.body);
+        assert_eq!(res.body["errors"].as_array().map(Vec::len), Some(1), "one error: {}", res.body);
         assert!(res.body.get("data").is_some(), "the operation ran: {}", res.body);
         let res = app.send(query(Some(accept), None, "{ who: viewer { id } }", json!({}))).await;
         assert_eq!(res.body["errors"][0]["path"], json!(["who"]), "by its alias: {}", res.body);

@@ -1445,12 +1445,12 @@ impl Check<'_> {
     }
 
     /// A page larger than the role may ask for: the non-null root field fails, so `data`
-    /// is null. (Its error carries no path: the same executor behaviour as above.)
+    /// is null; its error says where, like every field error.
     fn bad_input(&mut self, data: &Value, path: &[Value]) {
         if !data.is_null() {
             self.problem(path, format!("page over the cap answered {data}"));
         }
-        self.expected.push((path_key(path), &["BAD_USER_INPUT"], true));
+        self.expected.push((path_key(path), &["BAD_USER_INPUT"], false));
     }
 
     /// Every error expected (at its path, with an allowed code), and no other.
