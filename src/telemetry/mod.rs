@@ -1,6 +1,8 @@
 //! What a request carries for the operator, from the HTTP edge down to the database layer
 //! without being passed through every call: its id (for logs, spans and internal-error
-//! extensions) and the count of the statements it runs (for the access log and metrics).
+//! extensions) and the count of the statements it runs (for the access log and metrics);
+//! and, for its DataLoaders, whether its executor is mid-pass (the batching barrier,
+//! [`executor_passes`]).
 //!
 //! It rides in a tokio task-local set by the HTTP middleware; the DataLoaders, whose batches
 //! run in tasks of their own, carry it over with [`spawn_in_request`].
