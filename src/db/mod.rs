@@ -1,6 +1,7 @@
 //! The database: one pool, and one way in: a [`TenantTx`], a transaction whose tenant
 //! context is set before anything else runs. Nothing outside this module sees the pool.
 
+pub mod combined;
 pub mod entities;
 pub mod scoped;
 mod shared;

@@ -17,11 +17,12 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
+use super::loaders::Loaders;
 use crate::authz::{Action, Resource, Scope, matrix};
 use crate::ctx::Ctx;
 use crate::db::entities::{
-    access_notices, ai_access_log, audit_events, break_glass_grants, break_glass_requests, consents,
-    integration_tokens, system_config, tenant_settings, users,
+    ai_access_log, audit_events, break_glass_grants, break_glass_requests, integration_tokens, system_config,
+    tenant_settings, users,
 };
 use crate::db::scoped;
 use crate::domain::access;
@@ -337,19 +338,10 @@ pub struct AccessNoticeView {
 }
 
 /// Notices about the caller's own data (`coachee_id` = caller), newest first.
-pub async fn my_access_notices(ctx: &Ctx) -> AppResult<Vec<AccessNoticeView>> {
-    let (tenant, me) = own_reach(ctx, Resource::AccessNotices)?;
-    type Row = (DateTime<Utc>, Role, String);
-    let rows: Vec<Row> = scoped::select::<access_notices::Entity>(tenant)
-        .filter(access_notices::Column::CoacheeId.eq(me))
-        .select_only()
-        .columns([access_notices::Column::At, access_notices::Column::ActorRole, access_notices::Column::Reason])
-        .order_by_desc(access_notices::Column::At)
-        .order_by_desc(access_notices::Column::Id)
-        .into_tuple()
-        .all(&*ctx.db().conn().await?)
-        .await?;
-    Ok(rows.into_iter().map(|(at, actor_role, reason)| AccessNoticeView { at, actor_role, reason }).collect())
+pub async fn my_access_notices(ctx: &Ctx, loaders: &Loaders) -> AppResult<Vec<AccessNoticeView>> {
+    let (_, me) = own_reach(ctx, Resource::AccessNotices)?;
+    let rows = super::loaders::rows(&loaders.own_access_notices, me).await?;
+    Ok(rows.into_iter().map(|n| AccessNoticeView { at: n.at, actor_role: n.actor_role, reason: n.reason }).collect())
 }
 
 /// One consent's current state.
@@ -362,12 +354,9 @@ pub struct ConsentView {
 
 /// Every consent kind of the caller (a coachee), in [`ConsentKind::ALL`] order; a kind never
 /// set is not granted, as of the account's creation.
-pub async fn my_consents(ctx: &Ctx) -> AppResult<Vec<ConsentView>> {
-    let (tenant, me) = own_reach(ctx, Resource::Consents)?;
-    let rows = scoped::select::<consents::Entity>(tenant)
-        .filter(consents::Column::CoacheeId.eq(me))
-        .all(&*ctx.db().conn().await?)
-        .await?;
+pub async fn my_consents(ctx: &Ctx, loaders: &Loaders) -> AppResult<Vec<ConsentView>> {
+    let (_, me) = own_reach(ctx, Resource::Consents)?;
+    let rows = super::loaders::rows(&loaders.own_consents, me).await?;
     // The account's creation, from the user row the session check read.
     let created_at = super::reads::principal_user(ctx, me).await?.created_at;
     Ok(ConsentKind::ALL

@@ -97,8 +97,8 @@ impl Ordering {
         if self.descending { "DESC" } else { "ASC" }
     }
 
-    /// `ORDER BY` text of the window function and the lateral subquery.
-    fn sql(self) -> String {
+    /// `ORDER BY` text of the window function, the lateral subquery and a combined read.
+    pub fn sql(self) -> String {
         format!("{} {}, id ASC", self.key, self.direction())
     }
 
@@ -181,31 +181,29 @@ where
     }
 }
 
-/// Per-parent pages of a nested list, in one statement: for each of `parents`, the window's
-/// rows of `query` (already tenant- and policy-filtered) whose `parent_column` is that
-/// parent. Returns (parent, row) pairs in list order per parent.
-pub async fn per_parent<E>(
-    ctx: &Ctx,
+/// The read of per-parent pages of a nested list, as one statement: for each of `parents`,
+/// the window's rows of `query` (already tenant- and policy-filtered) whose `parent_column`
+/// is that parent, in list order per parent. `None` when it can return nothing.
+pub fn per_parent<E>(
+    backend: DbBackend,
     query: Select<E>,
     parent_column: &'static str,
     parents: &[Uuid],
     order: Ordering,
     window: &Window,
-) -> AppResult<Vec<E::Model>>
+) -> AppResult<Option<Statement>>
 where
     E: EntityTrait,
-    E::Model: FromQueryResult + Send + Sync,
 {
     if parents.is_empty() || window.fetch() == 0 {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let mut query = query;
     if let Some(after) = &window.after {
         query = query.filter(order.after(after)?);
     }
-    let backend = ctx.db().backend();
     let fetch = window.fetch();
-    let stmt = match backend {
+    Ok(Some(match backend {
         DbBackend::Postgres => {
             // The parent of the lateral row is `p.id`, a column of the outer VALUES list.
             let inner = order
@@ -243,33 +241,38 @@ where
                 inner.values.map(|v| v.0).unwrap_or_default(),
             )
         }
-    };
-    Ok(E::find().from_raw_sql(stmt).all(&*ctx.db().conn().await?).await?)
+    }))
 }
 
-/// The length of each parent's list, in one grouped statement (only for `totalCount`).
-pub async fn counts_per_parent<E>(
-    ctx: &Ctx,
+/// One parent's list length (only for `totalCount`).
+#[derive(Debug, Clone, Copy, FromQueryResult, Deserialize)]
+pub struct ParentCount {
+    pub parent: Uuid,
+    pub n: i64,
+}
+
+/// The read of the length of each parent's list, as one grouped statement (rows of
+/// [`ParentCount`]). `None` when there are no parents.
+pub fn counts_per_parent<E>(
+    backend: DbBackend,
     query: Select<E>,
     parent_column: &'static str,
     parents: &[Uuid],
-) -> AppResult<Vec<(Uuid, i64)>>
+) -> Option<Statement>
 where
     E: EntityTrait,
 {
     if parents.is_empty() {
-        return Ok(Vec::new());
+        return None;
     }
-    let rows: Vec<(Uuid, i64)> = query
+    let read = query
         .filter(Expr::col(Alias::new(parent_column)).is_in(parents.iter().copied()))
         .select_only()
         .column_as(Expr::col(Alias::new(parent_column)), "parent")
         .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "n")
         .group_by(Expr::col(Alias::new(parent_column)))
-        .into_tuple()
-        .all(&*ctx.db().conn().await?)
-        .await?;
-    Ok(rows)
+        .build(backend);
+    Some(read)
 }
 
 /// Splits rows fetched for many parents into each parent's page (every parent gets one).
@@ -278,13 +281,13 @@ pub fn pages_per_parent<T>(
     rows: Vec<T>,
     parent_of: impl Fn(&T) -> Uuid,
     window: &Window,
-    counts: &[(Uuid, i64)],
+    counts: &[ParentCount],
 ) -> std::collections::HashMap<Uuid, Listed<T>> {
     let mut grouped: std::collections::HashMap<Uuid, Vec<T>> = parents.iter().map(|p| (*p, Vec::new())).collect();
     for row in rows {
         grouped.entry(parent_of(&row)).or_default().push(row);
     }
-    let counts: std::collections::HashMap<Uuid, i64> = counts.iter().copied().collect();
+    let counts: std::collections::HashMap<Uuid, i64> = counts.iter().map(|c| (c.parent, c.n)).collect();
     let count_of = |parent: Uuid| counts.get(&parent).map_or(0, |n| std::cmp::max(*n, 0) as u64);
     grouped
         .into_iter()

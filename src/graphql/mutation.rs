@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext};
 use async_graphql::indexmap::IndexMap;
-use async_graphql::{Name, Value};
+use async_graphql::{Lookahead, Name, Value};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::decl::Resolver;
 use super::schema::resolver;
 use crate::ctx::Ctx;
+use crate::domain::loaders::Loaders;
 use crate::error::{AppError, AppResult};
 use crate::identity::credential::CredentialGuard;
 use crate::identity::token::TokenKeys;
@@ -24,12 +25,15 @@ pub const MAX_SECRET: usize = 1024;
 
 /// A field's arguments, owned (so the resolver's future is `'static`), with what paging
 /// needs besides them: the server's keys (cursors are sealed) and what of a connection the
-/// selection asks for.
+/// selection asks for; and, for prefetching, the fields selected on the objects the field
+/// returns and the request's loaders.
 #[derive(Debug, Clone)]
 pub struct Args {
     values: IndexMap<Name, Value>,
     keys: Option<Arc<TokenKeys>>,
     wants: Wants,
+    selected: Vec<Selected>,
+    loaders: Option<Arc<Loaders>>,
 }
 
 /// The parts of a connection that cost a statement or a row, selected or not.
@@ -39,17 +43,67 @@ pub struct Wants {
     pub next_page: bool,
 }
 
+impl Wants {
+    fn of(ahead: &Lookahead<'_>) -> Self {
+        Wants {
+            total_count: ahead.field("totalCount").exists(),
+            next_page: ahead.field("pageInfo").field("hasNextPage").exists(),
+        }
+    }
+}
+
+/// A field selected on the objects a field returns (on its `nodes`, for a connection),
+/// with that field's own arguments.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    pub name: String,
+    pub args: Args,
+}
+
 impl Args {
     pub fn from_rc(rc: &ResolverContext<'_>) -> Self {
         let ahead = rc.look_ahead();
+        let keys = rc.data::<Arc<TokenKeys>>().ok().cloned();
+        let nodes = ahead.field("nodes");
+        let objects = if nodes.exists() { nodes.selection_fields() } else { vec![rc.ctx.field()] };
+        let selected = objects
+            .iter()
+            .flat_map(|object| object.selection_set())
+            // A field under `@skip`/`@include` may not be resolved: not worth a read.
+            .filter(|field| field.directives().is_ok_and(|d| d.is_empty()))
+            .map(|field| Selected {
+                name: field.name().to_owned(),
+                args: Args {
+                    // Arguments that do not resolve are left to the field, which reports them.
+                    values: field.arguments().map(|a| a.into_iter().collect()).unwrap_or_default(),
+                    keys: keys.clone(),
+                    wants: Wants::of(&Lookahead::from(field)),
+                    selected: Vec::new(),
+                    loaders: None,
+                },
+            })
+            .collect();
         Args {
             values: rc.args.as_index_map().clone(),
-            keys: rc.data::<Arc<TokenKeys>>().ok().cloned(),
-            wants: Wants {
-                total_count: ahead.field("totalCount").exists(),
-                next_page: ahead.field("pageInfo").field("hasNextPage").exists(),
-            },
+            keys,
+            wants: Wants::of(&ahead),
+            selected,
+            loaders: rc.data::<Arc<Loaders>>().ok().cloned(),
         }
+    }
+
+    /// The fields selected on the objects this field returns.
+    pub fn selected(&self) -> &[Selected] {
+        &self.selected
+    }
+
+    /// The request's loaders (absent outside a request's execution).
+    pub fn loaders(&self) -> Option<&Loaders> {
+        self.loaders.as_deref()
+    }
+
+    pub fn loaders_required(&self) -> AppResult<&Loaders> {
+        self.loaders().ok_or_else(|| AppError::internal("request without loaders"))
     }
 
     fn get(&self, name: &str) -> Option<&Value> {
@@ -225,9 +279,13 @@ impl Args {
     /// An input object argument.
     pub fn object(&self, name: &str) -> AppResult<Args> {
         match self.get(name) {
-            Some(Value::Object(map)) => {
-                Ok(Args { values: map.clone(), keys: self.keys.clone(), wants: Wants::default() })
-            }
+            Some(Value::Object(map)) => Ok(Args {
+                values: map.clone(),
+                keys: self.keys.clone(),
+                wants: Wants::default(),
+                selected: Vec::new(),
+                loaders: None,
+            }),
             None => Err(AppError::bad_input(format!("{name} is required"))),
             Some(_) => Err(AppError::bad_input(format!("{name} must be an object"))),
         }

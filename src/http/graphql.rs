@@ -243,7 +243,7 @@ pub async fn handle(
             },
             role => state.schemas.for_role(role),
         };
-        let loaders = Arc::new(crate::domain::loaders::Loaders::new(&ctx));
+        let loaders = Arc::new(crate::domain::loaders::Loaders::new(&ctx, writes));
         let request = request.data(ctx.clone()).data(loaders).data(state.keys.clone()).data(state.credentials.clone());
         Ok(crate::graphql::schema::execute(schema, request).await)
     };

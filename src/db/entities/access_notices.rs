@@ -3,7 +3,7 @@
 use crate::kinds::Role;
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "access_notices")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -156,8 +156,8 @@ fn declare_access_notices(c: &mut Catalog) {
             "accessNotices",
             ty::list("AccessNotice"),
             Entry::Matrix(Resource::AccessNotices, Action::Read),
-            query(|ctx, _| async move {
-                let notices = admin::my_access_notices(&ctx).await?;
+            query(|ctx, a| async move {
+                let notices = admin::my_access_notices(&ctx, a.loaders_required()?).await?;
                 Ok(Some(FieldValue::list(notices.into_iter().map(FieldValue::owned_any))))
             }),
         )
@@ -182,8 +182,8 @@ fn declare_consents(c: &mut Catalog) {
             // Own consents: the coachee's. (The coach's and the AI's consent reads are of
             // other people's consents, not "mine".)
             Entry::Roles(&[Role::Coachee]),
-            query(|ctx, _| async move {
-                let consents = admin::my_consents(&ctx).await?;
+            query(|ctx, a| async move {
+                let consents = admin::my_consents(&ctx, a.loaders_required()?).await?;
                 Ok(Some(FieldValue::list(consents.into_iter().map(FieldValue::owned_any))))
             }),
         )

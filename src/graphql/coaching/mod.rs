@@ -15,6 +15,7 @@ use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext};
 use uuid::Uuid;
 
 use super::decl::{FieldDecl, ObjectDecl, Resolver, ctx_of};
+use super::mutation::Args;
 use super::schema::{Catalog, enum_value, leaf, resolver};
 use super::users::UserView;
 use super::{datetime, uuid};
@@ -176,6 +177,36 @@ fn session_user(name: &'static str, pick: fn(&coaching_sessions::Model) -> Uuid)
             })
         }),
     )
+}
+
+/// Prefetches, as one batch, the relations that the selection asks of these sessions
+/// (`(session, coachee)` pairs): see [`Loaders::prefetch`]. Only where the caller may
+/// list them.
+pub async fn prefetch_session_relations(ctx: &Ctx, args: &Args, sessions: &[(Uuid, Uuid)]) {
+    let Some(loaders) = args.loaders() else { return };
+    if sessions.is_empty() {
+        return;
+    }
+    let Ok(reach) = crate::domain::reach::of(ctx).await else { return };
+    let mut wants = Vec::new();
+    let mut insights = false;
+    for selected in args.selected() {
+        let (table, want): (ContentTable, fn(&Loaders, Uuid) -> loaders::Want) = match selected.name.as_str() {
+            "summary" => (ContentTable::SessionSummaries, |l, s| l.summaries_by_session.want(s)),
+            // Both lists are one relation: ask for it once.
+            "approvedInsights" | "draftInsights" if !std::mem::replace(&mut insights, true) => {
+                (ContentTable::Insights, |l, s| l.insights_by_session.want(s))
+            }
+            "evidencePacks" => (ContentTable::EvidencePacks, |l, s| l.packs_by_session.want(s)),
+            "actionItems" => (ContentTable::ActionItems, |l, s| l.items_by_session.want(s)),
+            "privateNotes" => (ContentTable::SessionPrivateNotes, |l, s| l.private_notes_by_session.want(s)),
+            "transcript" => (ContentTable::Transcripts, |l, s| l.transcripts_by_session.want(s)),
+            _ => continue,
+        };
+        let readable = sessions.iter().filter(|(_, coachee)| reach.may_list(table, *coachee));
+        wants.extend(readable.map(|(session, _)| want(loaders, *session)));
+    }
+    loaders.prefetch(wants).await;
 }
 
 /// A resolver over the parent session that returns a (possibly refused) value.

@@ -4,16 +4,24 @@
 use crate::graphql::decl::ty;
 use async_graphql::dynamic::FieldValue;
 
-use super::{GoalView, ItemView, SessionView};
+use super::{GoalView, ItemView, SessionView, prefetch_session_relations};
 use crate::authz::{Action, Resource, Scope};
+use crate::ctx::Ctx;
 use crate::db::entities::users;
 use crate::domain::paging::{Listed, SortKey};
 use crate::domain::reads;
 use crate::graphql::decl::{Entry, FieldDecl};
+use crate::graphql::mutation::Args;
 use crate::graphql::mutation::query;
 use crate::graphql::paging::{Connection, Page, connection_decl};
 use crate::graphql::schema::Catalog;
-use crate::graphql::users::UserView;
+use crate::graphql::users::{UserView, prefetch_relations};
+
+/// The relations the selection asks of these profiles, prefetched.
+async fn prefetch_user_relations(ctx: &Ctx, args: &Args, profiles: &[users::Profile]) {
+    let ids: Vec<_> = profiles.iter().map(|p| p.id).collect();
+    prefetch_relations(ctx, args, &ids).await;
+}
 use crate::kinds::Role;
 
 fn people(page: &Page, listed: (Listed<users::Profile>, Scope)) -> Connection<UserView> {
@@ -40,7 +48,9 @@ pub fn declare(c: &mut Catalog) {
             Entry::Roles(&[Role::Coach, Role::ProgramAdmin]),
             query(|ctx, a| async move {
                 let page = Page::from(&a, ctx.role(), "coachees")?;
-                Ok(connection(people(&page, reads::coachees(&ctx, &page.window()?).await?)))
+                let listed = reads::coachees(&ctx, &page.window()?).await?;
+                prefetch_user_relations(&ctx, &a, &listed.0.rows).await;
+                Ok(connection(people(&page, listed)))
             }),
         )
         .arg("first", ty::opt("Int"))
@@ -55,7 +65,9 @@ pub fn declare(c: &mut Catalog) {
             query(|ctx, a| async move {
                 let role = a.opt_enum("role", Role::parse)?;
                 let page = Page::from(&a, ctx.role(), "users")?;
-                Ok(connection(people(&page, reads::users(&ctx, role, &page.window()?).await?)))
+                let listed = reads::users(&ctx, role, &page.window()?).await?;
+                prefetch_user_relations(&ctx, &a, &listed.0.rows).await;
+                Ok(connection(people(&page, listed)))
             }),
         )
         .arg("role", ty::opt("Role"))
@@ -70,6 +82,7 @@ pub fn declare(c: &mut Catalog) {
             Entry::Matrix(Resource::OtherUserProfiles, Action::Read),
             query(|ctx, a| async move {
                 let (model, scope) = reads::user(&ctx, a.id("id")?).await?;
+                prefetch_user_relations(&ctx, &a, std::slice::from_ref(&model)).await;
                 Ok(Some(FieldValue::owned_any(UserView { model, scope })))
             }),
         )
@@ -81,7 +94,9 @@ pub fn declare(c: &mut Catalog) {
             ty::opt("CoachingSession"),
             Entry::Matrix(Resource::SessionMetadata, Action::Read),
             query(|ctx, a| async move {
-                Ok(Some(FieldValue::owned_any(SessionView(reads::session(&ctx, a.id("id")?).await?))))
+                let session = reads::session(&ctx, a.id("id")?).await?;
+                prefetch_session_relations(&ctx, &a, &[(session.id, session.coachee_id)]).await;
+                Ok(Some(FieldValue::owned_any(SessionView(session))))
             }),
         )
         .arg("id", ty::req("ID")),
@@ -94,6 +109,8 @@ pub fn declare(c: &mut Catalog) {
             query(|ctx, a| async move {
                 let page = Page::from(&a, ctx.role(), "sessions")?;
                 let listed = reads::sessions(&ctx, a.opt_id("coacheeId")?, &page.window()?).await?;
+                let sessions: Vec<_> = listed.rows.iter().map(|s| (s.id, s.coachee_id)).collect();
+                prefetch_session_relations(&ctx, &a, &sessions).await;
                 Ok(connection(super::session_connection(&page, listed)))
             }),
         )

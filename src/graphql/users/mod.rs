@@ -10,7 +10,9 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
-use super::coaching::{GoalView, NoteView, item_connection, session_connection, visible_rows};
+use super::coaching::{
+    GoalView, NoteView, item_connection, prefetch_session_relations, session_connection, visible_rows,
+};
 use super::decl::{Entry, FieldDecl, ObjectDecl, ctx_of};
 use super::mutation::{Args, query};
 use super::paging::Page;
@@ -94,7 +96,7 @@ fn relation(
                     let page = match paged {
                         Some(list) => {
                             let args = Args::from_rc(&rc);
-                            Some(Page::from(&args, ctx.role(), list)?)
+                            Some((Page::from(&args, ctx.role(), list)?, args))
                         }
                         None => None,
                     };
@@ -107,13 +109,42 @@ fn relation(
     if paged.is_some() { decl.arg("first", ty::opt("Int")).arg("after", ty::opt("String")) } else { decl }
 }
 
-/// The page request of a nested connection (the relation is declared paged).
-fn page_of(page: Option<Page>) -> AppResult<Page> {
+/// The page request of a nested connection (the relation is declared paged), with its
+/// arguments.
+fn page_of(page: Option<(Page, Args)>) -> AppResult<(Page, Args)> {
     page.ok_or_else(|| AppError::internal("a connection without its page"))
 }
 
 type RelationLoad =
-    fn(Arc<Ctx>, Arc<Loaders>, Uuid, Option<Page>) -> BoxFuture<'static, AppResult<FieldValue<'static>>>;
+    fn(Arc<Ctx>, Arc<Loaders>, Uuid, Option<(Page, Args)>) -> BoxFuture<'static, AppResult<FieldValue<'static>>>;
+
+/// Prefetches, as one batch, the relations that the selection asks of these users (as
+/// coachees): see [`Loaders::prefetch`]. Only where the caller may list them.
+pub async fn prefetch_relations(ctx: &Ctx, args: &Args, users: &[Uuid]) {
+    let Some(loaders) = args.loaders() else { return };
+    let Ok(reach) = crate::domain::reach::of(ctx).await else { return };
+    let mut wants = Vec::new();
+    for selected in args.selected() {
+        let window = |list| Page::from(&selected.args, ctx.role(), list).and_then(|p| p.window()).ok();
+        let (table, want): (ContentTable, Box<dyn Fn(Uuid) -> loaders::Want>) = match selected.name.as_str() {
+            "goals" => (ContentTable::Goals, Box::new(|u| loaders.goals_by_coachee.want(u))),
+            "coachNotes" => (ContentTable::CoachNotes, Box::new(|u| loaders.notes_by_coachee.want(u))),
+            "sessions" => match window("User.sessions") {
+                Some(w) => {
+                    (ContentTable::CoachingSessions, Box::new(move |u| loaders.sessions_by_coachee.want(u, w.clone())))
+                }
+                None => continue,
+            },
+            "actionItems" => match window("User.actionItems") {
+                Some(w) => (ContentTable::ActionItems, Box::new(move |u| loaders.items_by_coachee.want(u, w.clone()))),
+                None => continue,
+            },
+            _ => continue,
+        };
+        wants.extend(users.iter().filter(|u| reach.may_list(table, **u)).map(|u| want(*u)));
+    }
+    loaders.prefetch(wants).await;
+}
 
 /// This coachee's page of a nested connection: paged in SQL per parent, then each row
 /// through the row check (AI reads logged).
@@ -152,15 +183,17 @@ fn user_sessions(
     ctx: Arc<Ctx>,
     l: Arc<Loaders>,
     user: Uuid,
-    page: Option<Page>,
+    page: Option<(Page, Args)>,
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
-        let page = page_of(page)?;
+        let (page, args) = page_of(page)?;
         let facts = |s: &coaching_sessions::Model| RowFacts::about(s.coachee_id);
         let table = ContentTable::CoachingSessions;
         let window = page.window()?;
         let load = || loaders::page(&l.sessions_by_coachee, user, window.clone());
         let listed = nested_page(&ctx, table, user, &window, load, facts, |s| s.id).await?;
+        let sessions: Vec<(Uuid, Uuid)> = listed.rows.iter().map(|s| (s.id, s.coachee_id)).collect();
+        prefetch_session_relations(&ctx, &args, &sessions).await;
         Ok(FieldValue::owned_any(session_connection(&page, listed)))
     })
 }
@@ -169,10 +202,10 @@ fn user_items(
     ctx: Arc<Ctx>,
     l: Arc<Loaders>,
     user: Uuid,
-    page: Option<Page>,
+    page: Option<(Page, Args)>,
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
-        let page = page_of(page)?;
+        let (page, _) = page_of(page)?;
         let facts = |i: &action_items::Model| RowFacts::about(i.coachee_id);
         let table = ContentTable::ActionItems;
         let window = page.window()?;
@@ -186,7 +219,7 @@ fn user_goals(
     ctx: Arc<Ctx>,
     l: Arc<Loaders>,
     user: Uuid,
-    _: Option<Page>,
+    _: Option<(Page, Args)>,
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
         let load = || loaders::rows(&l.goals_by_coachee, user);
@@ -201,7 +234,7 @@ fn user_notes(
     ctx: Arc<Ctx>,
     l: Arc<Loaders>,
     user: Uuid,
-    _: Option<Page>,
+    _: Option<(Page, Args)>,
 ) -> BoxFuture<'static, AppResult<FieldValue<'static>>> {
     Box::pin(async move {
         let load = || loaders::rows(&l.notes_by_coachee, user);
@@ -284,7 +317,13 @@ pub fn declare(c: &mut Catalog) {
             "me",
             ty::opt("User"),
             Entry::Matrix(Resource::OwnProfile, Action::Read),
-            query(|ctx, _| async move { Ok(load_own_profile(&ctx).await?.map(FieldValue::owned_any)) }),
+            query(|ctx, args| async move {
+                let me = load_own_profile(&ctx).await?;
+                if let Some(me) = &me {
+                    prefetch_relations(&ctx, &args, &[me.model.id]).await;
+                }
+                Ok(me.map(FieldValue::owned_any))
+            }),
         )
         .describe("Own profile (roles with R on own_profile)."),
     );
