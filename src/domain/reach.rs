@@ -22,6 +22,11 @@ pub async fn of(ctx: &Ctx) -> AppResult<std::sync::Arc<Reach>> {
     ctx.reach_cell().get_or_try_init(|| async { load(ctx).await.map(std::sync::Arc::new) }).await.cloned()
 }
 
+/// The request's reach if it is loaded already (never loads it).
+pub fn loaded(ctx: &Ctx) -> Option<std::sync::Arc<Reach>> {
+    ctx.reach_cell().get().cloned()
+}
+
 /// Loads the facts for the principal of `ctx`: the active
 /// assignments and granted consents that concern it, or its break-glass grants, handed to
 /// the pure [`Reach::from_facts`].

@@ -180,14 +180,15 @@ fn session_user(name: &'static str, pick: fn(&coaching_sessions::Model) -> Uuid)
 }
 
 /// Prefetches, as one batch, the relations that the selection asks of these sessions
-/// (`(session, coachee)` pairs): see [`Loaders::prefetch`]. Only where the caller may
-/// list them.
+/// (`(session, coachee)` pairs): see [`Loaders::prefetch`]. Where the caller's reach is
+/// loaded already (it is, once sessions are), only the lists it may read.
 pub async fn prefetch_session_relations(ctx: &Ctx, args: &Args, sessions: &[(Uuid, Uuid)]) {
     let Some(loaders) = args.loaders() else { return };
     if sessions.is_empty() {
         return;
     }
-    let Ok(reach) = crate::domain::reach::of(ctx).await else { return };
+    let reach = crate::domain::reach::loaded(ctx);
+    let may_list = |table, coachee| reach.as_ref().is_none_or(|r| r.may_list(table, coachee));
     let mut wants = Vec::new();
     let mut insights = false;
     for selected in args.selected() {
@@ -203,7 +204,7 @@ pub async fn prefetch_session_relations(ctx: &Ctx, args: &Args, sessions: &[(Uui
             "transcript" => (ContentTable::Transcripts, |l, s| l.transcripts_by_session.want(s)),
             _ => continue,
         };
-        let readable = sessions.iter().filter(|(_, coachee)| reach.may_list(table, *coachee));
+        let readable = sessions.iter().filter(|(_, coachee)| may_list(table, *coachee));
         wants.extend(readable.map(|(session, _)| want(loaders, *session)));
     }
     loaders.prefetch(wants).await;
