@@ -125,7 +125,7 @@ where
             .order
             .iter()
             .map(|(column, order)| {
-                format!("{} {}", column.as_str(), if *order == Order::Desc { "DESC" } else { "ASC" })
+                format!("\"{}\" {}", column.as_str(), if *order == Order::Desc { "DESC" } else { "ASC" })
             })
             .collect();
         let order = (!order.is_empty()).then(|| order.join(", "));

@@ -934,6 +934,45 @@ async fn access_notices_are_about_the_callers_own_data(app: &TestApp) {
 }
 both_backends!(access_notices_are_about_the_callers_own_data, access_notices_are_about_the_callers_own_data);
 
+/// Read beside other relations of the same level, the notices come from one combined
+/// statement on PostgreSQL: still the caller's own, still newest first.
+async fn access_notices_keep_owner_and_order_when_read_beside_other_relations(app: &TestApp) {
+    let now = app.clock.now();
+    let admin = user(app, "admin1@acme.test").await;
+    let coachee1 = user(app, "coachee1@acme.test").await;
+    let coachee2 = user(app, "coachee2@acme.test").await;
+    let notices =
+        [(&coachee1, 3, "oldest"), (&coachee1, 1, "newest"), (&coachee1, 2, "middle"), (&coachee2, 0, "not mine")];
+    for (coachee, days, reason) in notices {
+        let notice = access_notices::Model {
+            id: Uuid::new_v4(),
+            tenant_id: coachee.tenant_id.expect("tenant"),
+            coachee_id: coachee.id,
+            actor_id: admin.id,
+            actor_role: Role::ProgramAdmin,
+            reason: reason.to_owned(),
+            grant_id: None,
+            at: now - Duration::days(days),
+        };
+        put::<access_notices::Entity>(app, notice).await;
+    }
+    let query = "{ accessNotices { reason } myConsents { kind } me { id goals { id } } }";
+    let res = app.gql(&app.session_for("coachee1@acme.test").await.token, query).await;
+    assert!(res["errors"].is_null(), "{res}");
+    assert_eq!(
+        res["data"]["accessNotices"],
+        json!([{ "reason": "newest" }, { "reason": "middle" }, { "reason": "oldest" }]),
+        "{res}"
+    );
+    assert_eq!(res["data"]["myConsents"].as_array().map(Vec::len), Some(4), "{res}");
+    let res = app.gql(&app.session_for("coachee2@acme.test").await.token, query).await;
+    assert_eq!(res["data"]["accessNotices"], json!([{ "reason": "not mine" }]), "{res}");
+}
+both_backends!(
+    access_notices_keep_owner_and_order_when_read_beside_other_relations,
+    access_notices_keep_owner_and_order_when_read_beside_other_relations
+);
+
 // ------------------------------------------------------------------ myConsents
 
 async fn my_consents_list_every_kind_for_the_coachee(app: &TestApp) {

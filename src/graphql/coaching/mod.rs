@@ -190,14 +190,11 @@ pub async fn prefetch_session_relations(ctx: &Ctx, args: &Args, sessions: &[(Uui
     let reach = crate::domain::reach::loaded(ctx);
     let may_list = |table, coachee| reach.as_ref().is_none_or(|r| r.may_list(table, coachee));
     let mut wants = Vec::new();
-    let mut insights = false;
     for selected in args.selected() {
         let (table, want): (ContentTable, fn(&Loaders, Uuid) -> loaders::Want) = match selected.name.as_str() {
             "summary" => (ContentTable::SessionSummaries, |l, s| l.summaries_by_session.want(s)),
-            // Both lists are one relation: ask for it once.
-            "approvedInsights" | "draftInsights" if !std::mem::replace(&mut insights, true) => {
-                (ContentTable::Insights, |l, s| l.insights_by_session.want(s))
-            }
+            // One relation for both lists (the loader takes a key once, however often asked).
+            "approvedInsights" | "draftInsights" => (ContentTable::Insights, |l, s| l.insights_by_session.want(s)),
             "evidencePacks" => (ContentTable::EvidencePacks, |l, s| l.packs_by_session.want(s)),
             "actionItems" => (ContentTable::ActionItems, |l, s| l.items_by_session.want(s)),
             "privateNotes" => (ContentTable::SessionPrivateNotes, |l, s| l.private_notes_by_session.want(s)),
