@@ -113,11 +113,19 @@ where
         _: Option<&Window>,
         reads: &mut Reads,
     ) -> AppResult<Planned> {
-        let query = match self.readable {
-            Readable::Policy(table) => readable::<E>(ctx, reach, table)?,
-            Readable::Caller => scoped::select::<E>(ctx.tenant_id()?).filter(self.column.eq(ctx.require()?.user_id)),
+        let mut query = match self.readable {
+            // Keyed by the coachee: the policy's own list on `coachee_id`, narrowed to the
+            // parents, is the parent filter too (one list, so the index is used).
+            Readable::Policy(table) if self.column.as_str() == "coachee_id" => {
+                scoped::select::<E>(ctx.tenant_id()?).filter(reach.list_filter_under(table, parents))
+            }
+            Readable::Policy(table) => {
+                readable::<E>(ctx, reach, table)?.filter(self.column.is_in(parents.iter().copied()))
+            }
+            Readable::Caller => scoped::select::<E>(ctx.tenant_id()?)
+                .filter(self.column.eq(ctx.require()?.user_id))
+                .filter(self.column.is_in(parents.iter().copied())),
         };
-        let mut query = query.filter(self.column.is_in(parents.iter().copied()));
         for (column, order) in &self.order {
             query = query.order_by(*column, order.clone());
         }

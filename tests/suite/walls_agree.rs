@@ -3,7 +3,9 @@
 //! - the rows PostgreSQL returns under the principal's context (raw SQL as the app role),
 //! - the rows the application's row check (`Reach::read`) admits, computed from the same
 //!   data read without row-level security, and
-//! - the rows the application's list filter (`Reach::list_filter`) selects
+//! - the rows the application's list filter (`Reach::list_filter`) selects (and, narrowed
+//!   to some coachees as a relation keyed by the coachee reads it, `list_filter_under`, the
+//!   same rows of those coachees)
 //!
 //! are the same rows, in both directions. On SQLite (no RLS) the row check and the list
 //! filter are compared.
@@ -205,18 +207,48 @@ async fn disagreements(
             let by_check: BTreeSet<Uuid> =
                 all.iter().filter(|r| reach.reads(table, &facts(table, r))).map(|r| uuid_at(r, "id")).collect();
             *admitted.entry(table.name()).or_insert(0) += by_check.len();
-            let mut select = Query::select();
-            select
-                .column(Alias::new("id"))
-                .from(Alias::new(table.name()))
-                .and_where(Expr::col(Alias::new("tenant_id")).eq(p.tenant))
-                .cond_where(reach.list_filter(table));
-            let (sql, values) = match backend {
-                DbBackend::Postgres => select.build(PostgresQueryBuilder),
-                _ => select.build(SqliteQueryBuilder),
+            let select_by = |filter: sea_orm::Condition| {
+                let mut select = Query::select();
+                select
+                    .column(Alias::new("id"))
+                    .from(Alias::new(table.name()))
+                    .and_where(Expr::col(Alias::new("tenant_id")).eq(p.tenant))
+                    .cond_where(filter);
+                let (sql, values) = match backend {
+                    DbBackend::Postgres => select.build(PostgresQueryBuilder),
+                    _ => select.build(SqliteQueryBuilder),
+                };
+                Statement::from_sql_and_values(backend, sql, values)
             };
-            let stmt = Statement::from_sql_and_values(backend, sql, values);
-            let by_filter = ids(&app.owner.query_all_raw(stmt).await.expect("list filter"));
+            let by_filter =
+                ids(&app.owner.query_all_raw(select_by(reach.list_filter(table))).await.expect("list filter"));
+            // Narrowed to some coachees (every other one in the table, and one of no row), as a
+            // relation keyed by the coachee reads it: the same rows, of those coachees only.
+            let coachees: BTreeSet<Uuid> = all.iter().map(|r| uuid_at(r, "coachee_id")).collect();
+            let mut under: Vec<Uuid> = coachees.iter().copied().step_by(2).collect();
+            under.push(Uuid::new_v4());
+            let narrowed = ids(&app
+                .owner
+                .query_all_raw(select_by(reach.list_filter_under(table, &under)))
+                .await
+                .expect("narrowed list filter"));
+            let by_check_under: BTreeSet<Uuid> = all
+                .iter()
+                .filter(|r| under.contains(&uuid_at(r, "coachee_id")))
+                .map(|r| uuid_at(r, "id"))
+                .filter(|id| by_check.contains(id))
+                .collect();
+            if narrowed != by_check_under {
+                out.push(format!(
+                    "{} ({:?}) on {}: the list filter under {} coachees admits {} rows the row check refuses, refuses {} it admits",
+                    p.email,
+                    p.role,
+                    table.name(),
+                    under.len(),
+                    narrowed.difference(&by_check_under).count(),
+                    by_check_under.difference(&narrowed).count(),
+                ));
+            }
             let mut compare = |wall: &str, other: &BTreeSet<Uuid>| {
                 if other != &by_check {
                     out.push(format!(
