@@ -152,7 +152,8 @@ where
                 Some(read) => ran.rows(read).await?,
                 None => Vec::new(),
             };
-            let mut grouped: HashMap<Uuid, Vec<E::Model>> = parents.iter().map(|p| (*p, Vec::new())).collect();
+            let mut grouped: foldhash::HashMap<Uuid, Vec<E::Model>> =
+                parents.iter().map(|p| (*p, Vec::new())).collect();
             for row in rows {
                 grouped.entry((self.key_of)(&row)).or_default().push(row);
             }
@@ -266,7 +267,7 @@ impl Related {
     }
 }
 
-type RelatedLoader = DataLoader<Related, HashMapCache>;
+type RelatedLoader = DataLoader<Related, HashMapCache<foldhash::fast::RandomState>>;
 
 /// A relation's handle: loads through the request's [`Related`] loader, typed.
 pub struct Rel<E> {
@@ -466,7 +467,7 @@ impl Loaders {
         let related = Arc::new(DataLoader::with_cache(
             Related { ctx: ctx.clone(), relations },
             crate::telemetry::spawn_in_request,
-            HashMapCache::default(),
+            HashMapCache::<foldhash::fast::RandomState>::new(),
         ));
         related.enable_all_cache(!writes);
         Self {

@@ -14,6 +14,7 @@ pub struct Model {
     pub actor_role: Role,
     pub reason: String,
     pub grant_id: Option<Uuid>,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub at: DateTimeUtc,
 }
 

@@ -13,7 +13,9 @@ pub struct Model {
     pub created_by: Uuid,
     pub title: String,
     pub due_on: Option<Date>,
+    #[serde(default, deserialize_with = "crate::db::combined::utc_opt")]
     pub completed_at: Option<DateTimeUtc>,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub created_at: DateTimeUtc,
 }
 

@@ -11,7 +11,9 @@ pub struct Model {
     pub coach_id: Uuid,
     pub coachee_id: Uuid,
     pub body: String,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub created_at: DateTimeUtc,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub updated_at: DateTimeUtc,
 }
 

@@ -11,10 +11,13 @@ pub struct Model {
     pub tenant_id: Uuid,
     pub coach_id: Uuid,
     pub coachee_id: Uuid,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub scheduled_at: DateTimeUtc,
     pub duration_minutes: i32,
     pub status: SessionStatus,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub created_at: DateTimeUtc,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub updated_at: DateTimeUtc,
 }
 

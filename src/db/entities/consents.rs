@@ -12,6 +12,7 @@ pub struct Model {
     pub coachee_id: Uuid,
     pub kind: ConsentKind,
     pub granted: bool,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub changed_at: DateTimeUtc,
 }
 

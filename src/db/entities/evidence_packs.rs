@@ -16,7 +16,9 @@ pub struct Model {
     pub level: EvidenceLevel,
     pub content: String,
     pub approved: bool,
+    #[serde(default, deserialize_with = "crate::db::combined::utc_opt")]
     pub approved_at: Option<DateTimeUtc>,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub created_at: DateTimeUtc,
 }
 

@@ -12,7 +12,9 @@ pub struct Model {
     pub created_by: Uuid,
     pub title: String,
     pub progress_percent: i32,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub created_at: DateTimeUtc,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub updated_at: DateTimeUtc,
 }
 

@@ -15,9 +15,12 @@ pub struct Model {
     pub author_role: Role,
     pub body: String,
     pub status: InsightStatus,
+    #[serde(default, deserialize_with = "crate::db::combined::utc_opt")]
     pub approved_at: Option<DateTimeUtc>,
     pub approved_by: Option<Uuid>,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub created_at: DateTimeUtc,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub updated_at: DateTimeUtc,
 }
 

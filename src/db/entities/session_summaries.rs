@@ -13,7 +13,9 @@ pub struct Model {
     /// The session's coach.
     pub coach_id: Uuid,
     pub body: String,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub created_at: DateTimeUtc,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub updated_at: DateTimeUtc,
 }
 

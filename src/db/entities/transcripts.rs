@@ -11,6 +11,7 @@ pub struct Model {
     pub session_id: Uuid,
     pub coachee_id: Uuid,
     pub body: String,
+    #[serde(deserialize_with = "crate::db::combined::utc")]
     pub created_at: DateTimeUtc,
 }
 
