@@ -336,6 +336,23 @@ fn clock_ticks_per_second() -> f64 {
     })
 }
 
+/// The whole machine's busy CPU time so far (every core: user, nice, system, irq, softirq,
+/// steal; not idle or iowait), ms, from the first line of `/proc/stat`. Over a run it is what
+/// a request costs the machine: the server, PostgreSQL, the load generator and the kernel.
+fn machine_busy_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .map(|l| l.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_default();
+    if ticks.len() < 8 {
+        return f64::NAN;
+    }
+    let busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7];
+    busy * 1000.0 / clock_ticks_per_second()
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -425,6 +442,8 @@ struct Load {
     requests: u64,
     /// The server's CPU time (user + system) over the run, per completed request.
     cpu_ms_per_request: f64,
+    /// The machine's busy CPU time over the run, per completed request ([`machine_busy_ms`]).
+    machine_ms_per_request: f64,
 }
 
 fn lua_long_string(s: &str) -> String {
@@ -527,7 +546,7 @@ fn wrk_report(out: std::io::Result<std::process::Output>) -> String {
 }
 
 fn parse_wrk(text: &str) -> Load {
-    let mut load = Load { cpu_ms_per_request: f64::NAN, ..Load::default() };
+    let mut load = Load { cpu_ms_per_request: f64::NAN, machine_ms_per_request: f64::NAN, ..Load::default() };
     for line in text.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
@@ -547,15 +566,18 @@ fn parse_wrk(text: &str) -> Load {
 
 /// One wrk run (2 threads) against `server`, with the server's CPU time per request.
 fn run_wrk(server: &Server, script: &Path, connections: usize, seconds: u64) -> Load {
-    let cpu = server.cpu_ms();
+    let (cpu, machine) = (server.cpu_ms(), machine_busy_ms());
     let mut load = parse_wrk(&wrk_report(wrk_command(server.port, script, 2, connections, seconds).output()));
     load.cpu_ms_per_request = (server.cpu_ms() - cpu) / load.requests as f64;
+    load.machine_ms_per_request = (machine_busy_ms() - machine) / load.requests as f64;
     load
 }
 
 #[derive(Debug, Clone, Default)]
 struct Floor {
     tps: f64,
+    /// The machine's busy CPU time over the run, per transaction ([`machine_busy_ms`]).
+    machine_ms_per_tx: f64,
     latency_ms: f64,
     failed: String,
 }
@@ -573,6 +595,7 @@ fn pgbench_script(dir: &Path, workload: Workload, count: usize, sql: &str) -> Pa
 }
 
 fn run_pgbench(url: &str, script: &Path, connections: usize, seconds: u64) -> Floor {
+    let machine = machine_busy_ms();
     let out = Command::new("pgbench")
         .args(["-n", "-M", "prepared", "-j", "2", "-c", &connections.to_string(), "-T", &seconds.to_string()])
         .arg("-f")
@@ -582,8 +605,13 @@ fn run_pgbench(url: &str, script: &Path, connections: usize, seconds: u64) -> Fl
         .expect("run pgbench");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "pgbench failed: {text}{}", String::from_utf8_lossy(&out.stderr));
-    let mut floor = Floor::default();
+    let machine = machine_busy_ms() - machine;
+    let mut floor = Floor { machine_ms_per_tx: f64::NAN, ..Floor::default() };
     for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("number of transactions actually processed: ") {
+            let done: f64 = rest.split(['/', ' ']).next().and_then(|n| n.parse().ok()).unwrap_or(f64::NAN);
+            floor.machine_ms_per_tx = machine / done;
+        }
         if let Some(rest) = line.strip_prefix("tps = ") {
             floor.tps = rest.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(f64::NAN);
         } else if let Some(rest) = line.strip_prefix("latency average = ") {
@@ -883,8 +911,8 @@ async fn run_size(coachees: usize, config: &Config) -> Option<SizeResult> {
     let now = Utc::now();
     let range = Range { from: now - chrono::Duration::days(365), to: now };
 
-    // RLS on: the server, its logins, the statement counts, wrk.
-    let server = Server::start(&pg.app_url(), dir.join(format!("server-{coachees}-rls-on.log")));
+    // The server's logins, answers and statement counts, RLS on.
+    let server = Server::start(&pg.app_url(), dir.join(format!("server-{coachees}-logins.log")));
     let t = Instant::now();
     let emails = principal_emails(&shape, per_role);
     let flood_script =
@@ -920,49 +948,34 @@ async fn run_size(coachees: usize, config: &Config) -> Option<SizeResult> {
         scripts.insert(w, (wrk, bench));
     }
     drop(app);
+    drop(server);
+
+    // A copy with RLS off (`CREATE DATABASE .. TEMPLATE` wants no one connected to the
+    // original, so it is made now; it holds the same auth sessions, so the same tokens
+    // work). Then one server on each, and each workload and concurrency runs RLS on, RLS
+    // off and the floor back to back: the three figures of a row come from the same minute,
+    // so drift on this shared machine does not land on one side of a ratio.
+    drop(owner);
+    let copy = copy_without_rls(&pg.name).await;
+    let server = Server::start(&pg.app_url(), dir.join(format!("server-{coachees}-rls-on.log")));
+    let server_off = Server::start(&copy.app_url(), dir.join(format!("server-{coachees}-rls-off.log")));
     let mut rows = Vec::new();
     for w in WORKLOADS {
         for &c in connections {
             let on = run_wrk(&server, &scripts[&w].0, c, seconds);
             print_run("RLS on", w, c, &on);
-            rows.push(Row {
-                coachees,
-                workload: w,
-                connections: c,
-                on,
-                off: Load::default(),
-                floor: Floor::default(),
-                statements: statements[&w],
-            });
+            let off = run_wrk(&server_off, &scripts[&w].0, c, seconds);
+            print_run("RLS off", w, c, &off);
+            // The floor, on the same database, as the application role.
+            let floor = run_pgbench(&pg.app_url(), &scripts[&w].1, c, seconds);
+            println!("  floor    {:<16} c={c:<3} {:>8.1} tps   avg {:>8.2} ms", w.name(), floor.tps, floor.latency_ms);
+            rows.push(Row { coachees, workload: w, connections: c, on, off, floor, statements: statements[&w] });
         }
     }
-    let rss_on = server.peak_rss_mib();
+    let (rss_on, rss_off) = (server.peak_rss_mib(), server_off.peak_rss_mib());
+    drop(server_off);
     let flood = login_flood(&server, &scripts[&Workload::ClientApp].0, &flood_script, *flood_connections, seconds);
     println!("  {}", flood_line(&flood));
-    drop(server);
-
-    // The floor, on the same database, as the application role.
-    for row in &mut rows {
-        row.floor = run_pgbench(&pg.app_url(), &scripts[&row.workload].1, row.connections, seconds);
-        println!(
-            "  floor    {:<16} c={:<3} {:>8.1} tps   avg {:>8.2} ms",
-            row.workload.name(),
-            row.connections,
-            row.floor.tps,
-            row.floor.latency_ms
-        );
-    }
-
-    // RLS off: the same binary on a copy (the copy holds the same auth sessions, so the
-    // same tokens work).
-    drop(owner);
-    let copy = copy_without_rls(&pg.name).await;
-    let server = Server::start(&copy.app_url(), dir.join(format!("server-{coachees}-rls-off.log")));
-    for row in &mut rows {
-        row.off = run_wrk(&server, &scripts[&row.workload].0, row.connections, seconds);
-        print_run("RLS off", row.workload, row.connections, &row.off);
-    }
-    let rss_off = server.peak_rss_mib();
     drop(server);
     drop(copy);
     drop(pg);
@@ -1015,7 +1028,7 @@ fn main() {
 fn print_summary(results: &[SizeResult]) {
     println!("\n=== Summary (wrk -t 2; floor = pgbench, one SQL statement per request, RLS on) ===");
     println!(
-        "{:>8} {:<16} {:>3} {:>10} {:>9} {:>9} {:>5} {:>7} {:>6} {:>10} {:>10} {:>9} {:>9}",
+        "{:>8} {:<16} {:>3} {:>10} {:>9} {:>9} {:>5} {:>7} {:>7} {:>6} {:>10} {:>8} {:>10} {:>9} {:>9}",
         "coachees",
         "workload",
         "c",
@@ -1024,8 +1037,10 @@ fn print_summary(results: &[SizeResult]) {
         "p99 ms",
         "errs",
         "cpu ms",
+        "box ms",
         "stmts",
         "floor tps",
+        "floor box",
         "RLSoff r/s",
         "vs floor",
         "on/off"
@@ -1033,7 +1048,7 @@ fn print_summary(results: &[SizeResult]) {
     for size in results {
         for r in &size.rows {
             println!(
-                "{:>8} {:<16} {:>3} {:>10.1} {:>9.2} {:>9.2} {:>5} {:>7.2} {:>6} {:>10.1} {:>10.1} {:>8.1}% {:>8.1}%",
+                "{:>8} {:<16} {:>3} {:>10.1} {:>9.2} {:>9.2} {:>5} {:>7.2} {:>7.2} {:>6} {:>10.1} {:>8.2} {:>10.1} {:>8.1}% {:>8.1}%",
                 r.coachees,
                 r.workload.name(),
                 r.connections,
@@ -1042,8 +1057,10 @@ fn print_summary(results: &[SizeResult]) {
                 r.on.p99_ms,
                 r.on.errors + r.off.errors,
                 r.on.cpu_ms_per_request,
+                r.on.machine_ms_per_request,
                 r.statements,
                 r.floor.tps,
+                r.floor.machine_ms_per_tx,
                 r.off.rps,
                 100.0 * r.on.rps / r.floor.tps,
                 100.0 * r.on.rps / r.off.rps
@@ -1065,6 +1082,9 @@ fn print_summary(results: &[SizeResult]) {
     print_cpu_scaling(results);
     println!(
         "cpu ms: the server process's CPU time (user + system) per request, RLS on; \
+         box ms / floor box: the whole machine's busy CPU time per request / per floor \
+         transaction (server or pgbench, PostgreSQL, wrk, kernel; box ms less cpu ms is what \
+         the rest of the machine spent on a request); \
          stmts: SQL statements the server's pool runs per request (counted in process); \
          vs floor: coachgraph req/s / floor tps; on/off: req/s with RLS / without."
     );
