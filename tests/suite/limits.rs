@@ -393,7 +393,7 @@ both_backends!(
 );
 
 #[tokio::test]
-async fn postgres_connections_carry_the_configured_statement_timeout() {
+async fn postgres_connections_carry_the_configured_statement_timeout_and_use_generic_plans() {
     use sea_orm::ConnectionTrait;
     let Some(pg) = create_pg_database().await else { return };
     let db = coachgraph::db::Db::connect_with_statement_timeout(
@@ -409,6 +409,14 @@ async fn postgres_connections_carry_the_configured_statement_timeout() {
         .expect("show")
         .expect("row");
     assert_eq!(row.try_get_by_index::<String>(0).expect("setting"), "1500ms");
+    // Generic plans, so that statements under row-level security are not planned again on
+    // every execution.
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(conn.get_database_backend(), "SHOW plan_cache_mode"))
+        .await
+        .expect("show")
+        .expect("row");
+    assert_eq!(row.try_get_by_index::<String>(0).expect("setting"), "force_generic_plan");
     // The server's configuration: 5 s unless set.
     let cli = coachgraph::config::Cli::try_parse_from(["coachgraph"]).expect("defaults");
     assert_eq!(cli.serve_config().statement_timeout_ms, 5_000);
