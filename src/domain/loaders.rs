@@ -243,6 +243,10 @@ impl Loader<Want> for Related {
                 None => groups.push((key.relation, window, vec![key.parent])),
             }
         }
+        // The keys come in no particular order. In relation order, a level's combined
+        // statement has one text, so it is prepared and planned once per connection, not once
+        // per ordering of its reads (and shows as one statement in pg_stat_statements).
+        groups.sort_by_key(|(relation, _, _)| *relation);
         let reach = reach::of(&self.ctx).await?;
         let mut reads = Reads::default();
         let mut planned = Vec::with_capacity(groups.len());
