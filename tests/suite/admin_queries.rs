@@ -896,10 +896,14 @@ both_backends!(ai_access_log_is_the_coachees_own, ai_access_log_is_the_coachees_
 
 // ------------------------------------------------------------------ accessNotices
 
-async fn access_notices_are_about_the_callers_own_data(app: &TestApp) {
-    let now = app.clock.now();
-    let admin = user(app, "admin1@acme.test").await;
-    let notice = |coachee: &users::Model, at: DateTime<Utc>, reason: &str| access_notices::Model {
+/// A break-glass notice to `coachee` about a program admin's access at `at`.
+fn access_notice(
+    coachee: &users::Model,
+    admin: &users::Model,
+    at: DateTime<Utc>,
+    reason: &str,
+) -> access_notices::Model {
+    access_notices::Model {
         id: Uuid::new_v4(),
         tenant_id: coachee.tenant_id.expect("tenant"),
         coachee_id: coachee.id,
@@ -908,7 +912,13 @@ async fn access_notices_are_about_the_callers_own_data(app: &TestApp) {
         reason: reason.to_owned(),
         grant_id: None,
         at,
-    };
+    }
+}
+
+async fn access_notices_are_about_the_callers_own_data(app: &TestApp) {
+    let now = app.clock.now();
+    let admin = user(app, "admin1@acme.test").await;
+    let notice = |coachee: &users::Model, at: DateTime<Utc>, reason: &str| access_notice(coachee, &admin, at, reason);
     let coachee1 = user(app, "coachee1@acme.test").await;
     put::<access_notices::Entity>(app, notice(&coachee1, now - Duration::days(2), "wellbeing check")).await;
     put::<access_notices::Entity>(app, notice(&coachee1, now - Duration::days(1), "escalation")).await;
@@ -944,17 +954,7 @@ async fn access_notices_keep_owner_and_order_when_read_beside_other_relations(ap
     let notices =
         [(&coachee1, 3, "oldest"), (&coachee1, 1, "newest"), (&coachee1, 2, "middle"), (&coachee2, 0, "not mine")];
     for (coachee, days, reason) in notices {
-        let notice = access_notices::Model {
-            id: Uuid::new_v4(),
-            tenant_id: coachee.tenant_id.expect("tenant"),
-            coachee_id: coachee.id,
-            actor_id: admin.id,
-            actor_role: Role::ProgramAdmin,
-            reason: reason.to_owned(),
-            grant_id: None,
-            at: now - Duration::days(days),
-        };
-        put::<access_notices::Entity>(app, notice).await;
+        put::<access_notices::Entity>(app, access_notice(coachee, &admin, now - Duration::days(days), reason)).await;
     }
     let query = "{ accessNotices { reason } myConsents { kind } me { id goals { id } } }";
     let res = app.gql(&app.session_for("coachee1@acme.test").await.token, query).await;

@@ -403,20 +403,14 @@ async fn postgres_connections_carry_the_configured_statement_timeout_and_use_gen
     .await
     .expect("pool");
     let conn = coachgraph::db::testing::connection(&db);
-    let row = conn
-        .query_one_raw(sea_orm::Statement::from_string(conn.get_database_backend(), "SHOW statement_timeout"))
-        .await
-        .expect("show")
-        .expect("row");
-    assert_eq!(row.try_get_by_index::<String>(0).expect("setting"), "1500ms");
+    let show = |setting: &str| {
+        let statement = sea_orm::Statement::from_string(conn.get_database_backend(), format!("SHOW {setting}"));
+        async { conn.query_one_raw(statement).await.expect("show").expect("row").try_get_by_index::<String>(0) }
+    };
+    assert_eq!(show("statement_timeout").await.expect("setting"), "1500ms");
     // Generic plans, so that statements under row-level security are not planned again on
     // every execution.
-    let row = conn
-        .query_one_raw(sea_orm::Statement::from_string(conn.get_database_backend(), "SHOW plan_cache_mode"))
-        .await
-        .expect("show")
-        .expect("row");
-    assert_eq!(row.try_get_by_index::<String>(0).expect("setting"), "force_generic_plan");
+    assert_eq!(show("plan_cache_mode").await.expect("setting"), "force_generic_plan");
     // The server's configuration: 5 s unless set.
     let cli = coachgraph::config::Cli::try_parse_from(["coachgraph"]).expect("defaults");
     assert_eq!(cli.serve_config().statement_timeout_ms, 5_000);
