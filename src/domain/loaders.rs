@@ -468,16 +468,20 @@ impl Loaders {
             |n| n.coachee_id,
             vec![(access_notices::Column::At, Desc), (access_notices::Column::Id, Desc)],
         ));
-        let related = Arc::new(DataLoader::with_cache(
-            Related { ctx: ctx.clone(), relations },
-            crate::telemetry::spawn_in_request,
-            HashMapCache::<foldhash::fast::RandomState>::new(),
-        ));
+        let related = Arc::new(
+            DataLoader::with_cache(
+                Related { ctx: ctx.clone(), relations },
+                crate::telemetry::spawn_in_request,
+                HashMapCache::<foldhash::fast::RandomState>::new(),
+            )
+            .delay(crate::telemetry::BATCH_DELAY),
+        );
         related.enable_all_cache(!writes);
         Self {
             related: related.clone(),
             reuse: !writes,
-            profiles_by_id: DataLoader::new(ProfilesById { ctx: ctx.clone() }, crate::telemetry::spawn_in_request),
+            profiles_by_id: DataLoader::new(ProfilesById { ctx: ctx.clone() }, crate::telemetry::spawn_in_request)
+                .delay(crate::telemetry::BATCH_DELAY),
             sessions_by_coachee: Pages(Rel::new(&related, sessions_by_coachee)),
             goals_by_coachee: Rel::new(&related, goals_by_coachee),
             items_by_coachee: Pages(Rel::new(&related, items_by_coachee)),

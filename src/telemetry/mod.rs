@@ -27,14 +27,13 @@ pub struct RequestScope {
     pass: ExecutorPass,
 }
 
-/// The batching barrier. A DataLoader batch waits a moment (1 ms) for the other loads of its
-/// level, then takes its keys; but on a busy machine one pass of the executor over a level
-/// (25 coachees' fields, say) can take longer than that, and the batch would take part of the
-/// keys and leave the rest to a second statement. So a batch of this request first waits
-/// (at most [`LONGEST_PASS_WAIT`]) for the executor's current pass to end: a pass yields
-/// once the fields it polled are waiting, so the loads it registered are one batch. (Loads
-/// of one level registered in two passes, e.g. when tokio's cooperative budget ends a pass
-/// early, can still be two.)
+/// The batching barrier. A DataLoader batch takes the keys registered before it starts; one
+/// pass of the executor over a level (25 coachees' fields, say) registers them one by one,
+/// and a batch that started midway would take part of the keys and leave the rest to a
+/// second statement. So a batch of this request first waits (at most [`LONGEST_PASS_WAIT`])
+/// for the executor's current pass to end: a pass yields once the fields it polled are
+/// waiting, so the loads it registered are one batch. (Loads of one level registered in two
+/// passes, e.g. when tokio's cooperative budget ends a pass early, can still be two.)
 #[derive(Debug, Default)]
 struct ExecutorPass {
     polling: AtomicBool,
@@ -166,6 +165,12 @@ pub fn count_statement() {
     let _ = CURRENT.try_with(|s| s.statements.fetch_add(1, Ordering::Relaxed));
 }
 
+/// How long a request's DataLoader waits before it starts a batch: not at all. The barrier
+/// of [`spawn_in_request`] is what gathers a level's keys; async-graphql's default (1 ms, on
+/// a timer thread of its own unless its `tokio-timer` feature is on) only added a timer
+/// wake-up and a millisecond of latency to every level of every request.
+pub const BATCH_DELAY: std::time::Duration = std::time::Duration::ZERO;
+
 /// `tokio::spawn`, keeping the current request's scope in the new task (the DataLoaders'
 /// spawner: their batches are the request's statements too). The task starts once the
 /// request's executor pass has ended (see [`ExecutorPass`]).
@@ -269,8 +274,8 @@ mod tests {
     async fn loads_of_one_executor_pass_are_one_batch_however_long_the_pass_takes() {
         use async_graphql::dataloader::DataLoader;
         let batches = Arc::new(Mutex::new(Vec::new()));
-        let loader = DataLoader::new(Batches(batches.clone()), spawn_in_request);
-        // One pass: a load, then work that outlasts the loader's 1 ms wait (a busy
+        let loader = DataLoader::new(Batches(batches.clone()), spawn_in_request).delay(BATCH_DELAY);
+        // One pass: a load, then work that outlasts any wait of the loader's own (a busy
         // machine), then another load; `join3` polls the three in order in one pass.
         let busy = async { std::thread::sleep(std::time::Duration::from_millis(30)) };
         let pass = futures_util::future::join3(loader.load_one(0), busy, loader.load_one(2));
@@ -284,7 +289,7 @@ mod tests {
         use async_graphql::dataloader::DataLoader;
         use futures_util::FutureExt as _;
         let batches = Arc::new(Mutex::new(Vec::new()));
-        let loader = Arc::new(DataLoader::new(Batches(batches.clone()), spawn_in_request));
+        let loader = Arc::new(DataLoader::new(Batches(batches.clone()), spawn_in_request).delay(BATCH_DELAY));
         let in_pass = loader.clone();
         // A pass registers a load, then a resolver panics (the HTTP edge catches it).
         let pass = std::future::poll_fn(move |cx| {
