@@ -127,15 +127,25 @@ impl TenantTx {
             Slot::Finished => return Err(AppError::internal("transaction already finished")),
             Slot::Idle => {
                 let waiting = Waiting::enter(&self.waiting);
-                let tx = if self.backend == DbBackend::Sqlite && self.writes.load(Ordering::SeqCst) {
-                    let options = TransactionOptions {
-                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                        ..TransactionOptions::default()
-                    };
-                    self.pool.begin_with_options(options).await?
-                } else {
-                    self.pool.begin().await?
+                let pool = self.pool.clone();
+                let immediate = self.backend == DbBackend::Sqlite && self.writes.load(Ordering::SeqCst);
+                let begin = async move {
+                    if immediate {
+                        let options = TransactionOptions {
+                            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                            ..TransactionOptions::default()
+                        };
+                        pool.begin_with_options(options).await
+                    } else {
+                        pool.begin().await
+                    }
                 };
+                // The BEGIN runs to its end in a task of its own, whether or not the request
+                // is still there to take the transaction: sqlx 0.9 (transact-rs/sqlx#4393)
+                // does not roll back a BEGIN dropped in flight (a client that disconnects),
+                // and the pool took that connection back inside a transaction, which the next
+                // request then ran in. Dropped here, the finished transaction rolls back.
+                let tx = tokio::spawn(begin).await.map_err(|_| AppError::internal("the BEGIN task failed"))??;
                 drop(waiting);
                 apply_scope(&tx, self.scope()).await?;
                 let clock = *self.clock.lock().unwrap_or_else(|p| p.into_inner());

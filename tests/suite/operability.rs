@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use coachgraph::app::HttpSettings;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 
 use crate::both_backends;
@@ -154,6 +155,89 @@ async fn the_pool_size_setting_bounds_the_postgresql_pool() {
     let Some(pg) = create_pg_database().await else { return };
     let db = coachgraph::db::Db::connect_with(&pg.owner_url(), None, Some(3)).await.expect("pool");
     assert_eq!(db.pool_stats().max, 3);
+}
+
+// --- client disconnects -------------------------------------------------------------------
+
+/// The state and last statement of the pool's backends (the application role's), seen from
+/// the owner's connection.
+async fn app_backends(owner: &DatabaseConnection) -> Vec<(String, String)> {
+    let sql = format!(
+        "SELECT state, query FROM pg_stat_activity WHERE datname = current_database() AND usename = '{}'",
+        migrations::APP_ROLE
+    );
+    owner
+        .query_all_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql))
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|r| (r.try_get_by_index(0).unwrap_or_default(), r.try_get_by_index(1).unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_request_dropped_while_its_transaction_begins_leaves_no_transaction_open_on_postgres() {
+    let Some(pg) = create_pg_database().await else { return };
+    let owner = Database::connect(pg.owner_url()).await.expect("owner");
+    migrate(&owner).await;
+    // One connection, so the next request gets the very one the dropped request had.
+    let db = coachgraph::db::Db::connect_with(&pg.app_url(), None, Some(1)).await.expect("pool");
+    db.ping().await.expect("ping");
+    let in_begin =
+        |backends: &[(String, String)]| backends.iter().any(|(s, q)| s == "idle in transaction" && q == "BEGIN");
+    // The request goes away (its client disconnected) when PostgreSQL has run its BEGIN and
+    // the answer is not read yet. Polling by hand decides when the request moves on; an
+    // attempt that got past BEGIN in one poll is dropped and tried again.
+    let mut caught = false;
+    for _ in 0..20 {
+        let tx = db.begin(coachgraph::db::DbScope::ANONYMOUS);
+        let mut begin = Box::pin(tx.conn());
+        for _ in 0..200 {
+            if futures_util::poll!(begin.as_mut()).is_ready() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            if in_begin(&app_backends(&owner).await) {
+                caught = true;
+                break;
+            }
+        }
+        drop(begin);
+        drop(tx);
+        if caught {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(caught, "never saw the request's BEGIN in flight");
+    // The connection goes back to the pool out of any transaction.
+    let mut backends = app_backends(&owner).await;
+    for _ in 0..100 {
+        if backends.iter().all(|(state, _)| state == "idle") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        backends = app_backends(&owner).await;
+    }
+    assert!(
+        backends.iter().all(|(state, _)| state == "idle"),
+        "a pooled connection was left inside the dropped request's transaction: {backends:?}"
+    );
+    // And the next request's transaction is its own.
+    let next = db.begin(coachgraph::db::DbScope::ANONYMOUS);
+    let started_with_it = next
+        .conn()
+        .await
+        .expect("next transaction")
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT now() > statement_timestamp() - interval '1 second'",
+        ))
+        .await
+        .expect("now")
+        .and_then(|r| r.try_get_by_index::<bool>(0).ok());
+    assert_eq!(started_with_it, Some(true), "the transaction began with this request, not before it");
+    next.commit().await.expect("commit");
 }
 
 async fn a_body_over_the_configured_limit_is_refused_413(app: &TestApp) {
