@@ -172,7 +172,7 @@ impl TenantTx {
         }
         let mut slot = self.tx.lock().await;
         match std::mem::replace(&mut *slot, Slot::Idle) {
-            Slot::Open(tx) => tx.commit().await?,
+            Slot::Open(tx) => commit_to_the_end(tx).await?,
             Slot::Idle => {}
             Slot::Finished => {
                 *slot = Slot::Finished;
@@ -198,7 +198,7 @@ impl TenantTx {
         if matches!(*slot, Slot::Open(_))
             && let Slot::Open(tx) = std::mem::replace(&mut *slot, Slot::Idle)
         {
-            tx.commit().await?;
+            commit_to_the_end(tx).await?;
         }
         Ok(true)
     }
@@ -250,7 +250,7 @@ impl TenantTx {
     /// Commits the transaction, if one is open; either way the request's data access ends.
     pub async fn commit(&self) -> AppResult<()> {
         match std::mem::replace(&mut *self.tx.lock().await, Slot::Finished) {
-            Slot::Open(tx) => tx.commit().await?,
+            Slot::Open(tx) => commit_to_the_end(tx).await?,
             Slot::Idle => {}
             Slot::Finished => return Err(AppError::internal("transaction already finished")),
         }
@@ -263,6 +263,15 @@ impl TenantTx {
         }
         Ok(())
     }
+}
+
+/// Commits in a task of its own, so that a request dropped while its COMMIT is in flight (its
+/// client gone) does not queue a ROLLBACK behind it, which PostgreSQL answers with a warning
+/// in the server's log ("there is no transaction in progress"). The COMMIT was sent either
+/// way; now it is also seen through.
+async fn commit_to_the_end(tx: DatabaseTransaction) -> AppResult<()> {
+    tokio::spawn(tx.commit()).await.map_err(|_| AppError::internal("the COMMIT task failed"))??;
+    Ok(())
 }
 
 async fn apply_scope(tx: &DatabaseTransaction, scope: DbScope) -> AppResult<()> {
