@@ -126,10 +126,11 @@ impl TenantTx {
             Slot::Open(_) => {}
             Slot::Finished => return Err(AppError::internal("transaction already finished")),
             Slot::Idle => {
-                let waiting = Waiting::enter(&self.waiting);
-                let pool = self.pool.clone();
+                let (pool, waiting) = (self.pool.clone(), self.waiting.clone());
                 let immediate = self.backend == DbBackend::Sqlite && self.writes.load(Ordering::SeqCst);
                 let begin = async move {
+                    // Counted while the task waits for a connection, the request there or not.
+                    let _waiting = Waiting::enter(&waiting);
                     if immediate {
                         let options = TransactionOptions {
                             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
@@ -145,8 +146,10 @@ impl TenantTx {
                 // does not roll back a BEGIN dropped in flight (a client that disconnects),
                 // and the pool took that connection back inside a transaction, which the next
                 // request then ran in. Dropped here, the finished transaction rolls back.
-                let tx = tokio::spawn(begin).await.map_err(|_| AppError::internal("the BEGIN task failed"))??;
-                drop(waiting);
+                // (sea-orm acquires and begins in one call, so a request dropped while it
+                // waits for a connection leaves the task waiting; it then costs the pool a
+                // BEGIN and a ROLLBACK.)
+                let tx = to_the_end(begin, "BEGIN").await?;
                 apply_scope(&tx, self.scope()).await?;
                 let clock = *self.clock.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(now) = clock {
@@ -259,19 +262,27 @@ impl TenantTx {
 
     pub async fn rollback(&self) -> AppResult<()> {
         if let Slot::Open(tx) = std::mem::replace(&mut *self.tx.lock().await, Slot::Finished) {
-            tx.rollback().await?;
+            to_the_end(tx.rollback(), "ROLLBACK").await?;
         }
         Ok(())
     }
 }
 
-/// Commits in a task of its own, so that a request dropped while its COMMIT is in flight (its
-/// client gone) does not queue a ROLLBACK behind it, which PostgreSQL answers with a warning
-/// in the server's log ("there is no transaction in progress"). The COMMIT was sent either
-/// way; now it is also seen through.
+/// Runs a transaction's BEGIN, COMMIT or ROLLBACK in a task of its own, in the request's
+/// span, so that it ends as it would have had the request stayed (see [`TenantTx::conn`]).
+/// A COMMIT or ROLLBACK cut short had sea-orm queue a ROLLBACK behind it, which PostgreSQL
+/// answers with a warning in the server's log ("there is no transaction in progress").
+async fn to_the_end<T: Send + 'static>(
+    work: impl Future<Output = Result<T, sea_orm::DbErr>> + Send + 'static,
+    what: &'static str,
+) -> AppResult<T> {
+    use tracing::Instrument;
+    let task = tokio::spawn(work.in_current_span());
+    Ok(task.await.map_err(|_| AppError::internal(format!("the {what} task failed")))??)
+}
+
 async fn commit_to_the_end(tx: DatabaseTransaction) -> AppResult<()> {
-    tokio::spawn(tx.commit()).await.map_err(|_| AppError::internal("the COMMIT task failed"))??;
-    Ok(())
+    to_the_end(tx.commit(), "COMMIT").await
 }
 
 async fn apply_scope(tx: &DatabaseTransaction, scope: DbScope) -> AppResult<()> {

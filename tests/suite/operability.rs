@@ -175,34 +175,58 @@ async fn app_backends(owner: &DatabaseConnection) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_request_dropped_while_its_transaction_begins_leaves_no_transaction_open_on_postgres() {
-    let Some(pg) = create_pg_database().await else { return };
+/// A one-connection pool on a migrated database (so the next request gets the very
+/// connection a dropped request had), and the owner's connection to watch it.
+async fn one_connection_pool() -> Option<(PgDatabase, DatabaseConnection, coachgraph::db::Db)> {
+    let pg = create_pg_database().await?;
     let owner = Database::connect(pg.owner_url()).await.expect("owner");
     migrate(&owner).await;
-    // One connection, so the next request gets the very one the dropped request had.
     let db = coachgraph::db::Db::connect_with(&pg.app_url(), None, Some(1)).await.expect("pool");
     db.ping().await.expect("ping");
-    let in_begin =
-        |backends: &[(String, String)]| backends.iter().any(|(s, q)| s == "idle in transaction" && q == "BEGIN");
-    // The request goes away (its client disconnected) when PostgreSQL has run its BEGIN and
-    // the answer is not read yet. Polling by hand decides when the request moves on; an
-    // attempt that got past BEGIN in one poll is dropped and tried again.
+    Some((pg, owner, db))
+}
+
+/// Polls `step` by hand and drops it (its client disconnected) once the pool's backend shows
+/// `state` after `statement`: PostgreSQL has run the statement and its answer is unread.
+/// Returns false if the step got past that point in one poll.
+async fn drop_when_backend_shows<F: Future>(owner: &DatabaseConnection, step: F, state: &str, statement: &str) -> bool {
+    let mut step = std::pin::pin!(step);
+    for _ in 0..200 {
+        if futures_util::poll!(step.as_mut()).is_ready() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        if app_backends(owner).await.iter().any(|(s, q)| s == state && q == statement) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Waits (up to 2 s) for the pool's backends to settle as `settled` says, and returns them.
+async fn settled_backends(
+    owner: &DatabaseConnection,
+    settled: impl Fn(&(String, String)) -> bool,
+) -> Vec<(String, String)> {
+    let mut backends = app_backends(owner).await;
+    for _ in 0..100 {
+        if backends.iter().all(&settled) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        backends = app_backends(owner).await;
+    }
+    backends
+}
+
+#[tokio::test]
+async fn a_request_dropped_while_its_transaction_begins_leaves_no_transaction_open_on_postgres() {
+    let Some((_pg, owner, db)) = one_connection_pool().await else { return };
+    // An attempt that got past BEGIN in one poll is dropped and tried again.
     let mut caught = false;
     for _ in 0..20 {
         let tx = db.begin(coachgraph::db::DbScope::ANONYMOUS);
-        let mut begin = Box::pin(tx.conn());
-        for _ in 0..200 {
-            if futures_util::poll!(begin.as_mut()).is_ready() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            if in_begin(&app_backends(&owner).await) {
-                caught = true;
-                break;
-            }
-        }
-        drop(begin);
+        caught = drop_when_backend_shows(&owner, tx.conn(), "idle in transaction", "BEGIN").await;
         drop(tx);
         if caught {
             break;
@@ -211,14 +235,7 @@ async fn a_request_dropped_while_its_transaction_begins_leaves_no_transaction_op
     }
     assert!(caught, "never saw the request's BEGIN in flight");
     // The connection goes back to the pool out of any transaction.
-    let mut backends = app_backends(&owner).await;
-    for _ in 0..100 {
-        if backends.iter().all(|(state, _)| state == "idle") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        backends = app_backends(&owner).await;
-    }
+    let backends = settled_backends(&owner, |(state, _)| state == "idle").await;
     assert!(
         backends.iter().all(|(state, _)| state == "idle"),
         "a pooled connection was left inside the dropped request's transaction: {backends:?}"
@@ -238,6 +255,27 @@ async fn a_request_dropped_while_its_transaction_begins_leaves_no_transaction_op
         .and_then(|r| r.try_get_by_index::<bool>(0).ok());
     assert_eq!(started_with_it, Some(true), "the transaction began with this request, not before it");
     next.commit().await.expect("commit");
+}
+
+#[tokio::test]
+async fn a_request_dropped_while_it_commits_sends_no_rollback_after_its_commit_on_postgres() {
+    let Some((_pg, owner, db)) = one_connection_pool().await else { return };
+    let mut caught = false;
+    for _ in 0..20 {
+        let tx = db.begin(coachgraph::db::DbScope::ANONYMOUS);
+        drop(tx.conn().await.expect("open"));
+        caught = drop_when_backend_shows(&owner, tx.commit(), "idle", "COMMIT").await;
+        if caught {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(caught, "never saw the request's COMMIT in flight");
+    // The pool's ping on release sends no statement: the last one the backend ran is the
+    // COMMIT, not a ROLLBACK queued behind it (which PostgreSQL answers with a warning).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let backends = settled_backends(&owner, |(state, _)| state == "idle").await;
+    assert_eq!(backends, [("idle".to_owned(), "COMMIT".to_owned())]);
 }
 
 async fn a_body_over_the_configured_limit_is_refused_413(app: &TestApp) {
