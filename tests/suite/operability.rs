@@ -203,6 +203,18 @@ async fn drop_when_backend_shows<F: Future>(owner: &DatabaseConnection, step: F,
     false
 }
 
+/// Runs `attempt` (a request dropped at one point, see [`drop_when_backend_shows`]) until it
+/// catches that point, at most 20 times: an attempt that got past it in one poll is tried again.
+async fn until_caught(mut attempt: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..20 {
+        if attempt().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 /// Waits (up to 2 s) for the pool's backends to settle as `settled` says, and returns them.
 async fn settled_backends(
     owner: &DatabaseConnection,
@@ -222,17 +234,11 @@ async fn settled_backends(
 #[tokio::test]
 async fn a_request_dropped_while_its_transaction_begins_leaves_no_transaction_open_on_postgres() {
     let Some((_pg, owner, db)) = one_connection_pool().await else { return };
-    // An attempt that got past BEGIN in one poll is dropped and tried again.
-    let mut caught = false;
-    for _ in 0..20 {
+    let caught = until_caught(async || {
         let tx = db.begin(coachgraph::db::DbScope::ANONYMOUS);
-        caught = drop_when_backend_shows(&owner, tx.conn(), "idle in transaction", "BEGIN").await;
-        drop(tx);
-        if caught {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        drop_when_backend_shows(&owner, tx.conn(), "idle in transaction", "BEGIN").await
+    })
+    .await;
     assert!(caught, "never saw the request's BEGIN in flight");
     // The connection goes back to the pool out of any transaction.
     let backends = settled_backends(&owner, |(state, _)| state == "idle").await;
@@ -260,16 +266,12 @@ async fn a_request_dropped_while_its_transaction_begins_leaves_no_transaction_op
 #[tokio::test]
 async fn a_request_dropped_while_it_commits_sends_no_rollback_after_its_commit_on_postgres() {
     let Some((_pg, owner, db)) = one_connection_pool().await else { return };
-    let mut caught = false;
-    for _ in 0..20 {
+    let caught = until_caught(async || {
         let tx = db.begin(coachgraph::db::DbScope::ANONYMOUS);
         drop(tx.conn().await.expect("open"));
-        caught = drop_when_backend_shows(&owner, tx.commit(), "idle", "COMMIT").await;
-        if caught {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        drop_when_backend_shows(&owner, tx.commit(), "idle", "COMMIT").await
+    })
+    .await;
     assert!(caught, "never saw the request's COMMIT in flight");
     // The pool's ping on release sends no statement: the last one the backend ran is the
     // COMMIT, not a ROLLBACK queued behind it (which PostgreSQL answers with a warning).
