@@ -129,7 +129,7 @@ impl TenantTx {
                 let (pool, waiting) = (self.pool.clone(), self.waiting.clone());
                 let immediate = self.backend == DbBackend::Sqlite && self.writes.load(Ordering::SeqCst);
                 let begin = async move {
-                    // Counted while the task waits for a connection, the request there or not.
+                    // Counted while the BEGIN waits for a connection, the request there or not.
                     let _waiting = Waiting::enter(&waiting);
                     if immediate {
                         let options = TransactionOptions {
@@ -141,15 +141,15 @@ impl TenantTx {
                         pool.begin().await
                     }
                 };
-                // The BEGIN runs to its end in a task of its own, whether or not the request
-                // is still there to take the transaction: sqlx 0.9 (transact-rs/sqlx#4393)
+                // The BEGIN runs to its end whether or not the request is still there to take
+                // the transaction (a dropped request hands it to a task of its own): sqlx 0.9 (transact-rs/sqlx#4393)
                 // does not roll back a BEGIN dropped in flight (a client that disconnects),
                 // and the pool took that connection back inside a transaction, which the next
                 // request then ran in. Dropped here, the finished transaction rolls back.
                 // (sea-orm acquires and begins in one call, so a request dropped while it
-                // waits for a connection leaves the task waiting; it then costs the pool a
+                // waits for a connection leaves that task waiting; it then costs the pool a
                 // BEGIN and a ROLLBACK.)
-                let tx = to_the_end(begin, "BEGIN").await?;
+                let tx = to_the_end(begin).await?;
                 apply_scope(&tx, self.scope()).await?;
                 let clock = *self.clock.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(now) = clock {
@@ -262,27 +262,69 @@ impl TenantTx {
 
     pub async fn rollback(&self) -> AppResult<()> {
         if let Slot::Open(tx) = std::mem::replace(&mut *self.tx.lock().await, Slot::Finished) {
-            to_the_end(tx.rollback(), "ROLLBACK").await?;
+            to_the_end(tx.rollback()).await?;
         }
         Ok(())
     }
 }
 
-/// Runs a transaction's BEGIN, COMMIT or ROLLBACK in a task of its own, in the request's
-/// span, so that it ends as it would have had the request stayed (see [`TenantTx::conn`]).
-/// A COMMIT or ROLLBACK cut short had sea-orm queue a ROLLBACK behind it, which PostgreSQL
-/// answers with a warning in the server's log ("there is no transaction in progress").
+/// Runs a transaction's BEGIN, COMMIT or ROLLBACK so that it ends as it would have had the
+/// request stayed (see [`TenantTx::conn`]): in the request's own task while the request
+/// waits for it, and, if the request is dropped first, in a task of its own that finishes it
+/// in the request's span. A COMMIT or ROLLBACK cut short had sea-orm queue a ROLLBACK behind
+/// it, which PostgreSQL answers with a warning in the server's log ("there is no transaction
+/// in progress").
+///
+/// Why not `tokio::spawn` up front: a spawned task is a hand-over to another worker thread
+/// (a futex wake and a context switch) on every BEGIN and COMMIT of every request, and the
+/// kernel's share of a small request's CPU was mostly those switches. Handing over only on
+/// drop costs nothing on the usual path.
 async fn to_the_end<T: Send + 'static>(
     work: impl Future<Output = Result<T, sea_orm::DbErr>> + Send + 'static,
-    what: &'static str,
 ) -> AppResult<T> {
     use tracing::Instrument;
-    let task = tokio::spawn(work.in_current_span());
-    Ok(task.await.map_err(|_| AppError::internal(format!("the {what} task failed")))??)
+    Ok(FinishOnDrop(Some(Box::pin(work.in_current_span()))).await?)
+}
+
+/// A future polled in place that, dropped before it is ready, is moved into a task that
+/// polls it to its end (its output is then dropped there: an unfinished BEGIN's
+/// transaction rolls back). Outside a runtime (shutdown) nothing can finish it, and it is
+/// dropped as any future would be.
+struct FinishOnDrop<F: Future + Send + 'static>(Option<std::pin::Pin<Box<F>>>)
+where
+    F::Output: Send + 'static;
+
+impl<F: Future + Send + 'static> Future for FinishOnDrop<F>
+where
+    F::Output: Send + 'static,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        let Some(work) = self.0.as_mut() else {
+            panic!("FinishOnDrop polled after it was ready");
+        };
+        let ready = std::task::ready!(work.as_mut().poll(cx));
+        self.0 = None;
+        std::task::Poll::Ready(ready)
+    }
+}
+
+impl<F: Future + Send + 'static> Drop for FinishOnDrop<F>
+where
+    F::Output: Send + 'static,
+{
+    fn drop(&mut self) {
+        if let (Some(work), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                drop(work.await);
+            });
+        }
+    }
 }
 
 async fn commit_to_the_end(tx: DatabaseTransaction) -> AppResult<()> {
-    to_the_end(tx.commit(), "COMMIT").await
+    to_the_end(tx.commit()).await
 }
 
 async fn apply_scope(tx: &DatabaseTransaction, scope: DbScope) -> AppResult<()> {
