@@ -471,7 +471,7 @@ impl Loaders {
         let related = Arc::new(
             DataLoader::with_cache(
                 Related { ctx: ctx.clone(), relations },
-                crate::telemetry::spawn_in_request,
+                crate::telemetry::batch_in_request,
                 HashMapCache::<foldhash::fast::RandomState>::new(),
             )
             .delay(crate::telemetry::BATCH_DELAY),
@@ -480,7 +480,7 @@ impl Loaders {
         Self {
             related: related.clone(),
             reuse: !writes,
-            profiles_by_id: DataLoader::new(ProfilesById { ctx: ctx.clone() }, crate::telemetry::spawn_in_request)
+            profiles_by_id: DataLoader::new(ProfilesById { ctx: ctx.clone() }, crate::telemetry::batch_in_request)
                 .delay(crate::telemetry::BATCH_DELAY),
             sessions_by_coachee: Pages(Rel::new(&related, sessions_by_coachee)),
             goals_by_coachee: Rel::new(&related, goals_by_coachee),

@@ -4,8 +4,9 @@
 //! and, for its DataLoaders, whether its executor is mid-pass (the batching barrier,
 //! [`executor_passes`]).
 //!
-//! It rides in a tokio task-local set by the HTTP middleware; the DataLoaders, whose batches
-//! run in tasks of their own, carry it over with [`spawn_in_request`].
+//! It rides in a tokio task-local set by the HTTP middleware. The DataLoaders' batches run in
+//! the request's own task, between the executor's passes ([`batch_in_request`]); a batch
+//! that has to run in a task of its own carries the scope over ([`spawn_in_request`]).
 
 pub mod metrics;
 
@@ -25,6 +26,55 @@ pub struct RequestScope {
     notes: Mutex<Notes>,
     /// Whether the GraphQL executor is inside a poll right now (see [`executor_passes`]).
     pass: ExecutorPass,
+    /// DataLoader batches waiting for the executor's driver to poll them.
+    batches: BatchQueue,
+}
+
+type Batch = futures_util::future::BoxFuture<'static, ()>;
+
+/// The DataLoader batches of a request whose executor is running ([`executor_passes`]):
+/// `None` when no executor runs, and a batch then needs a task of its own.
+#[derive(Default)]
+struct BatchQueue(Mutex<Option<Vec<Batch>>>);
+
+impl std::fmt::Debug for BatchQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BatchQueue")
+    }
+}
+
+impl BatchQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<Batch>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `batch` if an executor will poll it; gives it back otherwise.
+    fn offer(&self, batch: Batch) -> Option<Batch> {
+        match self.lock().as_mut() {
+            Some(queue) => {
+                queue.push(batch);
+                None
+            }
+            None => Some(batch),
+        }
+    }
+
+    fn open(&self) {
+        self.lock().get_or_insert_with(Vec::new);
+    }
+
+    fn take(&self) -> Vec<Batch> {
+        self.lock().as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().as_ref().is_none_or(Vec::is_empty)
+    }
+
+    /// No executor polls batches any more: what is queued is given back.
+    fn close(&self) -> Vec<Batch> {
+        self.lock().take().unwrap_or_default()
+    }
 }
 
 /// The batching barrier. A DataLoader batch takes the keys registered before it starts; one
@@ -80,6 +130,7 @@ impl RequestScope {
             statements: AtomicU64::new(0),
             notes: Mutex::new(Notes::default()),
             pass: ExecutorPass::default(),
+            batches: BatchQueue::default(),
         })
     }
 
@@ -165,15 +216,37 @@ pub fn count_statement() {
     let _ = CURRENT.try_with(|s| s.statements.fetch_add(1, Ordering::Relaxed));
 }
 
-/// How long a request's DataLoader waits before it starts a batch: not at all. The barrier
-/// of [`spawn_in_request`] is what gathers a level's keys; async-graphql's default (1 ms, on
+/// How long a request's DataLoader waits before it starts a batch: not at all. Starting
+/// batches only between the executor's passes ([`executor_passes`]) is what gathers a
+/// level's keys; async-graphql's default (1 ms, on
 /// a timer thread of its own unless its `tokio-timer` feature is on) only added a timer
 /// wake-up and a millisecond of latency to every level of every request.
 pub const BATCH_DELAY: std::time::Duration = std::time::Duration::ZERO;
 
-/// `tokio::spawn`, keeping the current request's scope in the new task (the DataLoaders'
-/// spawner: their batches are the request's statements too). The task starts once the
-/// request's executor pass has ended (see [`ExecutorPass`]).
+/// The DataLoaders' spawner. A batch of a request whose executor is running is polled by
+/// that executor's driver, in the request's own task, once the executor's current pass has
+/// ended ([`executor_passes`]); otherwise it runs in a task of its own
+/// ([`spawn_in_request`]).
+///
+/// Why not always a task: a spawned batch is a hand-over to another worker thread, and its
+/// statements' answers wake that thread and then the request's; on this API's small
+/// requests those wake-ups were a good share of the server's CPU.
+pub fn batch_in_request(batch: Batch) {
+    use tracing::Instrument;
+    // The request's span too, so that what the batch logs names its request.
+    let batch: Batch = Box::pin(batch.in_current_span());
+    let refused = match current() {
+        Some(scope) => scope.batches.offer(batch),
+        None => Some(batch),
+    };
+    if let Some(batch) = refused {
+        drop(spawn_in_request(batch));
+    }
+}
+
+/// `tokio::spawn`, keeping the current request's scope in the new task (the statements of a
+/// batch that runs outside its request's task are the request's statements too). The task
+/// starts once the request's executor pass has ended (see [`ExecutorPass`]).
 pub fn spawn_in_request<F>(future: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
@@ -195,18 +268,77 @@ where
     }
 }
 
-/// Runs the GraphQL executor's `future` so that the current request's DataLoader batches
-/// know when a pass of it ends (see [`ExecutorPass`]). Outside a request, as it is.
+/// Runs the GraphQL executor's `future` and, between its passes, the current request's
+/// DataLoader batches ([`batch_in_request`]): a batch starts only once the pass that
+/// registered its keys has ended, so the keys of one pass are one batch. A finished batch
+/// lets the executor go on at once. Outside a request, `future` runs as it is.
 pub fn executor_passes<F: Future>(future: F) -> impl Future<Output = F::Output> {
     let mut future = Box::pin(future);
+    let mut driver: Option<BatchDriver> = None;
     std::future::poll_fn(move |cx| {
         let Some(scope) = current() else { return future.as_mut().poll(cx) };
-        scope.pass.polling.store(true, Ordering::Release);
-        // Ends the pass when the poll returns or unwinds (a resolver's panic, caught at the
-        // HTTP edge), so a batch never waits on a pass that is over.
-        let _pass = PassEnd(&scope.pass);
-        future.as_mut().poll(cx)
+        let driver = driver.get_or_insert_with(|| BatchDriver::start(scope.clone()));
+        loop {
+            scope.pass.polling.store(true, Ordering::Release);
+            let polled = {
+                // Ends the pass when the poll returns or unwinds (a resolver's panic, caught at
+                // the HTTP edge), so a batch in a task of its own never waits on a pass that
+                // is over.
+                let _pass = PassEnd(&scope.pass);
+                future.as_mut().poll(cx)
+            };
+            if polled.is_ready() || !driver.run(cx) {
+                return polled;
+            }
+        }
     })
+}
+
+/// Polls a request's DataLoader batches in the request's task (see [`executor_passes`]).
+struct BatchDriver {
+    scope: Arc<RequestScope>,
+    running: futures_util::stream::FuturesUnordered<Batch>,
+}
+
+impl BatchDriver {
+    fn start(scope: Arc<RequestScope>) -> BatchDriver {
+        scope.batches.open();
+        BatchDriver { scope, running: futures_util::stream::FuturesUnordered::new() }
+    }
+
+    /// Polls every batch, the newly queued ones too; whether any finished (its loads are
+    /// answered, so the executor has work).
+    fn run(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        use futures_util::StreamExt as _;
+        let mut finished = false;
+        loop {
+            self.running.extend(self.scope.batches.take());
+            while let std::task::Poll::Ready(Some(())) = self.running.poll_next_unpin(cx) {
+                finished = true;
+            }
+            // A batch may have queued another (a loader that loads through another).
+            if self.scope.batches.is_empty() {
+                return finished;
+            }
+        }
+    }
+}
+
+impl Drop for BatchDriver {
+    /// The executor is done or dropped (a cancelled request, a panic): batches it left run
+    /// to their end in a task of their own, as they would have had they been spawned, so a
+    /// batch never stops halfway through its statement.
+    fn drop(&mut self) {
+        use futures_util::StreamExt as _;
+        self.running.extend(self.scope.batches.close());
+        if self.running.is_empty() {
+            return;
+        }
+        let left = std::mem::take(&mut self.running);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(CURRENT.scope(self.scope.clone(), left.for_each(|()| async {})));
+        }
+    }
 }
 
 /// The longest a batch waits for its executor pass to end: a pass is CPU work on one
@@ -270,26 +402,79 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn loads_of_one_executor_pass_are_one_batch_however_long_the_pass_takes() {
+    /// One pass of an executor: a load, then work that outlasts any wait of the loader's own
+    /// (a busy machine), then another load; `join3` polls the three in order in one pass.
+    /// Returns the batches the loader made.
+    async fn batches_of_one_slow_pass<S, R>(spawner: S) -> Vec<Vec<u32>>
+    where
+        S: Fn(futures_util::future::BoxFuture<'static, ()>) -> R + Send + Sync + 'static,
+    {
         use async_graphql::dataloader::DataLoader;
         let batches = Arc::new(Mutex::new(Vec::new()));
-        let loader = DataLoader::new(Batches(batches.clone()), spawn_in_request).delay(BATCH_DELAY);
-        // One pass: a load, then work that outlasts any wait of the loader's own (a busy
-        // machine), then another load; `join3` polls the three in order in one pass.
+        let loader = DataLoader::new(Batches(batches.clone()), spawner).delay(BATCH_DELAY);
         let busy = async { std::thread::sleep(std::time::Duration::from_millis(30)) };
         let pass = futures_util::future::join3(loader.load_one(0), busy, loader.load_one(2));
         let (first, (), second) = within(RequestScope::new("r1".into()), executor_passes(pass)).await;
         assert_eq!((first.ok().flatten(), second.ok().flatten()), (Some(0), Some(2)));
-        assert_eq!(*batches.lock().expect("batches"), vec![vec![0, 2]], "one batch");
+        batches.lock().expect("batches").clone()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_pass_that_panics_does_not_hold_back_its_batches() {
+    async fn loads_of_one_executor_pass_are_one_batch_however_long_the_pass_takes() {
+        assert_eq!(batches_of_one_slow_pass(batch_in_request).await, vec![vec![0, 2]], "one batch");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn loads_of_one_executor_pass_are_one_batch_when_the_batch_has_a_task_of_its_own() {
+        assert_eq!(batches_of_one_slow_pass(spawn_in_request).await, vec![vec![0, 2]], "one batch");
+    }
+
+    /// Answers each key with the task that ran its batch.
+    struct TaskOfBatch;
+
+    impl async_graphql::dataloader::Loader<u32> for TaskOfBatch {
+        type Value = Option<tokio::task::Id>;
+        type Error = std::convert::Infallible;
+
+        async fn load(&self, keys: &[u32]) -> Result<std::collections::HashMap<u32, Self::Value>, Self::Error> {
+            Ok(keys.iter().map(|k| (*k, tokio::task::try_id())).collect())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_s_batches_run_in_the_request_s_own_task() {
+        use async_graphql::dataloader::DataLoader;
+        let request = tokio::spawn(within(RequestScope::new("r1".into()), async {
+            let loader = DataLoader::new(TaskOfBatch, batch_in_request).delay(BATCH_DELAY);
+            let ran_in = executor_passes(loader.load_one(1)).await.ok().flatten().flatten();
+            (tokio::task::id(), ran_in)
+        }));
+        let (request_task, batch_task) = request.await.expect("request");
+        assert_eq!(batch_task, Some(request_task));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_with_no_executor_to_run_it_gets_a_task_of_its_own() {
+        use async_graphql::dataloader::DataLoader;
+        let scope = RequestScope::new("r1".into());
+        let request = tokio::spawn(within(scope.clone(), async {
+            let loader = DataLoader::new(TaskOfBatch, batch_in_request).delay(BATCH_DELAY);
+            // A load outside `executor_passes`: no driver, so a task of its own.
+            let ran_in = loader.load_one(1).await.ok().flatten().flatten();
+            (tokio::task::id(), ran_in)
+        }));
+        let (request_task, batch_task) = request.await.expect("request");
+        assert!(batch_task.is_some_and(|t| t != request_task), "{batch_task:?} vs {request_task:?}");
+    }
+
+    async fn a_panicking_pass_leaves_its_batch_running<S, R>(spawner: S)
+    where
+        S: Fn(futures_util::future::BoxFuture<'static, ()>) -> R + Send + Sync + 'static,
+    {
         use async_graphql::dataloader::DataLoader;
         use futures_util::FutureExt as _;
         let batches = Arc::new(Mutex::new(Vec::new()));
-        let loader = Arc::new(DataLoader::new(Batches(batches.clone()), spawn_in_request).delay(BATCH_DELAY));
+        let loader = Arc::new(DataLoader::new(Batches(batches.clone()), spawner).delay(BATCH_DELAY));
         let in_pass = loader.clone();
         // A pass registers a load, then a resolver panics (the HTTP edge catches it).
         let pass = std::future::poll_fn(move |cx| {
@@ -309,5 +494,15 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         assert_eq!(*batches.lock().expect("batches"), vec![vec![7]]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pass_that_panics_does_not_hold_back_its_batches() {
+        a_panicking_pass_leaves_its_batch_running(batch_in_request).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pass_that_panics_does_not_hold_back_batches_in_tasks_of_their_own() {
+        a_panicking_pass_leaves_its_batch_running(spawn_in_request).await;
     }
 }
