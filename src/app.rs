@@ -32,6 +32,8 @@ pub struct AppState {
     pub persisted: Arc<PersistedOperations>,
     /// This server's Prometheus metrics.
     pub metrics: Arc<crate::telemetry::metrics::Metrics>,
+    /// Documents parsed before, by their text.
+    pub documents: Arc<crate::graphql::parsed::ParsedDocuments>,
 }
 
 /// HTTP behaviour that differs by deployment.
@@ -129,6 +131,7 @@ impl AppState {
             credentials: Arc::new(credentials),
             persisted: Arc::new(PersistedOperations::default()),
             metrics: Arc::new(crate::telemetry::metrics::Metrics::new()),
+            documents: Arc::default(),
         })
     }
 

@@ -11,6 +11,7 @@ pub mod mutation;
 pub mod onboarding;
 pub mod operations;
 pub mod paging;
+pub mod parsed;
 pub mod perimeter;
 pub mod persisted;
 pub mod schema;

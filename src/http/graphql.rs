@@ -82,7 +82,8 @@ fn request_error(media: Media, code: &str, message: &str, at: Option<Pos>) -> Bo
 
 /// Persisted operations, then the document limits, then the method: everything decided
 /// from the request alone, before any credential is looked at or any SQL runs. The document
-/// is parsed once, here, and handed to the executor parsed.
+/// is parsed once, here (or taken from the documents parsed before), and handed to the
+/// executor parsed.
 fn admit(
     state: &AppState,
     method: &Method,
@@ -101,7 +102,7 @@ fn admit(
     let limits = &state.settings.limits;
     let refuse = |r: Refusal| request_error(media, r.code(), &r.message(), None);
     perimeter::check_text(&request.query, limits).map_err(refuse)?;
-    let doc = async_graphql::parser::parse_query(&request.query).map_err(|e| {
+    let doc = state.documents.parse(&request.query).map_err(|e| {
         let (message, at) = parse_message(e);
         let refused = Refusal::ParseFailed(message);
         request_error(media, refused.code(), &refused.message(), at)
