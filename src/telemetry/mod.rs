@@ -35,7 +35,17 @@ type Batch = futures_util::future::BoxFuture<'static, ()>;
 /// The DataLoader batches of a request whose executor is running ([`executor_passes`]):
 /// `None` when no executor runs, and a batch then needs a task of its own.
 #[derive(Default)]
-struct BatchQueue(Mutex<Option<Vec<Batch>>>);
+struct BatchQueue(Mutex<Option<Queued>>);
+
+#[derive(Default)]
+struct Queued {
+    batches: Vec<Batch>,
+    /// The driver's waker while it waits, so a batch queued from another task (one that
+    /// carries the request's scope) is not left waiting for a wake-up that never comes.
+    /// Taken while the driver runs: a batch queued by the driver's own task is polled
+    /// before the driver waits again, and wakes nothing.
+    waiting: Option<std::task::Waker>,
+}
 
 impl std::fmt::Debug for BatchQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -44,36 +54,53 @@ impl std::fmt::Debug for BatchQueue {
 }
 
 impl BatchQueue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<Batch>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Queued>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Queues `batch` if an executor will poll it; gives it back otherwise.
     fn offer(&self, batch: Batch) -> Option<Batch> {
-        match self.lock().as_mut() {
-            Some(queue) => {
-                queue.push(batch);
-                None
-            }
-            None => Some(batch),
+        let waiting = {
+            let mut queue = self.lock();
+            let Some(queue) = queue.as_mut() else { return Some(batch) };
+            queue.batches.push(batch);
+            queue.waiting.take()
+        };
+        if let Some(driver) = waiting {
+            driver.wake();
         }
+        None
     }
 
     fn open(&self) {
-        self.lock().get_or_insert_with(Vec::new);
+        self.lock().get_or_insert_with(Queued::default);
     }
 
+    /// The queued batches; the driver is running (no wake-up needed until it waits).
     fn take(&self) -> Vec<Batch> {
-        self.lock().as_mut().map(std::mem::take).unwrap_or_default()
+        self.lock()
+            .as_mut()
+            .map(|queue| {
+                queue.waiting = None;
+                std::mem::take(&mut queue.batches)
+            })
+            .unwrap_or_default()
     }
 
-    fn is_empty(&self) -> bool {
-        self.lock().as_ref().is_none_or(Vec::is_empty)
+    /// The driver waits: true if a batch came in meanwhile (it must not wait after all).
+    fn wait(&self, driver: &std::task::Waker) -> bool {
+        match self.lock().as_mut() {
+            Some(queue) if queue.batches.is_empty() => {
+                queue.waiting = Some(driver.clone());
+                false
+            }
+            _ => true,
+        }
     }
 
     /// No executor polls batches any more: what is queued is given back.
     fn close(&self) -> Vec<Batch> {
-        self.lock().take().unwrap_or_default()
+        self.lock().take().map(|queue| queue.batches).unwrap_or_default()
     }
 }
 
@@ -307,7 +334,8 @@ impl BatchDriver {
     }
 
     /// Polls every batch, the newly queued ones too; whether any finished (its loads are
-    /// answered, so the executor has work).
+    /// answered, so the executor has work). When none did, the driver waits, and a batch
+    /// queued from elsewhere wakes it.
     fn run(&mut self, cx: &mut std::task::Context<'_>) -> bool {
         use futures_util::StreamExt as _;
         let mut finished = false;
@@ -317,7 +345,7 @@ impl BatchDriver {
                 finished = true;
             }
             // A batch may have queued another (a loader that loads through another).
-            if self.scope.batches.is_empty() {
+            if finished || !self.scope.batches.wait(cx.waker()) {
                 return finished;
             }
         }
@@ -451,6 +479,24 @@ mod tests {
         }));
         let (request_task, batch_task) = request.await.expect("request");
         assert_eq!(batch_task, Some(request_task));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_queued_from_another_task_of_the_request_wakes_the_executor_s_driver() {
+        use async_graphql::dataloader::DataLoader;
+        let loader = Arc::new(DataLoader::new(TaskOfBatch, batch_in_request).delay(BATCH_DELAY));
+        let request = within(RequestScope::new("r1".into()), {
+            let loader = loader.clone();
+            // The executor waits on a task that carries the request's scope and loads: its
+            // batch goes to the executor's driver, which is waiting.
+            executor_passes(async move {
+                spawn_in_request(async move { loader.load_one(1).await.ok().flatten().flatten() }).await
+            })
+        });
+        // A task of its own, so that nothing but a wake-up polls it again (a timeout around
+        // the request itself would).
+        let ran_in = tokio::time::timeout(std::time::Duration::from_secs(5), tokio::spawn(request)).await;
+        assert!(matches!(ran_in, Ok(Ok(Ok(Some(_))))), "the batch ran: {ran_in:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
