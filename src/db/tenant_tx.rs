@@ -149,7 +149,7 @@ impl TenantTx {
                 // (sea-orm acquires and begins in one call, so a request dropped while it
                 // waits for a connection leaves that task waiting; it then costs the pool a
                 // BEGIN and a ROLLBACK.)
-                let tx = to_the_end(begin).await?;
+                let tx = to_the_end(begin, "BEGIN").await?;
                 apply_scope(&tx, self.scope()).await?;
                 let clock = *self.clock.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(now) = clock {
@@ -262,7 +262,7 @@ impl TenantTx {
 
     pub async fn rollback(&self) -> AppResult<()> {
         if let Slot::Open(tx) = std::mem::replace(&mut *self.tx.lock().await, Slot::Finished) {
-            to_the_end(tx.rollback()).await?;
+            to_the_end(tx.rollback(), "ROLLBACK").await?;
         }
         Ok(())
     }
@@ -281,15 +281,24 @@ impl TenantTx {
 /// drop costs nothing on the usual path.
 async fn to_the_end<T: Send + 'static>(
     work: impl Future<Output = Result<T, sea_orm::DbErr>> + Send + 'static,
+    what: &'static str,
 ) -> AppResult<T> {
     use tracing::Instrument;
-    Ok(FinishOnDrop(Some(Box::pin(work.in_current_span()))).await?)
+    match FinishOnDrop(Some(Box::pin(work.in_current_span()))).await {
+        Ok(done) => Ok(done?),
+        // As a spawned task's panic was: the request fails with an internal error, and its
+        // refusal is recorded as any other.
+        Err(Panicked) => Err(AppError::internal(format!("the {what} panicked"))),
+    }
 }
+
+/// The work of a [`FinishOnDrop`] panicked (the panic is reported by the panic hook).
+struct Panicked;
 
 /// A future polled in place that, dropped before it is ready, is moved into a task that
 /// polls it to its end (its output is then dropped there: an unfinished BEGIN's
-/// transaction rolls back). Outside a runtime (shutdown) nothing can finish it, and it is
-/// dropped as any future would be.
+/// transaction rolls back). Outside a runtime nothing can finish it, and it is dropped as
+/// any future would be. A panic while it is polled ends it: it is never polled again.
 struct FinishOnDrop<F: Future + Send + 'static>(Option<std::pin::Pin<Box<F>>>)
 where
     F::Output: Send + 'static;
@@ -298,15 +307,23 @@ impl<F: Future + Send + 'static> Future for FinishOnDrop<F>
 where
     F::Output: Send + 'static,
 {
-    type Output = F::Output;
+    type Output = Result<F::Output, Panicked>;
 
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
-        let Some(work) = self.0.as_mut() else {
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        // Out of `self` while it is polled: if the poll panics, the work is dropped here
+        // rather than handed, broken, to a task by `drop`.
+        let Some(mut work) = self.0.take() else {
             panic!("FinishOnDrop polled after it was ready");
         };
-        let ready = std::task::ready!(work.as_mut().poll(cx));
-        self.0 = None;
-        std::task::Poll::Ready(ready)
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work.as_mut().poll(cx)));
+        match polled {
+            Ok(std::task::Poll::Ready(done)) => std::task::Poll::Ready(Ok(done)),
+            Ok(std::task::Poll::Pending) => {
+                self.0 = Some(work);
+                std::task::Poll::Pending
+            }
+            Err(_) => std::task::Poll::Ready(Err(Panicked)),
+        }
     }
 }
 
@@ -324,7 +341,7 @@ where
 }
 
 async fn commit_to_the_end(tx: DatabaseTransaction) -> AppResult<()> {
-    to_the_end(tx.commit()).await
+    to_the_end(tx.commit(), "COMMIT").await
 }
 
 async fn apply_scope(tx: &DatabaseTransaction, scope: DbScope) -> AppResult<()> {
@@ -355,4 +372,46 @@ async fn apply_clock(tx: &DatabaseTransaction, now: DateTime<Utc>) -> AppResult<
     );
     tx.execute_raw(stmt).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_dropped_before_it_is_ready_runs_to_its_end_in_a_task_of_its_own() {
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let ended = Arc::new(AtomicBool::new(false));
+        let work = {
+            let ended = ended.clone();
+            async move {
+                let _ = released.await;
+                ended.store(true, Ordering::SeqCst);
+                Ok::<(), sea_orm::DbErr>(())
+            }
+        };
+        let mut waiting = Box::pin(to_the_end(work, "COMMIT"));
+        assert!(futures_util::poll!(waiting.as_mut()).is_pending());
+        drop(waiting); // the request is gone mid-statement
+        release.send(()).expect("the work still waits");
+        let started = std::time::Instant::now();
+        while !ended.load(Ordering::SeqCst) && started.elapsed() < std::time::Duration::from_secs(5) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(ended.load(Ordering::SeqCst), "the work ran to its end");
+    }
+
+    #[tokio::test]
+    async fn work_that_panics_is_an_internal_error_of_the_request() {
+        let work = async {
+            if true {
+                panic!("a driver's bug");
+            }
+            Ok::<(), sea_orm::DbErr>(())
+        };
+        let outcome = to_the_end(work, "BEGIN").await;
+        assert!(matches!(&outcome, Err(AppError::Internal(m)) if m.contains("BEGIN")), "{outcome:?}");
+    }
 }
