@@ -42,7 +42,7 @@ struct Queued {
     batches: Vec<Batch>,
     /// The driver's waker while it waits, so a batch queued from another task (one that
     /// carries the request's scope) is not left waiting for a wake-up that never comes.
-    /// Taken while the driver runs: a batch queued by the driver's own task is polled
+    /// Cleared whenever the driver's task is polled: a batch queued by that poll is run
     /// before the driver waits again, and wakes nothing.
     waiting: Option<std::task::Waker>,
 }
@@ -76,25 +76,28 @@ impl BatchQueue {
         self.lock().get_or_insert_with(Queued::default);
     }
 
-    /// The queued batches; the driver is running (no wake-up needed until it waits).
+    /// The queued batches.
     fn take(&self) -> Vec<Batch> {
-        self.lock()
-            .as_mut()
-            .map(|queue| {
-                queue.waiting = None;
-                std::mem::take(&mut queue.batches)
-            })
-            .unwrap_or_default()
+        self.lock().as_mut().map(|queue| std::mem::take(&mut queue.batches)).unwrap_or_default()
+    }
+
+    /// The driver's task is polled: a batch its own poll queues needs no wake-up.
+    fn driver_polled(&self) {
+        if let Some(queue) = self.lock().as_mut() {
+            queue.waiting = None;
+        }
     }
 
     /// The driver waits: true if a batch came in meanwhile (it must not wait after all).
+    /// A closed queue has nothing to wait for.
     fn wait(&self, driver: &std::task::Waker) -> bool {
         match self.lock().as_mut() {
             Some(queue) if queue.batches.is_empty() => {
                 queue.waiting = Some(driver.clone());
                 false
             }
-            _ => true,
+            Some(_) => true,
+            None => false,
         }
     }
 
@@ -305,6 +308,7 @@ pub fn executor_passes<F: Future>(future: F) -> impl Future<Output = F::Output> 
     std::future::poll_fn(move |cx| {
         let Some(scope) = current() else { return future.as_mut().poll(cx) };
         let driver = driver.get_or_insert_with(|| BatchDriver::start(scope.clone()));
+        scope.batches.driver_polled();
         loop {
             scope.pass.polling.store(true, Ordering::Release);
             let polled = {
@@ -489,14 +493,38 @@ mod tests {
             let loader = loader.clone();
             // The executor waits on a task that carries the request's scope and loads: its
             // batch goes to the executor's driver, which is waiting.
-            executor_passes(async move {
-                spawn_in_request(async move { loader.load_one(1).await.ok().flatten().flatten() }).await
-            })
+            async move {
+                let ran_in = executor_passes(async move {
+                    spawn_in_request(async move { loader.load_one(1).await.ok().flatten().flatten() }).await
+                })
+                .await;
+                (tokio::task::id(), ran_in.ok().flatten())
+            }
         });
         // A task of its own, so that nothing but a wake-up polls it again (a timeout around
         // the request itself would).
-        let ran_in = tokio::time::timeout(std::time::Duration::from_secs(5), tokio::spawn(request)).await;
-        assert!(matches!(ran_in, Ok(Ok(Ok(Some(_))))), "the batch ran: {ran_in:?}");
+        let ran = tokio::time::timeout(std::time::Duration::from_secs(5), tokio::spawn(request)).await;
+        let (request_task, batch_task) = ran.expect("the batch ran in time").expect("request");
+        assert_eq!(batch_task, Some(request_task), "the driver ran it, in the request's task");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_executor_inside_another_of_the_same_request_leaves_the_outer_one_working() {
+        use async_graphql::dataloader::DataLoader;
+        let loader = Arc::new(DataLoader::new(TaskOfBatch, batch_in_request).delay(BATCH_DELAY));
+        let request = within(RequestScope::new("r1".into()), {
+            let loader = loader.clone();
+            executor_passes(async move {
+                // The inner driver closes the request's queue when it ends; the outer one
+                // then waits for its loads' answers, without spinning, and its next batch
+                // gets a task of its own.
+                let inner = executor_passes(loader.load_one(1)).await.ok().flatten();
+                let outer = loader.load_one(2).await.ok().flatten();
+                (inner.is_some(), outer.is_some())
+            })
+        });
+        let ran = tokio::time::timeout(std::time::Duration::from_secs(5), tokio::spawn(request)).await;
+        assert_eq!(ran.expect("in time").expect("request"), (true, true));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
