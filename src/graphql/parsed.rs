@@ -2,36 +2,48 @@
 //! over (a dashboard's landing query, an app's home screen), and parsing one was 7% of the
 //! server's CPU for the client app's home screen: a cached document is cloned instead.
 //!
-//! Only documents that parse are kept, and the cache is bounded by the bytes of text it
-//! holds, so a client sending endless distinct documents only churns it. What is decided
-//! per request (the perimeter's checks against the variables, validation against the
-//! caller's schema) still runs on every request: the cache saves the parse, nothing else.
+//! What is kept: query documents (never mutations, whose text may carry a password or an
+//! invitation token inline) that passed the perimeter's checks. The cache is bounded by an
+//! estimate of the parsed documents' size, so a client sending endless distinct documents
+//! only churns it. What is decided per request (the perimeter's checks against the
+//! variables, validation against the caller's schema) still runs on every request: the
+//! cache saves the parse, nothing else.
 
 use std::sync::Arc;
 
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 
-/// Texts of cached documents, in bytes, at most: with [`crate::graphql::perimeter::Limits`]'s
-/// 32 KiB documents, at least 64 of the largest, thousands of usual ones.
-const TEXT_BUDGET: u64 = 2 * 1024 * 1024;
+/// Estimated size of the parsed documents held, in bytes, at most. (The cache splits it
+/// into shards of at most 8; a document larger than a shard's part, over 4,000 tokens, is
+/// parsed every time.)
+const PARSED_BUDGET: u64 = 8 * 1024 * 1024;
+
+/// A parsed document's size per token of its text, over-estimated: a field node with its
+/// name is about 200 bytes, and a token is at most one node (`{a a a ...}`).
+const BYTES_PER_TOKEN: u64 = 256;
 
 /// How many documents the cache expects to hold (sizes its tables, not a bound).
-const EXPECTED_DOCUMENTS: usize = 512;
+const EXPECTED_DOCUMENTS: usize = 256;
 
-/// A document's weight in the cache: its text's length (never 0, which the cache would
-/// never evict).
+/// A document as the cache holds it, with its estimated size.
+#[derive(Clone)]
+struct Kept {
+    doc: Arc<ExecutableDocument>,
+    weight: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
-struct TextLength;
+struct EstimatedSize;
 
-impl quick_cache::Weighter<String, Arc<ExecutableDocument>> for TextLength {
-    fn weight(&self, text: &String, _: &Arc<ExecutableDocument>) -> u64 {
-        (text.len() as u64).max(1)
+impl quick_cache::Weighter<String, Kept> for EstimatedSize {
+    fn weight(&self, _: &String, kept: &Kept) -> u64 {
+        kept.weight
     }
 }
 
 /// The server's parsed documents.
 pub struct ParsedDocuments {
-    cache: quick_cache::sync::Cache<String, Arc<ExecutableDocument>, TextLength>,
+    cache: quick_cache::sync::Cache<String, Kept, EstimatedSize>,
 }
 
 impl std::fmt::Debug for ParsedDocuments {
@@ -42,20 +54,32 @@ impl std::fmt::Debug for ParsedDocuments {
 
 impl Default for ParsedDocuments {
     fn default() -> Self {
-        Self { cache: quick_cache::sync::Cache::with_weighter(EXPECTED_DOCUMENTS, TEXT_BUDGET, TextLength) }
+        Self { cache: quick_cache::sync::Cache::with_weighter(EXPECTED_DOCUMENTS, PARSED_BUDGET, EstimatedSize) }
     }
 }
 
 impl ParsedDocuments {
-    /// `text` parsed: from the cache when this text was parsed before, else parsed now (and
-    /// kept if it parses).
-    pub fn parse(&self, text: &str) -> async_graphql::parser::Result<ExecutableDocument> {
-        if let Some(doc) = self.cache.get(text) {
-            return Ok(doc.as_ref().clone());
+    /// The document `text` parses to, if it is held.
+    pub fn get(&self, text: &str) -> Option<ExecutableDocument> {
+        self.cache.get(text).map(|kept| kept.doc.as_ref().clone())
+    }
+
+    /// Keeps `doc`, parsed from `text` of `tokens` tokens, if it holds queries only.
+    pub fn keep(&self, text: &str, doc: &ExecutableDocument, tokens: usize) {
+        let queries_only = match &doc.operations {
+            DocumentOperations::Single(op) => op.node.ty == OperationType::Query,
+            DocumentOperations::Multiple(ops) => ops.values().all(|op| op.node.ty == OperationType::Query),
+        };
+        if !queries_only {
+            return;
         }
-        let doc = async_graphql::parser::parse_query(text)?;
-        self.cache.insert(text.to_owned(), Arc::new(doc.clone()));
-        Ok(doc)
+        let weight = (tokens as u64).saturating_mul(BYTES_PER_TOKEN).max(text.len() as u64).max(1);
+        self.cache.insert(text.to_owned(), Kept { doc: Arc::new(doc.clone()), weight });
+    }
+
+    /// The estimated size of the documents held, in bytes.
+    pub fn estimated_bytes(&self) -> u64 {
+        self.cache.weight()
     }
 
     /// Documents held.
@@ -71,11 +95,23 @@ impl ParsedDocuments {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graphql::perimeter::{Limits, check_text};
+
+    /// As the HTTP edge does: the held document, or the text checked, parsed and kept.
+    fn parse(documents: &ParsedDocuments, text: &str) -> ExecutableDocument {
+        if let Some(doc) = documents.get(text) {
+            return doc;
+        }
+        let tokens = check_text(text, &Limits::default()).expect("within the limits");
+        let doc = async_graphql::parser::parse_query(text).expect("parses");
+        documents.keep(text, &doc, tokens);
+        doc
+    }
 
     fn operation_names(doc: &ExecutableDocument) -> Vec<String> {
         match &doc.operations {
-            async_graphql::parser::types::DocumentOperations::Single(_) => vec![String::new()],
-            async_graphql::parser::types::DocumentOperations::Multiple(ops) => {
+            DocumentOperations::Single(_) => vec![String::new()],
+            DocumentOperations::Multiple(ops) => {
                 let mut names: Vec<String> = ops.keys().map(|n| n.to_string()).collect();
                 names.sort();
                 names
@@ -84,11 +120,11 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_document_is_the_document_its_text_parses_to() {
+    fn a_held_document_is_the_document_its_text_parses_to() {
         let documents = ParsedDocuments::default();
         let text = "query Home($n: Int) { viewer { id role } coachees(first: $n) { totalCount } }";
-        let first = documents.parse(text).expect("parses");
-        let again = documents.parse(text).expect("parses");
+        let first = parse(&documents, text);
+        let again = documents.get(text).expect("held");
         assert_eq!(documents.len(), 1, "kept once");
         let fresh = async_graphql::parser::parse_query(text).expect("parses");
         assert_eq!(format!("{first:?}"), format!("{fresh:?}"));
@@ -96,39 +132,48 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_document_keeps_every_operation() {
+    fn a_held_document_keeps_every_operation() {
         let documents = ParsedDocuments::default();
         let text = "query A { viewer { id } } query B { viewer { role } }";
-        documents.parse(text).expect("parses");
-        assert_eq!(operation_names(&documents.parse(text).expect("parses")), vec!["A", "B"]);
+        parse(&documents, text);
+        assert_eq!(operation_names(&documents.get(text).expect("held")), vec!["A", "B"]);
     }
 
     #[test]
     fn distinct_texts_are_distinct_documents() {
         let documents = ParsedDocuments::default();
-        let a = documents.parse("query A { viewer { id } }").expect("parses");
-        let b = documents.parse("query B { viewer { id } }").expect("parses");
-        assert_eq!((operation_names(&a), operation_names(&b)), (vec!["A".to_owned()], vec!["B".to_owned()]));
+        parse(&documents, "query A { viewer { id } }");
+        parse(&documents, "query B { viewer { id } }");
+        assert_eq!(operation_names(&documents.get("query A { viewer { id } }").expect("held")), vec!["A"]);
+        assert_eq!(operation_names(&documents.get("query B { viewer { id } }").expect("held")), vec!["B"]);
         assert_eq!(documents.len(), 2);
     }
 
     #[test]
-    fn a_text_that_does_not_parse_is_refused_every_time_and_never_kept() {
+    fn documents_with_a_mutation_are_never_kept() {
         let documents = ParsedDocuments::default();
-        for _ in 0..2 {
-            assert!(documents.parse("query { viewer { id }").is_err());
+        for text in [
+            r#"mutation { login(email: "a@b.c", password: "secret") { token } }"#,
+            r#"query Q { viewer { id } } mutation M { acceptInvitation(token: "t", password: "secret") { token } }"#,
+        ] {
+            parse(&documents, text);
+            assert!(documents.get(text).is_none(), "{text}");
         }
         assert!(documents.is_empty());
     }
 
     #[test]
-    fn the_cache_holds_at_most_its_budget_of_text() {
+    fn the_cache_holds_at_most_its_budget_of_estimated_parsed_size() {
         let documents = ParsedDocuments::default();
-        let padding = "x".repeat(30 * 1024);
+        // Documents whose parsed form is two orders of magnitude larger than their text:
+        // hundreds of one-letter fields.
+        let fields = "a ".repeat(1_000);
         for i in 0..200 {
-            documents.parse(&format!("query Q{i} {{ viewer {{ id }} }} # {padding}")).expect("parses");
+            parse(&documents, &format!("query Q{i} {{ {fields} }}"));
         }
-        let held = documents.len() as u64 * (30 * 1024);
-        assert!(documents.len() < 200 && held <= TEXT_BUDGET, "{} documents held", documents.len());
+        let held = documents.len() as u64;
+        assert!(held > 0, "some are held");
+        assert!(held * 1_000 * BYTES_PER_TOKEN <= PARSED_BUDGET, "{held} documents held");
+        assert!(documents.estimated_bytes() <= PARSED_BUDGET);
     }
 }

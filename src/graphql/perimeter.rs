@@ -189,8 +189,8 @@ impl TypeIndex {
 }
 
 /// The text checks, before parsing: size, tokens and bracket nesting (so a pathological
-/// text never reaches the recursive parser).
-pub fn check_text(text: &str, limits: &Limits) -> Result<(), Refusal> {
+/// text never reaches the recursive parser). Returns the number of tokens.
+pub fn check_text(text: &str, limits: &Limits) -> Result<usize, Refusal> {
     if text.len() > limits.max_document_bytes {
         return Err(Refusal::DocumentTooLarge { limit: limits.max_document_bytes });
     }
@@ -249,7 +249,7 @@ pub fn check_text(text: &str, limits: &Limits) -> Result<(), Refusal> {
             return Err(Refusal::TooManyTokens { limit: limits.max_tokens });
         }
     }
-    Ok(())
+    Ok(tokens)
 }
 
 /// What one selection set (a fragment, an operation) amounts to.

@@ -101,13 +101,21 @@ fn admit(
     };
     let limits = &state.settings.limits;
     let refuse = |r: Refusal| request_error(media, r.code(), &r.message(), None);
-    perimeter::check_text(&request.query, limits).map_err(refuse)?;
-    let doc = state.documents.parse(&request.query).map_err(|e| {
-        let (message, at) = parse_message(e);
-        let refused = Refusal::ParseFailed(message);
-        request_error(media, refused.code(), &refused.message(), at)
-    })?;
+    let tokens = perimeter::check_text(&request.query, limits).map_err(refuse)?;
+    let held = state.documents.get(&request.query);
+    let parsed_now = held.is_none();
+    let doc = match held {
+        Some(doc) => doc,
+        None => async_graphql::parser::parse_query(&request.query).map_err(|e| {
+            let (message, at) = parse_message(e);
+            let refused = Refusal::ParseFailed(message);
+            request_error(media, refused.code(), &refused.message(), at)
+        })?,
+    };
     perimeter::check_document(&doc, &request.variables, state.schemas.index(), limits).map_err(refuse)?;
+    if parsed_now {
+        state.documents.keep(&request.query, &doc, tokens);
+    }
     // Only POST runs mutations: GET and HEAD are "safe" methods that browsers, proxies and
     // link checkers send freely (a HEAD once logged a session out).
     let mutation = doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query);
