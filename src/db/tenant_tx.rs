@@ -276,9 +276,9 @@ impl TenantTx {
 /// in progress").
 ///
 /// Why not `tokio::spawn` up front: a spawned task is a hand-over to another worker thread
-/// (a futex wake and a context switch) on every BEGIN and COMMIT of every request, and the
-/// kernel's share of a small request's CPU was mostly those switches. Handing over only on
-/// drop costs nothing on the usual path.
+/// (a futex wake and a context switch) on every BEGIN and COMMIT of every request; handing
+/// over only on drop costs nothing on the usual path (up to 8% more requests per second on the
+/// program report and the client app, measured side by side).
 async fn to_the_end<T: Send + 'static>(
     work: impl Future<Output = Result<T, sea_orm::DbErr>> + Send + 'static,
     what: &'static str,
