@@ -142,10 +142,11 @@ impl TenantTx {
                     }
                 };
                 // The BEGIN runs to its end whether or not the request is still there to take
-                // the transaction (a dropped request hands it to a task of its own): sqlx 0.9 (transact-rs/sqlx#4393)
-                // does not roll back a BEGIN dropped in flight (a client that disconnects),
-                // and the pool took that connection back inside a transaction, which the next
-                // request then ran in. Dropped here, the finished transaction rolls back.
+                // the transaction (a dropped request hands it to a task of its own): sqlx 0.9
+                // (transact-rs/sqlx#4393) does not roll back a BEGIN dropped in flight (a
+                // client that disconnects), and the pool took that connection back inside a
+                // transaction, which the next request then ran in. Dropped here, the finished
+                // transaction rolls back.
                 // (sea-orm acquires and begins in one call, so a request dropped while it
                 // waits for a connection leaves that task waiting; it then costs the pool a
                 // BEGIN and a ROLLBACK.)

@@ -248,9 +248,9 @@ pub fn count_statement() {
 
 /// How long a request's DataLoader waits before it starts a batch: not at all. Starting
 /// batches only between the executor's passes ([`executor_passes`]) is what gathers a
-/// level's keys; async-graphql's default (1 ms, on
-/// a timer thread of its own unless its `tokio-timer` feature is on) only added a timer
-/// wake-up and a millisecond of latency to every level of every request.
+/// level's keys; async-graphql's default (1 ms, on a timer thread of its own unless its
+/// `tokio-timer` feature is on) only added a timer wake-up and a millisecond of latency to
+/// every level of every request.
 pub const BATCH_DELAY: std::time::Duration = std::time::Duration::ZERO;
 
 /// The DataLoaders' spawner. A batch of a request whose executor is running is polled by
